@@ -1,0 +1,287 @@
+"""Hierarchical clustering of fingerprints and capture times, as imagecluster does it.
+
+The semantics follow the open-source project ``imagecluster`` exactly:
+
+* content distance ``d_c`` = ``pdist(vectors, metric)`` (after optional PCA);
+* time distance ``d_t`` = ``pdist(timestamps[:, None], metric)``;
+* each divided by its maximum and mixed as ``d = (1 - alpha) * d_c + alpha * d_t``;
+* ``Z = linkage(d, method)``; flat clusters ``fcluster(Z, max(d) * (1 - sim), "distance")``;
+* only clusters of at least ``min_csize`` images are reported.
+
+Two cases imagecluster leaves undefined are made well defined here: a distance
+term whose maximum is 0 (all photos equal in content, or all taken at the same
+second) contributes 0 instead of NaN; and ``cosine``/``correlation`` are
+undefined on 1-d timestamps, so time distance falls back to the absolute
+difference for them.
+
+The work is split into :func:`build_tree` (expensive, cacheable: it does not
+depend on ``sim`` or ``min_csize``) and :func:`cut_tree` (cheap), so that a
+user moving the ``sim`` slider only re-cuts a cached tree. Only numpy and
+scipy are used: this module is imported by the Datasette plugin.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.cluster import hierarchy
+from scipy.spatial import distance
+
+METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+EUCLIDEAN_ONLY_METHODS = frozenset({"centroid", "median", "ward"})
+METRICS = (
+    "euclidean",
+    "sqeuclidean",
+    "cityblock",
+    "cosine",
+    "correlation",
+    "chebyshev",
+    "canberra",
+    "braycurtis",
+)
+# Metrics that are undefined on one-dimensional data such as timestamps.
+_TIME_FALLBACK = {"cosine": "cityblock", "correlation": "cityblock"}
+# Share of physical memory the full condensed distance matrices may take.
+_MEMORY_SHARE = 0.6
+
+
+class ClusterError(ValueError):
+    """A clustering request that cannot be carried out; the message says why."""
+
+
+def parse_unit_interval(name: str, value: object) -> float:
+    """A number in [0, 1] from a float or a string, or a ClusterError."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ClusterError(f"{name} must be a number between 0 and 1, not {value!r}")
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise ClusterError(f"{name} must be between 0 and 1, not {value!r}")
+    return number
+
+
+def parse_min_csize(value: object) -> int:
+    """A cluster size of at least 1 from an int or a string, or a ClusterError."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ClusterError(f"min_csize must be a whole number of at least 1, not {value!r}")
+    if number < 1:
+        raise ClusterError(f"min_csize must be at least 1, not {number}")
+    return number
+
+
+def parse_pca(value: object) -> int | float | None:
+    """PCA setting: None (off), a component count (int >= 1) or a variance fraction in (0, 1)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return None
+    text = str(value).strip()
+    try:
+        if text.isdigit():
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return count
+        fraction = float(text)
+    except ValueError:
+        raise ClusterError(
+            f"pca must be a number of components (e.g. 50) or a variance fraction "
+            f"between 0 and 1 (e.g. 0.95), not {value!r}"
+        )
+    if not math.isfinite(fraction) or not 0.0 < fraction < 1.0:
+        raise ClusterError(f"a pca variance fraction must be between 0 and 1 (exclusive), not {value!r}")
+    return fraction
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of one clustering, validated on construction."""
+
+    sim: float = 0.5
+    alpha: float = 0.3
+    method: str = "average"
+    metric: str = "euclidean"
+    min_csize: int = 2
+    pca: int | float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sim", parse_unit_interval("sim", self.sim))
+        object.__setattr__(self, "alpha", parse_unit_interval("alpha", self.alpha))
+        object.__setattr__(self, "min_csize", parse_min_csize(self.min_csize))
+        object.__setattr__(self, "pca", parse_pca(self.pca))
+        if self.method not in METHODS:
+            raise ClusterError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.metric not in METRICS:
+            raise ClusterError(f"unknown metric {self.metric!r}: choose one of {', '.join(METRICS)}")
+        if self.method in EUCLIDEAN_ONLY_METHODS and self.metric != "euclidean":
+            raise ClusterError(
+                f"method {self.method!r} is only defined for the euclidean metric, not {self.metric!r}"
+            )
+
+    def as_dict(self) -> dict:
+        return {
+            "sim": self.sim,
+            "alpha": self.alpha,
+            "method": self.method,
+            "metric": self.metric,
+            "min_csize": self.min_csize,
+            "pca": self.pca,
+        }
+
+
+@dataclass
+class Tree:
+    """A linkage tree and the largest mixed distance, the scale ``sim`` cuts against."""
+
+    linkage: np.ndarray
+    dmax: float
+
+    @property
+    def n(self) -> int:
+        return self.linkage.shape[0] + 1
+
+    def threshold(self, sim: float) -> float:
+        return self.dmax * (1.0 - sim)
+
+
+@dataclass
+class Result:
+    """Clusters as arrays of image ids: largest first, then earliest, then lowest id."""
+
+    params: Params
+    n_images: int
+    clusters: list[np.ndarray] = field(default_factory=list)
+
+    def stats(self) -> list[tuple[int, int]]:
+        """imagecluster's table: (cluster size, number of clusters of that size), by size."""
+        sizes: dict[int, int] = {}
+        for members in self.clusters:
+            sizes[len(members)] = sizes.get(len(members), 0) + 1
+        return sorted(sizes.items())
+
+    @property
+    def n_clustered(self) -> int:
+        return sum(len(members) for members in self.clusters)
+
+
+def pca_project(vectors: np.ndarray, n_components: int | float) -> np.ndarray:
+    """Project onto the leading principal components (sklearn's PCA semantics).
+
+    A float keeps the fewest components whose explained variance reaches that
+    fraction; an int keeps that many (at most min(N, dims)).
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    if isinstance(n_components, float):
+        variance = s**2
+        total = variance.sum()
+        if total == 0:
+            keep = 1
+        else:
+            ratio = np.cumsum(variance) / total
+            keep = int(np.searchsorted(ratio, n_components, side="right")) + 1
+    else:
+        keep = n_components
+    keep = max(1, min(keep, s.shape[0]))
+    return u[:, :keep] * s[:keep]
+
+
+def _normalised(d: np.ndarray) -> np.ndarray:
+    dmax = d.max() if d.size else 0.0
+    return d / dmax if dmax > 0 else np.zeros_like(d)
+
+
+def _check_memory(n: int, alpha: float) -> None:
+    pairs = n * (n - 1) // 2
+    needed = pairs * 8 * (3 if alpha > 0 else 1)
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > physical * _MEMORY_SHARE:
+        raise ClusterError(
+            f"clustering {n:,} photos needs about {needed / 2**30:.1f} GiB for the distance "
+            f"matrix, more than this machine can spare ({physical / 2**30:.1f} GiB); "
+            f"cluster a subset"
+        )
+
+
+def mixed_distances(
+    vectors: np.ndarray, timestamps: np.ndarray, alpha: float, metric: str
+) -> np.ndarray:
+    """The condensed matrix ``(1 - alpha) * d_c / max(d_c) + alpha * d_t / max(d_t)``."""
+    content = distance.pdist(vectors, metric)
+    if not np.all(np.isfinite(content)):
+        raise ClusterError(
+            f"the {metric} distance is undefined for some fingerprints (e.g. cosine "
+            f"of an all-zero vector): choose another metric"
+        )
+    content = _normalised(content)
+    if alpha == 0:
+        return content
+    times = np.asarray(timestamps, dtype=np.float64)[:, None]
+    time = _normalised(distance.pdist(times, _TIME_FALLBACK.get(metric, metric)))
+    return content * (1.0 - alpha) + time * alpha
+
+
+def build_tree(
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    *,
+    alpha: float = 0.3,
+    method: str = "average",
+    metric: str = "euclidean",
+    pca: int | float | None = None,
+) -> Tree:
+    """The linkage tree of the mixed distances; everything but the cut."""
+    n = vectors.shape[0]
+    if n < 2:
+        raise ClusterError(f"clustering needs at least 2 fingerprints, found {n}")
+    if len(timestamps) != n:
+        raise ClusterError("there must be one timestamp per fingerprint")
+    _check_memory(n, alpha)
+    if pca is not None:
+        vectors = pca_project(vectors, pca)
+    d = mixed_distances(vectors, timestamps, alpha, metric)
+    return Tree(linkage=hierarchy.linkage(d, method=method), dmax=float(d.max()))
+
+
+def cut_tree(tree: Tree, sim: float) -> np.ndarray:
+    """Flat cluster labels (1..k), one per fingerprint, for a similarity cut."""
+    return hierarchy.fcluster(tree.linkage, t=tree.threshold(sim), criterion="distance")
+
+
+def group(
+    labels: np.ndarray, ids: np.ndarray, timestamps: np.ndarray, params: Params
+) -> Result:
+    """Turn flat labels into ordered clusters of image ids, dropping small ones."""
+    ids = np.asarray(ids)
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    # Members ordered by (timestamp, id); clusters by (-size, first timestamp, first id).
+    order = np.lexsort((ids, timestamps))
+    labels_sorted = labels[order]
+    by_label: dict[int, list[int]] = {}
+    for index, label in zip(order.tolist(), labels_sorted.tolist()):
+        by_label.setdefault(label, []).append(index)
+    kept = [members for members in by_label.values() if len(members) >= params.min_csize]
+    kept.sort(key=lambda m: (-len(m), timestamps[m[0]], ids[m[0]]))
+    return Result(params=params, n_images=len(ids), clusters=[ids[m] for m in kept])
+
+
+def cluster(
+    vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params: Params
+) -> Result:
+    """Build the tree, cut it at ``params.sim`` and group the labels."""
+    tree = build_tree(
+        vectors,
+        timestamps,
+        alpha=params.alpha,
+        method=params.method,
+        metric=params.metric,
+        pca=params.pca,
+    )
+    return group(cut_tree(tree, params.sim), ids, timestamps, params)

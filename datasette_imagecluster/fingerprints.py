@@ -1,0 +1,140 @@
+"""Reading fingerprints and capture times out of the database for clustering.
+
+A *fingerprint set* is every fingerprint made by one (model, layer, weights):
+only fingerprints of one set may be compared, so every reader picks a set
+first. Loading fills one preallocated float32 matrix row by row, so memory is
+the matrix and nothing more.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from .clustering import ClusterError
+from .schema import FINGERPRINTS, IMAGES
+from .vectors import DTYPE
+
+
+@dataclass(frozen=True)
+class FingerprintSet:
+    model: str
+    layer: str
+    weights: str
+    dims: int
+    count: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.layer} (weights {self.weights})"
+
+
+@dataclass
+class Library:
+    """The fingerprints of one set, aligned with their image ids and timestamps."""
+
+    fingerprint_set: FingerprintSet
+    ids: np.ndarray
+    vectors: np.ndarray
+    timestamps: np.ndarray
+
+
+def has_fingerprints_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "select count(*) from sqlite_master where type = 'table' and name in (?, ?)",
+        (FINGERPRINTS, IMAGES),
+    ).fetchone()
+    return row[0] == 2
+
+
+def fingerprint_sets(conn: sqlite3.Connection) -> list[FingerprintSet]:
+    """Every fingerprint set in the database, the largest first.
+
+    Raises ClusterError when one set holds vectors of different lengths, which
+    only a foreign writer can produce.
+    """
+    if not has_fingerprints_table(conn):
+        return []
+    rows = conn.execute(
+        f"select model, layer, weights, min(dims), max(dims), count(*) from {FINGERPRINTS} "
+        "group by model, layer, weights order by count(*) desc, model, layer, weights"
+    ).fetchall()
+    sets = []
+    for model, layer, weights, min_dims, max_dims, count in rows:
+        if min_dims != max_dims:
+            raise ClusterError(
+                f"fingerprints of {model}/{layer} (weights {weights}) have mixed dimensions "
+                f"({min_dims} and {max_dims}): re-import them"
+            )
+        sets.append(FingerprintSet(model, layer, weights, min_dims, count))
+    return sets
+
+
+def choose_set(
+    sets: list[FingerprintSet],
+    model: str | None = None,
+    layer: str | None = None,
+    weights: str | None = None,
+) -> FingerprintSet:
+    """The one set matching the given filters, or a ClusterError saying what to choose."""
+    if not sets:
+        raise ClusterError("this database has no fingerprints: run 'imagecluster import' first")
+    matching = [
+        s
+        for s in sets
+        if (model is None or s.model == model)
+        and (layer is None or s.layer == layer)
+        and (weights is None or s.weights == weights)
+    ]
+    available = ", ".join(s.label for s in sets)
+    if not matching:
+        raise ClusterError(f"no fingerprints match; this database has {available}")
+    if len(matching) > 1:
+        raise ClusterError(
+            f"this database has several fingerprint sets ({available}): "
+            f"choose one with model, layer and weights"
+        )
+    return matching[0]
+
+
+def load_library(
+    conn: sqlite3.Connection,
+    fingerprint_set: FingerprintSet,
+    image_ids: Iterable[int] | None = None,
+) -> Library:
+    """Fingerprints and timestamps of one set, ordered by image id.
+
+    ``image_ids`` restricts the library to those images (ids without a
+    fingerprint in this set are ignored).
+    """
+    s = fingerprint_set
+    wanted = None if image_ids is None else {int(i) for i in image_ids}
+    capacity = s.count if wanted is None else min(s.count, len(wanted))
+    ids = np.empty(capacity, dtype=np.int64)
+    timestamps = np.empty(capacity, dtype=np.float64)
+    vectors = np.empty((capacity, s.dims), dtype=np.float32)
+    cursor = conn.execute(
+        f"select f.image_id, i.timestamp, f.vector from {FINGERPRINTS} f "
+        f"join {IMAGES} i on i.id = f.image_id "
+        "where f.model = ? and f.layer = ? and f.weights = ? order by f.image_id",
+        (s.model, s.layer, s.weights),
+    )
+    n = 0
+    expected = s.dims * DTYPE.itemsize
+    for image_id, timestamp, blob in cursor:
+        if wanted is not None and image_id not in wanted:
+            continue
+        if n == capacity:
+            break
+        if not isinstance(blob, bytes) or len(blob) != expected:
+            raise ClusterError(
+                f"the fingerprint of image {image_id} is not {s.dims} float32 values: re-import it"
+            )
+        ids[n] = image_id
+        timestamps[n] = timestamp
+        vectors[n] = np.frombuffer(blob, dtype=DTYPE)
+        n += 1
+    return Library(s, ids[:n], vectors[:n], timestamps[:n])

@@ -1,0 +1,169 @@
+"""The database both halves share: table names, columns and the schema version.
+
+The importer writes these tables and the Datasette plugin reads them, so this
+module is the contract between the two (documented in ``docs/schema.md``).
+The version lives in ``PRAGMA user_version`` so that any SQLite tool can read
+it, and ``MIGRATIONS`` takes a database from any older version to the current
+one. Only writers (the ``imagecluster`` command) call :func:`ensure_schema`;
+the plugin only calls :func:`schema_version`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+IMAGES = "images"
+THUMBNAILS = "thumbnails"
+FINGERPRINTS = "fingerprints"
+IMPORT_ERRORS = "import_errors"
+CLUSTERINGS = "clusterings"
+CLUSTER_MEMBERS = "cluster_members"
+
+
+class SchemaError(Exception):
+    """The database was written by a newer, unknown version of this project."""
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db[IMAGES].create(
+        {
+            "id": int,
+            "path": str,
+            "folder": str,
+            "name": str,
+            "size": int,
+            "mtime": float,
+            "sha256": str,
+            "format": str,
+            "width": int,
+            "height": int,
+            "orientation": int,
+            "taken": str,
+            "timestamp": float,
+            "timestamp_source": str,
+            "camera_make": str,
+            "camera_model": str,
+            "latitude": float,
+            "longitude": float,
+            "exif_error": str,
+            "source": str,
+            "imported_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+        not_null={"path", "size", "mtime", "sha256", "timestamp", "source"},
+    )
+    db[IMAGES].create_index(["path"], unique=True, if_not_exists=True)
+    db[IMAGES].create_index(["sha256"], if_not_exists=True)
+    db[IMAGES].create_index(["size"], if_not_exists=True)
+    db[IMAGES].create_index(["timestamp"], if_not_exists=True)
+    db[IMAGES].create_index(["folder"], if_not_exists=True)
+
+    db[THUMBNAILS].create(
+        {"image_id": int, "jpeg": bytes, "width": int, "height": int},
+        pk="image_id",
+        if_not_exists=True,
+        foreign_keys=[("image_id", IMAGES, "id")],
+        not_null={"jpeg", "width", "height"},
+    )
+
+    db[FINGERPRINTS].create(
+        {
+            "image_id": int,
+            "model": str,
+            "layer": str,
+            "weights": str,
+            "dims": int,
+            "vector": bytes,
+            "created_at": str,
+        },
+        pk=("image_id", "model", "layer", "weights"),
+        if_not_exists=True,
+        foreign_keys=[("image_id", IMAGES, "id")],
+        not_null={"dims", "vector"},
+    )
+    db[FINGERPRINTS].create_index(["model", "layer", "weights"], if_not_exists=True)
+
+    db[IMPORT_ERRORS].create(
+        {
+            "path": str,
+            "stage": str,
+            "message": str,
+            "size": int,
+            "mtime": float,
+            "time": str,
+        },
+        pk="path",
+        if_not_exists=True,
+        not_null={"stage", "message"},
+    )
+
+    db[CLUSTERINGS].create(
+        {
+            "id": int,
+            "name": str,
+            "sim": float,
+            "alpha": float,
+            "method": str,
+            "metric": str,
+            "min_csize": int,
+            "pca": str,
+            "model": str,
+            "layer": str,
+            "weights": str,
+            "n_images": int,
+            "n_clusters": int,
+            "created_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+        not_null={"name"},
+    )
+    db[CLUSTERINGS].create_index(["name"], unique=True, if_not_exists=True)
+
+    db[CLUSTER_MEMBERS].create(
+        {"clustering_id": int, "cluster": int, "image_id": int},
+        pk=("clustering_id", "image_id"),
+        if_not_exists=True,
+        foreign_keys=[
+            ("clustering_id", CLUSTERINGS, "id"),
+            ("image_id", IMAGES, "id"),
+        ],
+        not_null={"cluster"},
+    )
+    db[CLUSTER_MEMBERS].create_index(["clustering_id", "cluster"], if_not_exists=True)
+    db[CLUSTER_MEMBERS].create_index(["image_id"], if_not_exists=True)
+
+
+# MIGRATIONS[n] takes a database at version n to version n + 1.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database (0 for a database we never wrote)."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create or migrate the tables, and switch the database to WAL mode.
+
+    Every step is idempotent (``if_not_exists``) and the version is bumped only
+    after a step completes, so an interrupted upgrade simply runs again.
+    """
+    version = schema_version(db.conn)
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"this database has schema version {version}, newer than this "
+            f"datasette-imagecluster understands ({SCHEMA_VERSION}): upgrade it"
+        )
+    if version < SCHEMA_VERSION and db.journal_mode != "wal":
+        db.enable_wal()
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](db)
+        db.execute(f"PRAGMA user_version = {step + 1}")

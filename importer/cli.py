@@ -1,0 +1,251 @@
+"""The ``imagecluster`` command: import photos, then cluster them.
+
+Each command's docstring is its ``--help``. Errors a user can fix are printed
+as one line (``Error: ...``) with exit status 1, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from datasette_imagecluster.clustering import METHODS, METRICS, ClusterError, Params, cluster as run_cluster
+from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
+from datasette_imagecluster.results import params_json, result_json
+from datasette_imagecluster.schema import IMAGES, SchemaError, schema_version
+
+from .models import ARCHITECTURES
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="datasette-imagecluster")
+def cli() -> None:
+    """Group a photo library by what its pictures show and when they were taken.
+
+    \b
+    imagecluster import photos.db ~/Pictures     fingerprint every photo
+    imagecluster cluster photos.db --sim 0.6     group them
+    datasette photos.db                          explore them in a browser
+    """
+
+
+class _Bar:
+    """A click progress bar when stderr is a terminal; nothing with --silent or in a pipe."""
+
+    def __init__(self, silent: bool, label: str):
+        self.silent = silent
+        self.label = label
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if not self.silent and total and sys.stderr.isatty():
+            self.bar = click.progressbar(
+                length=total, label=self.label, show_eta=True, show_pos=True, file=sys.stderr
+            )
+            self.bar.__enter__()
+
+    def advance(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@cli.command(name="import")
+@click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=False)
+)
+@click.option("--model", type=click.Choice(sorted(ARCHITECTURES)), default="vgg16", show_default=True,
+              help="CNN that fingerprints each photo")
+@click.option("--layer", default="fc2", show_default=True,
+              help="layer whose activations are the fingerprint: fc2, fc1 or flatten")
+@click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
+              help="pretrained ImageNet weights (downloaded once by Keras), a local weights file, "
+                   "or none for random weights (deterministic, NOT pretrained: for tests)")
+@click.option("--seed", default=0, show_default=True, help="seed of the random weights of --weights none")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 1024),
+              help="photos per model call and per database transaction")
+@click.option("--workers", default=None, type=click.IntRange(0, 256),
+              help="decoder processes (default: cores - 1; 0 decodes in this process)")
+@click.option("--prune", is_flag=True, help="delete photos that are no longer on disk")
+@click.option("--retry-errors", is_flag=True, help="retry files that failed before and have not changed")
+@click.option("-s", "--silent", is_flag=True, help="don't show a progress bar")
+def import_(db_path, paths, model, layer, weights, seed, batch_size, workers, prune, retry_errors, silent):
+    """Fingerprint every photo below PATHS into the SQLite database DB_PATH.
+
+    Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF and BMP
+    by content (and AVIF). Re-runs are incremental: unchanged files are not read, moved
+    or renamed files keep their fingerprints, and an interrupted import
+    continues where it stopped. Files that cannot be imported are listed in
+    the import_errors table.
+
+    \b
+    Example:
+        imagecluster import photos.db ~/Pictures
+        imagecluster import photos.db ~/Pictures --weights ~/vgg16.h5
+    """
+    from .models import WeightsError
+    from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
+
+    options = ImportOptions(
+        model=model, layer=layer, weights=weights, seed=seed, batch_size=batch_size,
+        workers=default_workers() if workers is None else workers,
+        prune=prune, retry_errors=retry_errors,
+    )
+    bar = _Bar(silent, "Fingerprinting")
+    try:
+        summary = run_import(db_path, list(paths), options, progress=bar)
+    except KeyboardInterrupt:
+        bar.finish()
+        click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.",
+                   err=True)
+        sys.exit(130)
+    except (ImportFailed, WeightsError, SchemaError) as e:
+        bar.finish()
+        raise click.ClickException(str(e))
+    except sqlite3.Error as e:
+        bar.finish()
+        raise click.ClickException(f"cannot write the database {db_path}: {e}")
+    bar.finish()
+    _report_import(summary, paths, prune)
+
+
+def _report_import(summary, paths, prune: bool) -> None:
+    s = summary
+    failed = s.failed + s.still_failing
+    click.echo(
+        f"Imported {s.imported}, unchanged {s.unchanged}, moved {s.moved}, copied {s.copied}, "
+        f"failed {failed}, not photos {s.not_photos}; {s.elapsed:.1f} s"
+        + (f", {s.rate:.1f} photos/s" if s.imported else "")
+    )
+    if failed:
+        click.echo(f"Warning: {failed} file(s) could not be imported: see the import_errors table.",
+                   err=True)
+    if s.exif_warnings:
+        click.echo(f"Warning: {s.exif_warnings} photo(s) have unreadable EXIF (images.exif_error); "
+                   "their file time was used.", err=True)
+    if s.vanished:
+        verb = "were removed" if prune else "are no longer on disk; --prune removes them"
+        click.echo(f"{len(s.vanished)} photo(s) {verb} (e.g. {s.vanished[0]}).", err=True)
+    if s.model_loaded and s.weights.startswith("random-"):
+        click.echo(f"Note: fingerprints were made with random weights ({s.weights}), not a "
+                   "pretrained model.", err=True)
+    if s.readable == 0:
+        if failed:
+            raise click.ClickException("nothing could be read: every file failed (see import_errors)")
+        raise click.ClickException(f"no photos found in {', '.join(paths)}")
+
+
+def _open_read_only(db_path: str) -> sqlite3.Connection:
+    uri = Path(db_path).absolute().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        version = schema_version(conn)
+        tables = conn.execute("select count(*) from sqlite_master where name = ?", (IMAGES,)).fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise click.ClickException(f"{db_path} is not a readable SQLite database ({e})")
+    if version == 0 or not tables:
+        raise click.ClickException(
+            f"{db_path} is not an imagecluster database: run 'imagecluster import {db_path} PATH' first"
+        )
+    return conn
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.option("--sim", default="0.5", show_default=True,
+              help="similarity 0..1: higher makes smaller, tighter clusters")
+@click.option("--alpha", default="0.3", show_default=True,
+              help="time weight 0..1: 0 content only, 1 capture time only")
+@click.option("--method", type=click.Choice(METHODS), default="average", show_default=True,
+              help="linkage method")
+@click.option("--metric", type=click.Choice(METRICS), default="euclidean", show_default=True,
+              help="distance metric")
+@click.option("--min-csize", default="2", show_default=True, help="smallest cluster reported")
+@click.option("--pca", default=None, help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)")
+@click.option("--model", default=None, help="fingerprint model, when the database has several")
+@click.option("--layer", default=None, help="fingerprint layer, when the database has several")
+@click.option("--weights", default=None, help="fingerprint weights identity, when the database has several")
+@click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
+@click.option("--links", type=click.Path(file_okay=False), default=None,
+              help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos")
+@click.option("--save", metavar="NAME", default=None,
+              help="store the clustering in the clusterings and cluster_members tables")
+def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json,
+            links, save):
+    """Cluster the photos in DB_PATH by content and capture time.
+
+    Hierarchical clustering of the fingerprints, mixed with capture-time
+    distance by --alpha, cut at --sim; prints imagecluster's table of
+    cluster sizes.
+
+    \b
+    Example:
+        imagecluster cluster photos.db --sim 0.6 --alpha 0.3
+        imagecluster cluster photos.db --json > clusters.json
+        imagecluster cluster photos.db --save trips --links ~/clusters
+    """
+    conn = _open_read_only(db_path)
+    try:
+        params = Params(sim=sim, alpha=alpha, method=method, metric=metric, min_csize=min_csize, pca=pca)
+        chosen = choose_set(fingerprint_sets(conn), model, layer, weights)
+        library = load_library(conn, chosen)
+        result = run_cluster(library.vectors, library.timestamps, library.ids, params)
+        report = result_json(conn, result, chosen)
+    except ClusterError as e:
+        raise click.ClickException(str(e))
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_stats(report)
+    if chosen.weights.startswith("random-"):
+        click.echo(f"Note: these fingerprints come from random weights ({chosen.weights}), "
+                   "not a pretrained model.", err=True)
+    paths = [[image["path"] for image in c["images"]] for c in report["clusters"]]
+    if links:
+        from .links import LinksError, make_links
+
+        try:
+            count = make_links(links, paths)
+        except (LinksError, OSError) as e:
+            raise click.ClickException(str(e))
+        click.echo(f"Linked {count} photos into {links}", err=True)
+    if save:
+        from .store import Store
+
+        store = Store(db_path)
+        try:
+            store.save_clustering(
+                save, params_json(result, chosen), result.n_images,
+                [[int(i) for i in members] for members in result.clusters],
+            )
+        except sqlite3.Error as e:
+            raise click.ClickException(f"cannot save to {db_path}: {e}")
+        finally:
+            store.close()
+        click.echo(f"Saved as clustering {save!r}", err=True)
+
+
+def _print_stats(report: dict) -> None:
+    p = report["params"]
+    click.echo(
+        f"{report['n_images']} photos ({p['model']}/{p['layer']}, weights {p['weights']}); "
+        f"sim {p['sim']}, alpha {p['alpha']}, {p['method']}/{p['metric']}, min_csize {p['min_csize']}"
+        + (f", pca {p['pca']}" if p["pca"] is not None else "")
+    )
+    click.echo("#images : #clusters")
+    for row in report["stats"]:
+        click.echo(f"{row['size']} : {row['clusters']}")
+    click.echo(f"#images in clusters total:  {report['n_clustered']}")

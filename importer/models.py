@@ -1,0 +1,146 @@
+"""The CNN that turns a photo into a fingerprint: Keras VGG16 cut at a layer.
+
+This is the only module that imports TensorFlow, and it does so lazily, so a
+re-run with nothing to fingerprint never pays for it. The weights' identity is
+settled before any model is built and stored with every fingerprint:
+``imagenet`` for Keras' pretrained download, ``sha256:<hex>`` for a local
+weights file, ``random-seed-N`` for a random (deterministic, *not* pretrained)
+initialisation used by tests and offline demos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class WeightsError(Exception):
+    """The requested weights cannot be had; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    keras_class: str
+    keras_module: str
+    input_size: tuple[int, int]
+    layers: dict[str, int]  # layer name -> fingerprint dimensions
+    default_layer: str
+    imagenet_file: str
+
+
+ARCHITECTURES = {
+    "vgg16": Architecture(
+        name="vgg16",
+        keras_class="VGG16",
+        keras_module="vgg16",
+        input_size=(224, 224),
+        layers={"fc2": 4096, "fc1": 4096, "flatten": 25088},
+        default_layer="fc2",
+        imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What to load (``keras_arg``) and how it is recorded (``identity``)."""
+
+    keras_arg: str | None
+    identity: str
+
+    @property
+    def pretrained(self) -> bool:
+        return not self.identity.startswith("random-")
+
+
+def resolve_weights(choice: str, seed: int = 0) -> Weights:
+    """``imagenet``, ``none`` or the path of a local weights file."""
+    if choice == "imagenet":
+        return Weights("imagenet", "imagenet")
+    if choice == "none":
+        return Weights(None, f"random-seed-{seed}")
+    path = os.path.abspath(os.path.expanduser(choice))
+    if not os.path.isfile(path):
+        raise WeightsError(
+            f"--weights {choice!r} is neither 'imagenet', 'none' nor an existing weights file"
+        )
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return Weights(path, "sha256:" + digest.hexdigest())
+
+
+def _import_keras():
+    """Import Keras (and TensorFlow) without the C++ start-up chatter on stderr.
+
+    TensorFlow's absl logging prints before any log level applies, so the
+    process's stderr is pointed at /dev/null for the import only; Python
+    exceptions still propagate.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return keras
+
+
+_cache: dict[tuple[str, str, str], "Fingerprinter"] = {}
+
+
+class Fingerprinter:
+    """A built model that maps a batch of uint8 RGB images to float32 fingerprints."""
+
+    def __init__(self, architecture: Architecture, layer: str, weights: Weights, seed: int):
+        keras = _import_keras()
+
+        self.architecture = architecture
+        self.layer = layer
+        self.weights = weights
+        module = getattr(keras.applications, architecture.keras_module)
+        self._preprocess = module.preprocess_input
+        constructor = getattr(keras.applications, architecture.keras_class)
+        if weights.keras_arg is None:
+            keras.utils.set_random_seed(seed)
+        try:
+            base = constructor(weights=weights.keras_arg, include_top=True)
+        except Exception as e:
+            raise WeightsError(self._explain(e)) from None
+        self._model = keras.Model(base.input, base.get_layer(layer).output)
+
+    def _explain(self, error: Exception) -> str:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if self.weights.keras_arg == "imagenet":
+            return (
+                f"could not download the ImageNet weights for {self.architecture.name} ({reason}); "
+                f"on a machine without internet use --weights PATH with a copy of "
+                f"{self.architecture.imagenet_file}, or --weights none for random, not pretrained, weights"
+            )
+        return f"cannot load weights from {self.weights.keras_arg}: {reason}"
+
+    @property
+    def dims(self) -> int:
+        return int(self._model.output.shape[-1])
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        batch = self._preprocess(np.asarray(pixels, dtype=np.float32))
+        return np.asarray(self._model.predict_on_batch(batch), dtype=np.float32)
+
+
+def load_fingerprinter(model: str, layer: str, weights: Weights, seed: int = 0) -> Fingerprinter:
+    """A (cached) fingerprinter; building VGG16 takes seconds, so one per process."""
+    key = (model, layer, weights.identity)
+    if key not in _cache:
+        _cache[key] = Fingerprinter(ARCHITECTURES[model], layer, weights, seed)
+    return _cache[key]

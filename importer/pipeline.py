@@ -1,0 +1,323 @@
+"""The import: walk, match against the database, decode, fingerprint, store.
+
+1. *Plan*: walk the roots and sort every file into unchanged (same path, size
+   and mtime, fingerprint present: not even read), known content under a new
+   path (moved or copied: matched by size, then sha256; no decoding), not a
+   photo, or to do. A file that already failed with the same size and mtime
+   is not retried unless asked.
+2. *Decode* the files to do in worker processes, a bounded number ahead of
+   the consumer, so memory stays flat however large the library.
+3. *Fingerprint* in batches; the model is loaded only when the first batch
+   is ready, so a run with nothing new never loads it.
+4. *Store* each batch in one transaction, its failures with it.
+5. Report photos that vanished below the roots (delete them with ``prune``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
+
+from datasette_imagecluster.vectors import encode
+
+from .decode import DecodeRequest, Decoded, decode, file_sha256
+from .models import ARCHITECTURES, load_fingerprinter, resolve_weights
+from .sources import FileEntry, Problem, has_image_extension, sniff_file, walk
+from .store import FingerprintKey, KnownImage, Store
+
+
+class ImportFailed(Exception):
+    """The import as a whole cannot go on; the message says why."""
+
+
+def default_workers() -> int:
+    """Decoder processes: one core is left to TensorFlow's own threads."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class ImportOptions:
+    model: str = "vgg16"
+    layer: str = "fc2"
+    weights: str = "imagenet"
+    seed: int = 0
+    batch_size: int = 32
+    workers: int = field(default_factory=default_workers)
+    prune: bool = False
+    retry_errors: bool = False
+
+
+@dataclass
+class ImportSummary:
+    imported: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    copied: int = 0
+    failed: int = 0
+    still_failing: int = 0
+    not_photos: int = 0
+    exif_warnings: int = 0
+    vanished: list[str] = field(default_factory=list)
+    pruned: int = 0
+    model_loaded: bool = False
+    weights: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def readable(self) -> int:
+        return self.imported + self.unchanged + self.moved + self.copied
+
+    @property
+    def rate(self) -> float:
+        return self.imported / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, count: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        pass
+
+
+def run_import(
+    db_path: str,
+    roots: list[str],
+    options: ImportOptions,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import every photo below ``roots`` into the database at ``db_path``."""
+    started = time.monotonic()
+    progress = progress or _NoProgress()
+    architecture = ARCHITECTURES[options.model]
+    if options.layer not in architecture.layers:
+        raise ImportFailed(
+            f"{options.model} has no layer {options.layer!r}: choose one of "
+            f"{', '.join(architecture.layers)}"
+        )
+    weights = resolve_weights(options.weights, options.seed)
+    key = FingerprintKey(options.model, options.layer, weights.identity)
+    summary = ImportSummary(weights=weights.identity)
+    store = Store(db_path)
+    try:
+        todo = _plan(store, roots, key, architecture.input_size, options, summary)
+        progress.start(len(todo))
+        _decode_and_fingerprint(store, todo, key, weights, options, summary, progress)
+        _find_vanished(store, roots, options.prune, summary)
+    finally:
+        store.close()
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+def _plan(
+    store: Store,
+    roots: list[str],
+    key: FingerprintKey,
+    input_size: tuple[int, int],
+    options: ImportOptions,
+    summary: ImportSummary,
+) -> list[DecodeRequest]:
+    todo: list[DecodeRequest] = []
+    for item in walk(roots):
+        if isinstance(item, Problem):
+            _record(store, item, summary)
+            continue
+        request = _classify(store, item, key, input_size, options, summary)
+        if request is not None:
+            todo.append(request)
+    return todo
+
+
+def _classify(
+    store: Store,
+    entry: FileEntry,
+    key: FingerprintKey,
+    input_size: tuple[int, int],
+    options: ImportOptions,
+    summary: ImportSummary,
+) -> DecodeRequest | None:
+    """What one file needs; moves, copies and touches are written here and now."""
+    known = store.image_at(entry.path)
+    if known is not None and known.size == entry.size and known.mtime == entry.mtime:
+        if store.has_fingerprint(known.id, key):
+            summary.unchanged += 1
+            return None
+        return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, known.sha256)
+    if not options.retry_errors and store.failed_unchanged(entry):
+        summary.still_failing += 1
+        return None
+    try:
+        fmt = sniff_file(entry.path)
+    except OSError as e:
+        if has_image_extension(entry.path):
+            _record(store, Problem(entry.path, "read", f"cannot read: {e.strerror or e}",
+                                   entry.size, entry.mtime), summary)
+        return None
+    if fmt is None:
+        if has_image_extension(entry.path):
+            message = "empty file" if entry.size == 0 else (
+                "not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP or AVIF")
+            _record(store, Problem(entry.path, "decode", message, entry.size, entry.mtime), summary)
+        else:
+            summary.not_photos += 1
+        return None
+
+    twins = [i for i in store.images_of_size(entry.size) if i.path != entry.path]
+    sha256 = None
+    if twins or (known is not None and known.size == entry.size):
+        try:
+            sha256 = file_sha256(entry.path)
+        except OSError as e:
+            _record(store, Problem(entry.path, "read", f"cannot read: {e.strerror or e}",
+                                   entry.size, entry.mtime), summary)
+            return None
+        if known is not None and known.sha256 == sha256:
+            with store.transaction():
+                store.touch(known, entry)
+            if store.has_fingerprint(known.id, key):
+                summary.unchanged += 1
+                return None
+        elif known is None and _reuse_twin(store, entry, sha256, key, twins, summary):
+            return None
+    return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, sha256)
+
+
+def _reuse_twin(
+    store: Store,
+    entry: FileEntry,
+    sha256: str,
+    key: FingerprintKey,
+    twins: list[KnownImage],
+    summary: ImportSummary,
+) -> bool:
+    """Take over (moved file) or copy (duplicate file) a known photo with this content."""
+    same = [t for t in twins if t.sha256 == sha256]
+    for twin in same:
+        if not os.path.exists(twin.path) and store.has_fingerprint(twin.id, key):
+            with store.transaction():
+                store.move(twin, entry)
+            summary.moved += 1
+            return True
+    for twin in same:
+        if store.has_fingerprint(twin.id, key):
+            with store.transaction():
+                store.copy(twin, entry)
+            summary.copied += 1
+            return True
+    return False
+
+
+def _record(store: Store, problem: Problem, summary: ImportSummary) -> None:
+    with store.transaction():
+        store.record_problem(problem)
+    summary.failed += 1
+
+
+def _decode_and_fingerprint(
+    store: Store,
+    todo: list[DecodeRequest],
+    key: FingerprintKey,
+    weights,
+    options: ImportOptions,
+    summary: ImportSummary,
+    progress: Progress,
+) -> None:
+    batch: list[Decoded] = []
+    problems: list[Problem] = []
+
+    def flush() -> None:
+        vectors: np.ndarray | list = []
+        if batch:
+            fingerprinter = load_fingerprinter(options.model, options.layer, weights, options.seed)
+            summary.model_loaded = True
+            vectors = fingerprinter(np.stack([item.pixels for item in batch]))
+        with store.transaction():
+            for item, vector in zip(batch, vectors):
+                store.write_decoded(item, key, encode(vector))
+            for problem in problems:
+                store.record_problem(problem)
+        summary.imported += len(batch)
+        summary.exif_warnings += sum(1 for item in batch if item.capture.error)
+        summary.failed += len(problems)
+        progress.advance(len(batch) + len(problems))
+        batch.clear()
+        problems.clear()
+
+    for result in decode_all(todo, options.workers, ahead=2 * options.batch_size):
+        if isinstance(result, Problem):
+            problems.append(result)
+        else:
+            batch.append(result)
+        if len(batch) >= options.batch_size or len(problems) >= 256:
+            flush()
+    flush()
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is handled once, by the parent, which stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def decode_all(
+    requests: Iterable[DecodeRequest], workers: int, ahead: int = 64
+) -> Iterator[Decoded | Problem]:
+    """Decode in order, in ``workers`` processes with at most ``ahead`` files in flight.
+
+    Workers are spawned, never forked: the parent may already hold
+    TensorFlow's threads, which a fork would copy in an undefined state.
+    """
+    if workers <= 0:
+        for request in requests:
+            yield decode(request)
+        return
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
+    try:
+        it = iter(requests)
+        pending = deque(pool.submit(decode, r) for _, r in zip(range(max(ahead, workers)), it))
+        while pending:
+            future = pending.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                raise ImportFailed(
+                    "a decoder process died (out of memory?); photos imported so far are kept: "
+                    "run the same command again to continue, with --workers 0 to find the file"
+                ) from None
+            yield result
+            following = next(it, None)
+            if following is not None:
+                pending.append(pool.submit(decode, following))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _find_vanished(store: Store, roots: list[str], prune: bool, summary: ImportSummary) -> None:
+    gone: list[tuple[int, str]] = []
+    for root in roots:
+        root = os.path.abspath(root)
+        if not os.path.isdir(root):
+            continue
+        gone.extend((image_id, path) for image_id, path in store.images_under(root)
+                    if not os.path.exists(path))
+    summary.vanished = [path for _, path in gone]
+    if prune and gone:
+        with store.transaction():
+            store.delete_images([image_id for image_id, _ in gone])
+        summary.pruned = len(gone)

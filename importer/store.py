@@ -1,0 +1,283 @@
+"""Where a decoded photo becomes rows: images, thumbnails, fingerprints, import_errors.
+
+Every write happens inside :meth:`Store.transaction`, and the pipeline writes
+one batch per transaction: an image row, its thumbnail and its fingerprint
+land together or not at all, so an import killed at any moment leaves no
+orphans, and a re-run finds the committed photos unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+import sqlite_utils
+
+from datasette_imagecluster.schema import (
+    CLUSTER_MEMBERS,
+    CLUSTERINGS,
+    FINGERPRINTS,
+    IMAGES,
+    IMPORT_ERRORS,
+    THUMBNAILS,
+    ensure_schema,
+)
+from datasette_imagecluster.vectors import encode
+
+from .decode import Decoded
+from .sources import FileEntry, Problem
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class FingerprintKey:
+    model: str
+    layer: str
+    weights: str
+
+
+@dataclass(frozen=True)
+class KnownImage:
+    id: int
+    path: str
+    size: int
+    mtime: float
+    sha256: str
+
+
+_IMAGE_COLUMNS = (
+    "path", "folder", "name", "size", "mtime", "sha256", "format", "width", "height",
+    "orientation", "taken", "timestamp", "timestamp_source", "camera_make", "camera_model",
+    "latitude", "longitude", "exif_error", "source", "imported_at",
+)
+
+
+class Store:
+    """The photo database, opened for writing."""
+
+    def __init__(self, path: str):
+        self.db = sqlite_utils.Database(path)
+        self.conn: sqlite3.Connection = self.db.conn
+        self.conn.execute("PRAGMA busy_timeout = 10000")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        ensure_schema(self.db)
+        # In WAL mode NORMAL survives a killed process; only a power cut may
+        # lose the last batches, never consistency.
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def close(self) -> None:
+        if self.db.journal_mode == "wal":
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
+
+    # -- reading -----------------------------------------------------------
+
+    def image_at(self, path: str) -> KnownImage | None:
+        row = self.conn.execute(
+            f"select id, path, size, mtime, sha256 from {IMAGES} where path = ?", (path,)
+        ).fetchone()
+        return KnownImage(*row) if row else None
+
+    def images_of_size(self, size: int) -> list[KnownImage]:
+        return [
+            KnownImage(*row)
+            for row in self.conn.execute(
+                f"select id, path, size, mtime, sha256 from {IMAGES} where size = ? order by id",
+                (size,),
+            )
+        ]
+
+    def has_fingerprint(self, image_id: int, key: FingerprintKey) -> bool:
+        return (
+            self.conn.execute(
+                f"select 1 from {FINGERPRINTS} where image_id = ? and model = ? and layer = ? "
+                "and weights = ?",
+                (image_id, key.model, key.layer, key.weights),
+            ).fetchone()
+            is not None
+        )
+
+    def failed_unchanged(self, entry: FileEntry) -> bool:
+        """True if this very file (same size and mtime) already failed to import."""
+        row = self.conn.execute(
+            f"select size, mtime from {IMPORT_ERRORS} where path = ?", (entry.path,)
+        ).fetchone()
+        return row is not None and row[0] == entry.size and row[1] == entry.mtime
+
+    def images_under(self, root: str) -> Iterator[tuple[int, str]]:
+        """(id, path) of every image at or below a folder, in path order."""
+        root = root.rstrip(os.sep)
+        yield from self.conn.execute(
+            f"select id, path from {IMAGES} where path = ? or (path > ? and path < ?) order by path",
+            (root, root + os.sep, root + chr(ord(os.sep) + 1)),
+        )
+
+    # -- writing (call inside transaction()) -------------------------------
+
+    def record_problem(self, problem: Problem) -> None:
+        self.conn.execute(
+            f"insert or replace into {IMPORT_ERRORS} (path, stage, message, size, mtime, time) "
+            "values (?, ?, ?, ?, ?, ?)",
+            (problem.path, problem.stage, problem.message, problem.size, problem.mtime, now()),
+        )
+
+    def write_decoded(self, item: Decoded, key: FingerprintKey, vector: bytes) -> int:
+        """Insert or update the photo's row, thumbnail and fingerprint; returns its id."""
+        capture = item.capture
+        values = {
+            "path": item.path,
+            "folder": os.path.dirname(item.path),
+            "name": os.path.basename(item.path),
+            "size": item.size,
+            "mtime": item.mtime,
+            "sha256": item.sha256,
+            "format": item.format,
+            "width": item.width,
+            "height": item.height,
+            "orientation": capture.orientation,
+            "taken": capture.taken,
+            "timestamp": capture.timestamp,
+            "timestamp_source": capture.timestamp_source,
+            "camera_make": capture.camera_make,
+            "camera_model": capture.camera_model,
+            "latitude": capture.latitude,
+            "longitude": capture.longitude,
+            "exif_error": capture.error,
+            "source": "folder",
+            "imported_at": now(),
+        }
+        previous = self.image_at(item.path)
+        if previous is None:
+            cursor = self.conn.execute(
+                f"insert into {IMAGES} ({', '.join(_IMAGE_COLUMNS)}) "
+                f"values ({', '.join('?' for _ in _IMAGE_COLUMNS)})",
+                [values[c] for c in _IMAGE_COLUMNS],
+            )
+            image_id = cursor.lastrowid
+        else:
+            image_id = previous.id
+            self.conn.execute(
+                f"update {IMAGES} set {', '.join(f'{c} = ?' for c in _IMAGE_COLUMNS)} where id = ?",
+                [values[c] for c in _IMAGE_COLUMNS] + [image_id],
+            )
+            if previous.sha256 != item.sha256:
+                # New content: every fingerprint of the old content is stale.
+                self.conn.execute(f"delete from {FINGERPRINTS} where image_id = ?", (image_id,))
+        self.conn.execute(
+            f"insert or replace into {THUMBNAILS} (image_id, jpeg, width, height) values (?, ?, ?, ?)",
+            (image_id, item.thumbnail, item.thumbnail_width, item.thumbnail_height),
+        )
+        self.write_fingerprint(image_id, key, vector)
+        self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (item.path,))
+        return image_id
+
+    def write_fingerprint(self, image_id: int, key: FingerprintKey, vector: bytes) -> None:
+        self.conn.execute(
+            f"insert or replace into {FINGERPRINTS} "
+            "(image_id, model, layer, weights, dims, vector, created_at) values (?, ?, ?, ?, ?, ?, ?)",
+            (image_id, key.model, key.layer, key.weights, len(vector) // 4, vector, now()),
+        )
+
+    def move(self, image: KnownImage, entry: FileEntry) -> None:
+        """The same photo under a new path: keep its row, thumbnail and fingerprints."""
+        self.conn.execute(
+            f"update {IMAGES} set path = ?, folder = ?, name = ?, size = ?, mtime = ? where id = ?",
+            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path),
+             entry.size, entry.mtime, image.id),
+        )
+        self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (entry.path,))
+
+    def copy(self, image: KnownImage, entry: FileEntry) -> int:
+        """A second file with the content of a known photo: copy its rows, no decoding."""
+        columns = [c for c in _IMAGE_COLUMNS if c not in ("path", "folder", "name", "mtime", "imported_at")]
+        cursor = self.conn.execute(
+            f"insert into {IMAGES} (path, folder, name, mtime, imported_at, {', '.join(columns)}) "
+            f"select ?, ?, ?, ?, ?, {', '.join(columns)} from {IMAGES} where id = ?",
+            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.mtime,
+             now(), image.id),
+        )
+        new_id = cursor.lastrowid
+        self.conn.execute(
+            f"insert into {THUMBNAILS} (image_id, jpeg, width, height) "
+            f"select ?, jpeg, width, height from {THUMBNAILS} where image_id = ?",
+            (new_id, image.id),
+        )
+        self.conn.execute(
+            f"insert into {FINGERPRINTS} (image_id, model, layer, weights, dims, vector, created_at) "
+            f"select ?, model, layer, weights, dims, vector, created_at from {FINGERPRINTS} "
+            "where image_id = ?",
+            (new_id, image.id),
+        )
+        self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (entry.path,))
+        return new_id
+
+    def touch(self, image: KnownImage, entry: FileEntry) -> None:
+        """Same content, new size or mtime (e.g. copied back from a backup)."""
+        self.conn.execute(
+            f"update {IMAGES} set size = ?, mtime = ? where id = ?", (entry.size, entry.mtime, image.id)
+        )
+
+    def delete_images(self, image_ids: list[int]) -> None:
+        for table, column in (
+            (CLUSTER_MEMBERS, "image_id"),
+            (FINGERPRINTS, "image_id"),
+            (THUMBNAILS, "image_id"),
+            (IMAGES, "id"),
+        ):
+            self.conn.executemany(
+                f"delete from {table} where {column} = ?", [(i,) for i in image_ids]
+            )
+
+    def save_clustering(self, name: str, params: dict, n_images: int, clusters: list[list[int]]) -> int:
+        """Store a clustering under a name (replacing one of that name); returns its id.
+
+        ``params`` holds the clustering parameters and the fingerprint set
+        (model, layer, weights); clusters are numbered from 1 in their order.
+        """
+        with self.transaction():
+            previous = self.conn.execute(
+                f"select id from {CLUSTERINGS} where name = ?", (name,)
+            ).fetchone()
+            if previous is not None:
+                self.conn.execute(
+                    f"delete from {CLUSTER_MEMBERS} where clustering_id = ?", (previous[0],)
+                )
+                self.conn.execute(f"delete from {CLUSTERINGS} where id = ?", (previous[0],))
+            pca = params.get("pca")
+            cursor = self.conn.execute(
+                f"insert into {CLUSTERINGS} (name, sim, alpha, method, metric, min_csize, pca, "
+                "model, layer, weights, n_images, n_clusters, created_at) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name, params["sim"], params["alpha"], params["method"], params["metric"],
+                    params["min_csize"], None if pca is None else str(pca), params["model"],
+                    params["layer"], params["weights"], n_images, len(clusters), now(),
+                ),
+            )
+            clustering_id = cursor.lastrowid
+            self.conn.executemany(
+                f"insert into {CLUSTER_MEMBERS} (clustering_id, cluster, image_id) values (?, ?, ?)",
+                [
+                    (clustering_id, number, int(image_id))
+                    for number, members in enumerate(clusters, start=1)
+                    for image_id in members
+                ],
+            )
+        return clustering_id

@@ -1,0 +1,42 @@
+from setuptools import setup
+
+VERSION = "0.1.0"
+
+
+def get_long_description():
+    with open("README.md", encoding="utf8") as fp:
+        return fp.read()
+
+
+setup(
+    name="datasette-imagecluster",
+    description="Group a photo library by what its pictures show and when they were taken, and explore the groups in Datasette",
+    long_description=get_long_description(),
+    long_description_content_type="text/markdown",
+    version=VERSION,
+    license="BSD-3-Clause",
+    packages=["datasette_imagecluster", "importer"],
+    package_data={"datasette_imagecluster": ["templates/*.html", "static/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "datasette>=0.65",
+        "sqlite-utils>=3.35",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "click>=8",
+    ],
+    extras_require={
+        "importer": [
+            "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
+            "tensorflow>=2.16; platform_machine != 'x86_64'",
+            "keras>=3",
+            "Pillow>=10",
+            "exifread>=3",
+        ],
+        "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright"],
+    },
+    entry_points={
+        "datasette": ["imagecluster = datasette_imagecluster"],
+        "console_scripts": ["imagecluster = importer.cli:cli"],
+    },
+)

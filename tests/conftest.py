@@ -1,0 +1,136 @@
+"""Fixtures: photos generated with Pillow, the shared real data, a CLI runner.
+
+Self-contained tests make their own photos here. Tests on the real files in
+``../shared/data`` use :func:`shared_data`, which skips with the reason when
+that folder is absent (override its place with IMAGECLUSTER_SHARED_DATA).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from importer.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data(*parts: str) -> Path:
+    """A path inside ../shared/data, or a skip saying it is absent."""
+    base = Path(os.environ.get("IMAGECLUSTER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    path = base.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not found at {path} (set IMAGECLUSTER_SHARED_DATA)")
+    return path
+
+
+def exif_bytes(
+    taken: str | None = None,
+    orientation: int | None = None,
+    offset: str | None = None,
+    subsec: str | None = None,
+    digitized: str | None = None,
+    datetime_: str | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    gps: tuple[float, float] | None = None,
+) -> bytes:
+    """An EXIF block as cameras write it."""
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    if make:
+        exif[0x010F] = make
+    if model:
+        exif[0x0110] = model
+    if datetime_:
+        exif[0x0132] = datetime_
+    ifd = exif.get_ifd(0x8769)
+    if taken:
+        ifd[0x9003] = taken
+    if digitized:
+        ifd[0x9004] = digitized
+    if offset:
+        ifd[0x9011] = offset
+    if subsec:
+        ifd[0x9291] = subsec
+    if gps:
+        lat, lon = gps
+        g = exif.get_ifd(0x8825)
+        g[1] = "N" if lat >= 0 else "S"
+        g[2] = _dms(abs(lat))
+        g[3] = "E" if lon >= 0 else "W"
+        g[4] = _dms(abs(lon))
+    return exif.tobytes()
+
+
+def _dms(value: float) -> tuple[float, float, float]:
+    d = int(value)
+    m = int((value - d) * 60)
+    s = round((value - d - m / 60) * 3600, 4)
+    return (float(d), float(m), s)
+
+
+def scene(seed: int, size: tuple[int, int] = (480, 360), variant: int = 0) -> Image.Image:
+    """A synthetic photo: a smooth colour field with blobs, one look per seed.
+
+    ``variant`` > 0 gives a near-duplicate of the same scene (slight shift and noise),
+    the way a burst of shots of one subject differs.
+    """
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = rng.uniform(40, 215, 3)
+    slope = rng.uniform(-0.4, 0.4, (2, 3))
+    img = base + x[..., None] * slope[0] + y[..., None] * slope[1]
+    for _ in range(5):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(min(w, h) / 20, min(w, h) / 3)
+        colour = rng.uniform(0, 255, 3)
+        mask = ((x - cx - 3 * variant) ** 2 + (y - cy) ** 2) < r * r
+        img[mask] = colour
+    if variant:
+        img += np.random.default_rng(1000 * seed + variant).normal(0, 4, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def save_jpeg(path: Path, img: Image.Image, **exif) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, "JPEG", quality=90, exif=exif_bytes(**exif) if exif else b"")
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, ok: bool = True):
+    """Run the imagecluster CLI; with ok=True, fail loudly on a non-zero exit."""
+    result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """Six photos in nested folders: two bursts of near-duplicates and two loners."""
+    folder = tmp_path / "photos"
+    save_jpeg(folder / "trip" / "a1.jpg", scene(1), taken="2021:06:01 10:00:00")
+    save_jpeg(folder / "trip" / "a2.jpg", scene(1, variant=1), taken="2021:06:01 10:00:05")
+    save_jpeg(folder / "trip" / "a3.jpg", scene(1, variant=2), taken="2021:06:01 10:00:09")
+    save_jpeg(folder / "home" / "b1.jpg", scene(2), taken="2022:01:10 18:30:00")
+    save_jpeg(folder / "home" / "b2.jpg", scene(2, variant=1), taken="2022:01:10 18:30:02")
+    save_jpeg(folder / "c.jpg", scene(3), taken="2023:03:03 03:03:03")
+    return folder
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(str(db_path))

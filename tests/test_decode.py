@@ -1,0 +1,163 @@
+"""Decoding every kind of photo to upright RGB, and a one-line reason for every bad file."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from importer.decode import THUMBNAIL_SIZE, DecodeRequest, Decoded, decode, to_rgb
+from importer.sources import Problem
+
+from .conftest import save_jpeg, scene, shared_data
+
+
+def request(path, input_size=(224, 224)) -> DecodeRequest:
+    st = os.stat(path)
+    return DecodeRequest(str(path), st.st_size, st.st_mtime, input_size)
+
+
+def test_camera_jpeg_is_drafted_thumbnailed_and_hashed(tmp_path):
+    path = save_jpeg(tmp_path / "big.jpg", scene(4, (4000, 3000)), taken="2021:06:01 10:00:00")
+    out = decode(request(path))
+    assert isinstance(out, Decoded)
+    assert (out.format, out.width, out.height) == ("JPEG", 4000, 3000)
+    assert out.pixels.shape == (224, 224, 3) and out.pixels.dtype == np.uint8
+    assert max(out.thumbnail_width, out.thumbnail_height) == THUMBNAIL_SIZE
+    thumb = Image.open(io.BytesIO(out.thumbnail))
+    assert thumb.format == "JPEG" and thumb.size == (out.thumbnail_width, out.thumbnail_height)
+    import hashlib
+    assert out.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert out.capture.taken == "2021-06-01T10:00:00"
+
+
+def test_orientation_6_is_applied_to_size_thumbnail_and_pixels(tmp_path):
+    # A landscape file whose left half is red; orientation 6 means "rotate 90 clockwise to view".
+    arr = np.zeros((300, 400, 3), np.uint8)
+    arr[:, :200] = (255, 0, 0)
+    arr[:, 200:] = (0, 0, 255)
+    path = save_jpeg(tmp_path / "rot.jpg", Image.fromarray(arr), orientation=6)
+    out = decode(request(path))
+    assert (out.width, out.height) == (300, 400)  # portrait once upright
+    thumb = np.asarray(Image.open(io.BytesIO(out.thumbnail)))
+    assert thumb.shape[0] > thumb.shape[1]
+    # The red left half of the stored image is the top half once rotated clockwise.
+    assert thumb[: thumb.shape[0] // 4].mean(axis=(0, 1))[0] > 200
+    assert out.pixels[:50].mean(axis=(0, 1))[0] > 200 and out.pixels[-50:].mean(axis=(0, 1))[2] > 200
+
+
+@pytest.mark.parametrize(
+    "mode, fmt",
+    [("L", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("I;16", "PNG"),
+     ("RGB", "WEBP"), ("RGB", "BMP"), ("RGB", "TIFF"), ("1", "BMP"), ("F", "TIFF")],
+)
+def test_every_mode_and_format_becomes_rgb(tmp_path, mode, fmt):
+    img = scene(5, (200, 150))
+    if mode == "I;16":
+        img = Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257)
+    elif mode == "F":
+        img = Image.fromarray(np.asarray(img.convert("L"), np.float32) / 3.0)
+    else:
+        img = img.convert(mode)
+    path = tmp_path / f"x.{fmt.lower()}"
+    img.save(path, fmt)
+    out = decode(request(path))
+    assert isinstance(out, Decoded), out
+    assert out.format == fmt and out.pixels.shape == (224, 224, 3)
+    # Not blown out: 16-bit and float images are scaled, not clipped to white.
+    assert 20 < out.pixels.mean() < 235
+
+
+def test_alpha_is_composited_on_white():
+    img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    assert to_rgb(img).getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_animated_gif_uses_the_first_frame(tmp_path):
+    frames = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    out = decode(request(path))
+    assert out.pixels.mean(axis=(0, 1))[0] > 200
+
+
+@pytest.mark.parametrize(
+    "content, stage, reason",
+    [
+        (b"", "read", "empty file"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "decode", ""),
+        (b"hello, I am text", "decode", "not an image Pillow can read"),
+    ],
+)
+def test_bad_files_are_problems_with_one_line_reasons(tmp_path, content, stage, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    out = decode(request(path))
+    assert isinstance(out, Problem)
+    assert out.stage == stage and reason in out.message and "\n" not in out.message
+
+
+def test_truncated_jpeg_is_a_problem(tmp_path):
+    full = save_jpeg(tmp_path / "full.jpg", scene(6, (800, 600)))
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out = decode(request(path))
+    assert isinstance(out, Problem) and out.stage == "decode"
+    assert "truncated" in out.message
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (15000, 15000)).save(path)  # 225 Mpx, above Pillow's hard limit
+    out = decode(request(path))
+    assert isinstance(out, Problem) and out.message.startswith("decompression bomb")
+
+
+def test_file_vanishing_before_decode(tmp_path):
+    path = save_jpeg(tmp_path / "gone.jpg", scene(1, (64, 64)))
+    req = request(path)
+    path.unlink()
+    out = decode(req)
+    assert isinstance(out, Problem) and "vanished" in out.message
+
+
+def test_real_orientation_samples_come_out_upright():
+    folder = shared_data("exif_samples", "recurser_exif-orientation-examples")
+    reference = None
+    for n in range(1, 9):
+        out = decode(request(folder / f"Landscape_{n}.jpg"))
+        assert isinstance(out, Decoded)
+        if reference is None:
+            reference = out.pixels.astype(float)
+            size = (out.width, out.height)
+        # Every orientation shows the same upright picture.
+        assert (out.width, out.height) == size
+        assert np.abs(out.pixels.astype(float) - reference).mean() < 12, n
+
+
+def test_every_odd_pillow_file_decodes_or_gives_a_reason():
+    folder = shared_data("odd_images")
+    decoded = problems = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        out = decode(request(path))
+        if isinstance(out, Problem):
+            problems += 1
+            assert out.message and "\n" not in out.message
+        else:
+            decoded += 1
+            assert out.pixels.shape == (224, 224, 3)
+    assert decoded > 20 and problems > 0
+
+
+@pytest.mark.parametrize(
+    "name, orientation",
+    [("g4_orientation_6.tif", 6), ("hopper_orientation_5.webp", 5),
+     ("exif_imagemagick_orientation.png", 3), ("xmp_tags_orientation.png", 3)],
+)
+def test_orientation_outside_jpeg_exif(name, orientation):
+    path = shared_data("odd_images", "pillow_Tests_images", name)
+    out = decode(request(path))
+    assert out.capture.orientation == orientation
