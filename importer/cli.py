@@ -83,8 +83,8 @@ class _Bar:
 def import_(db_path, paths, model, layer, weights, seed, batch_size, workers, prune, retry_errors, silent):
     """Fingerprint every photo below PATHS into the SQLite database DB_PATH.
 
-    Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF and BMP
-    by content (and AVIF). Re-runs are incremental: unchanged files are not read, moved
+    Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF, BMP
+    and AVIF by content. Re-runs are incremental: unchanged files are not read, moved
     or renamed files keep their fingerprints, and an interrupted import
     continues where it stopped. Files that cannot be imported are listed in
     the import_errors table.
@@ -125,7 +125,7 @@ def _report_import(summary, paths, prune: bool) -> None:
     failed = s.failed + s.still_failing
     click.echo(
         f"Imported {s.imported}, unchanged {s.unchanged}, moved {s.moved}, copied {s.copied}, "
-        f"failed {failed}, not photos {s.not_photos}; {s.elapsed:.1f} s"
+        f"failed {failed}, not photos {s.not_photos}; {s.elapsed:.{2 if s.elapsed < 10 else 1}f} s"
         + (f", {s.rate:.1f} photos/s" if s.imported else "")
     )
     if failed:
@@ -163,21 +163,21 @@ def _open_read_only(db_path: str) -> sqlite3.Connection:
 
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-@click.option("--sim", default="0.5", show_default=True,
+@click.option("--sim", default="0.5", show_default=True, metavar="FLOAT",
               help="similarity 0..1: higher makes smaller, tighter clusters")
-@click.option("--alpha", default="0.3", show_default=True,
+@click.option("--alpha", default="0.3", show_default=True, metavar="FLOAT",
               help="time weight 0..1: 0 content only, 1 capture time only")
 @click.option("--method", type=click.Choice(METHODS), default="average", show_default=True,
               help="linkage method")
 @click.option("--metric", type=click.Choice(METRICS), default="euclidean", show_default=True,
               help="distance metric")
-@click.option("--min-csize", default="2", show_default=True, help="smallest cluster reported")
-@click.option("--pca", default=None, help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)")
+@click.option("--min-csize", default="2", show_default=True, metavar="INTEGER", help="smallest cluster reported")
+@click.option("--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)")
 @click.option("--model", default=None, help="fingerprint model, when the database has several")
 @click.option("--layer", default=None, help="fingerprint layer, when the database has several")
 @click.option("--weights", default=None, help="fingerprint weights identity, when the database has several")
 @click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
-@click.option("--links", type=click.Path(file_okay=False), default=None,
+@click.option("--links", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos")
 @click.option("--save", metavar="NAME", default=None,
               help="store the clustering in the clusterings and cluster_members tables")

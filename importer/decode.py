@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from .exif import CaptureInfo, read_capture_info
-from .sources import Problem, display_path
+from .sources import Problem, display_path, sniff_file
 
 THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 80
@@ -150,6 +150,8 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
     except FileNotFoundError:
         return _problem(request, "read", "file vanished during the import")
     except Image.UnidentifiedImageError:
+        if _sniff_path(path) == "HEIF":
+            return _problem(request, "decode", "HEIC/HEIF photo: no HEIF decoder is installed")
         return _problem(request, "decode", "not an image Pillow can read (unknown format or corrupt header)")
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
         return _problem(request, "decode", f"cannot decode: {_short_reason(e)}")
@@ -177,6 +179,13 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         thumbnail_height=thumb.height,
         pixels=pixels,
     )
+
+
+def _sniff_path(path: str) -> str | None:
+    try:
+        return sniff_file(path)
+    except OSError:
+        return None
 
 
 def _problem(request: DecodeRequest, stage: str, message: str) -> Problem:

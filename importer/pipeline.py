@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -171,7 +172,7 @@ def _classify(
     if fmt is None:
         if has_image_extension(entry.path):
             message = "empty file" if entry.size == 0 else (
-                "not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP or AVIF")
+                "not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF or HEIF")
             _record(store, Problem(entry.path, "decode", message, entry.size, entry.mtime), summary)
         else:
             summary.not_photos += 1
@@ -268,9 +269,16 @@ def _decode_and_fingerprint(
     flush()
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C is handled once, by the parent, which stops the pool.
+def _init_worker(parent_pid: int) -> None:
+    """Leave Ctrl-C to the parent, and exit if the parent dies (e.g. SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
 
 
 def decode_all(
@@ -286,7 +294,10 @@ def decode_all(
             yield decode(request)
         return
     pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )
     try:
         it = iter(requests)

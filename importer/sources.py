@@ -18,7 +18,7 @@ from typing import Iterator
 # Extensions that promise an image: a file with one of these that turns out
 # not to be an image is an error; any other non-image file is simply not ours.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif", ".avif"}
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif", ".avif", ".heic", ".heif"}
 )
 
 
@@ -57,6 +57,9 @@ def has_image_extension(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
 def sniff(head: bytes) -> str | None:
     """The image format these leading bytes announce, or None."""
     if head.startswith(b"\xff\xd8\xff"):
@@ -71,6 +74,8 @@ def sniff(head: bytes) -> str | None:
         return "TIFF"
     if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
         return "AVIF"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
     if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (
         12,
         40,

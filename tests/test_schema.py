@@ -1,0 +1,39 @@
+"""The schema: created once, versioned, foreign keys and indexes as documented."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlite_utils
+
+from datasette_imagecluster.schema import SCHEMA_VERSION, SchemaError, ensure_schema, schema_version
+
+from .conftest import invoke
+
+
+def test_ensure_schema_is_idempotent_and_versioned(tmp_path):
+    db = sqlite_utils.Database(tmp_path / "x.db")
+    ensure_schema(db)
+    ensure_schema(db)
+    assert schema_version(db.conn) == SCHEMA_VERSION
+    assert set(db.table_names()) == {
+        "images", "thumbnails", "fingerprints", "import_errors", "clusterings", "cluster_members"}
+    assert db["images"].columns_dict["timestamp"] is float
+    assert db["fingerprints"].columns_dict["vector"] is bytes
+    assert db["fingerprints"].pks == ["image_id", "model", "layer", "weights"]
+    assert {fk.other_table for fk in db["fingerprints"].foreign_keys} == {"images"}
+    assert {tuple(i.columns) for i in db["images"].indexes} >= {("path",), ("sha256",), ("timestamp",)}
+    assert db.journal_mode == "wal"
+
+
+def test_a_newer_schema_is_refused_with_one_line(runner, tmp_path, photo_folder):
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"pragma user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaError, match="newer than this"):
+        ensure_schema(sqlite_utils.Database(path))
+    result = invoke(runner, "import", path, photo_folder, "--weights", "none", ok=False)
+    assert result.exit_code == 1 and "upgrade it" in result.output
+    assert len(result.output.strip().splitlines()) == 1
