@@ -27,8 +27,8 @@ setup(
     ],
     extras_require={
         "importer": [
-            "tensorflow-cpu>=2.16; platform_machine == 'x86_64'",
-            "tensorflow>=2.16; platform_machine != 'x86_64'",
+            "tensorflow-cpu>=2.16; platform_system == 'Linux' and platform_machine == 'x86_64'",
+            "tensorflow>=2.16; platform_system != 'Linux' or platform_machine != 'x86_64'",
             "keras>=3",
             "Pillow>=10",
             "exifread>=3",

@@ -139,10 +139,6 @@ class Tree:
     linkage: np.ndarray
     dmax: float
 
-    @property
-    def n(self) -> int:
-        return self.linkage.shape[0] + 1
-
     def threshold(self, sim: float) -> float:
         return self.dmax * (1.0 - sim)
 
@@ -167,7 +163,7 @@ class Result:
         return sum(len(members) for members in self.clusters)
 
 
-def pca_project(vectors: np.ndarray, n_components: int | float) -> np.ndarray:
+def pca_project(vectors: np.ndarray, n_components: float) -> np.ndarray:
     """Project onto the leading principal components (sklearn's PCA semantics).
 
     A float keeps the fewest components whose explained variance reaches that
@@ -235,7 +231,7 @@ def build_tree(
     alpha: float = 0.3,
     method: str = "average",
     metric: str = "euclidean",
-    pca: int | float | None = None,
+    pca: float | None = None,
 ) -> Tree:
     """The linkage tree of the mixed distances; everything but the cut."""
     n = vectors.shape[0]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -100,19 +99,10 @@ def choose_set(
     return matching[0]
 
 
-def load_library(
-    conn: sqlite3.Connection,
-    fingerprint_set: FingerprintSet,
-    image_ids: Iterable[int] | None = None,
-) -> Library:
-    """Fingerprints and timestamps of one set, ordered by image id.
-
-    ``image_ids`` restricts the library to those images (ids without a
-    fingerprint in this set are ignored).
-    """
+def load_library(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> Library:
+    """Fingerprints and timestamps of one set, ordered by image id."""
     s = fingerprint_set
-    wanted = None if image_ids is None else {int(i) for i in image_ids}
-    capacity = s.count if wanted is None else min(s.count, len(wanted))
+    capacity = s.count
     ids = np.empty(capacity, dtype=np.int64)
     timestamps = np.empty(capacity, dtype=np.float64)
     vectors = np.empty((capacity, s.dims), dtype=np.float32)
@@ -125,9 +115,7 @@ def load_library(
     n = 0
     expected = s.dims * DTYPE.itemsize
     for image_id, timestamp, blob in cursor:
-        if wanted is not None and image_id not in wanted:
-            continue
-        if n == capacity:
+        if n == capacity:  # rows added since the count: cluster what was counted
             break
         if not isinstance(blob, bytes) or len(blob) != expected:
             raise ClusterError(

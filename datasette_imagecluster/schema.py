@@ -11,7 +11,7 @@ the plugin only calls :func:`schema_version`.
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 import sqlite_utils
 

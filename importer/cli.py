@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from datasette_imagecluster.clustering import METHODS, METRICS, ClusterError, Params, cluster as run_cluster
+from datasette_imagecluster.clustering import METHODS, METRICS, ClusterError, Params
+from datasette_imagecluster.clustering import cluster as run_cluster
 from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
 from datasette_imagecluster.results import params_json, result_json
 from datasette_imagecluster.schema import IMAGES, SchemaError, schema_version

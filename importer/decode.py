@@ -10,7 +10,6 @@ decode of a camera-size photo, and the pixels we keep are the same size.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from .exif import CaptureInfo, read_capture_info
-from .sources import Problem, display_path, sniff_file
+from .sources import Problem, display_path, file_sha256, sniff_file
 
 THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 80
@@ -62,14 +61,6 @@ class Decoded:
     thumbnail_width: int
     thumbnail_height: int
     pixels: np.ndarray  # uint8, input_size[1] x input_size[0] x 3
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

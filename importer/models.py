@@ -10,12 +10,13 @@ initialisation used by tests and offline demos.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass
 
 import numpy as np
+
+from .sources import file_sha256
 
 
 class WeightsError(Exception):
@@ -69,11 +70,7 @@ def resolve_weights(choice: str, seed: int = 0) -> Weights:
         raise WeightsError(
             f"--weights {choice!r} is neither 'imagenet', 'none' nor an existing weights file"
         )
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return Weights(path, "sha256:" + digest.hexdigest())
+    return Weights(path, "sha256:" + file_sha256(path))
 
 
 def _import_keras():
@@ -96,7 +93,7 @@ def _import_keras():
     return keras
 
 
-_cache: dict[tuple[str, str, str], "Fingerprinter"] = {}
+_cache: dict[tuple[str, str, str], Fingerprinter] = {}
 
 
 class Fingerprinter:

@@ -21,18 +21,19 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from datasette_imagecluster.vectors import encode
 
-from .decode import DecodeRequest, Decoded, decode, file_sha256
+from .decode import Decoded, DecodeRequest, decode
 from .models import ARCHITECTURES, load_fingerprinter, resolve_weights
-from .sources import FileEntry, Problem, has_image_extension, sniff_file, walk
+from .sources import FileEntry, Problem, file_sha256, has_image_extension, sniff_file, walk
 from .store import FingerprintKey, KnownImage, Store
 
 
@@ -193,8 +194,10 @@ def _classify(
             if store.has_fingerprint(known.id, key):
                 summary.unchanged += 1
                 return None
-        elif known is None and _reuse_twin(store, entry, sha256, key, twins, summary):
-            return None
+        elif known is None:
+            reused = _reuse_twin(store, entry, sha256, twins, summary)
+            if reused is not None and store.has_fingerprint(reused, key):
+                return None
     return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, sha256)
 
 
@@ -202,25 +205,26 @@ def _reuse_twin(
     store: Store,
     entry: FileEntry,
     sha256: str,
-    key: FingerprintKey,
     twins: list[KnownImage],
     summary: ImportSummary,
-) -> bool:
-    """Take over (moved file) or copy (duplicate file) a known photo with this content."""
+) -> int | None:
+    """Take over (moved file) or copy (duplicate file) a known photo with this content.
+
+    Returns the id of the row now at ``entry.path``, or None if no known photo
+    has this content. The caller still decodes it if the row lacks the
+    fingerprint asked for.
+    """
     same = [t for t in twins if t.sha256 == sha256]
-    for twin in same:
-        if not os.path.exists(twin.path) and store.has_fingerprint(twin.id, key):
-            with store.transaction():
+    if not same:
+        return None
+    with store.transaction():
+        for twin in same:
+            if not os.path.exists(twin.path):
                 store.move(twin, entry)
-            summary.moved += 1
-            return True
-    for twin in same:
-        if store.has_fingerprint(twin.id, key):
-            with store.transaction():
-                store.copy(twin, entry)
-            summary.copied += 1
-            return True
-    return False
+                summary.moved += 1
+                return twin.id
+        summary.copied += 1
+        return store.copy(same[0], entry)
 
 
 def _record(store: Store, problem: Problem, summary: ImportSummary) -> None:

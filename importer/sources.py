@@ -10,10 +10,11 @@ a loop is noticed by device and inode and walked no further.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 # Extensions that promise an image: a file with one of these that turns out
 # not to be an image is an error; any other non-image file is simply not ours.
@@ -87,6 +88,15 @@ def sniff(head: bytes) -> str | None:
     ):
         return "BMP"
     return None
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (hashlib releases the GIL)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sniff_file(path: str) -> str | None:

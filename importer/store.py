@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
 
 import sqlite_utils
 
@@ -26,7 +26,6 @@ from datasette_imagecluster.schema import (
     THUMBNAILS,
     ensure_schema,
 )
-from datasette_imagecluster.vectors import encode
 
 from .decode import Decoded
 from .sources import FileEntry, Problem

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from importer.decode import THUMBNAIL_SIZE, DecodeRequest, Decoded, decode, to_rgb
+from importer.decode import THUMBNAIL_SIZE, Decoded, DecodeRequest, decode, to_rgb
 from importer.sources import Problem
 
 from .conftest import save_jpeg, scene, shared_data

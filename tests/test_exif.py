@@ -11,7 +11,7 @@ import pytest
 
 from importer.exif import parse_exif_datetime, read_capture_info
 
-from .conftest import exif_bytes, save_jpeg, scene, shared_data
+from .conftest import save_jpeg, scene, shared_data
 
 
 @pytest.mark.parametrize(

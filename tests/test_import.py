@@ -7,7 +7,6 @@ import os
 import shutil
 
 import numpy as np
-import pytest
 
 from datasette_imagecluster.schema import SCHEMA_VERSION
 from datasette_imagecluster.vectors import decode as decode_vector
@@ -55,7 +54,7 @@ def test_first_import_writes_every_table(tmp_path, photo_folder):
 def test_fingerprints_are_deterministic_and_near_duplicates_are_closer(tmp_path, photo_folder):
     do_import(tmp_path / "one.db", photo_folder)
     do_import(tmp_path / "two.db", photo_folder, batch_size=3)
-    get = lambda db: {n: decode_vector(v) for n, v in rows(  # noqa: E731
+    get = lambda db: {n: decode_vector(v) for n, v in rows(
         db, "select name, vector from images join fingerprints on image_id = id")}
     one, two = get(tmp_path / "one.db"), get(tmp_path / "two.db")
     for name in one:
@@ -211,17 +210,35 @@ def test_non_utf8_file_names_are_reported_not_fatal(tmp_path, photo_folder):
     assert path.endswith("caf\\xe9.jpg") and "not valid UTF-8" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their permissions")
-def test_unreadable_folder_is_reported(tmp_path, photo_folder):
-    locked = photo_folder / "locked"
-    locked.mkdir()
-    locked.chmod(0)
+def test_unreadable_folder_is_reported():
+    """Walked as an ordinary user: root reads folders whatever their permissions."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    work = Path(tempfile.mkdtemp(prefix="imagecluster-perm-"))  # /tmp: traversable by all
     try:
-        do_import(tmp_path / "photos.db", photo_folder)
-        assert rows(tmp_path / "photos.db", "select stage from import_errors where path = ?",
-                    (str(locked),)) == [("read",)]
+        work.chmod(0o777)
+        photos = work / "photos"
+        save_jpeg(photos / "ok.jpg", scene(4))
+        save_jpeg(photos / "locked" / "secret.jpg", scene(5))
+        photos.chmod(0o777)
+        (photos / "locked").chmod(0)
+        db = work / "photos.db"
+        command = [sys.executable, "-c", "from importer.cli import cli; cli()", "import", str(db),
+                   str(photos), "--weights", "none", "--workers", "0", "-s"]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        env = {**os.environ, "HOME": str(work), "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "Imported 1," in done.stdout and "failed 1" in done.stdout
+        assert rows(db, "select stage, message from import_errors where path = ?",
+                    (str(photos / "locked"),)) == [("read", "cannot read folder: Permission denied")]
     finally:
-        locked.chmod(0o755)
+        (work / "photos" / "locked").chmod(0o755)
+        shutil.rmtree(work)
 
 
 def test_workers_decode_in_processes_with_the_same_result(tmp_path, photo_folder):
