@@ -1,7 +1,8 @@
-"""Datasette plugin: SQL functions over photo fingerprints.
+"""Datasette plugin: photo clusters, similar photos and thumbnails for an imagecluster database.
 
-This module holds the plugin's hooks only; it never imports TensorFlow or the
-importer, so a published catalog serves without them.
+This module holds the hooks only (views in :mod:`.views`, SQL functions in
+:mod:`.sql_functions`). It never imports TensorFlow or the importer, so a
+published catalog serves without them.
 """
 
 from __future__ import annotations
@@ -9,21 +10,114 @@ from __future__ import annotations
 import json
 
 from datasette import hookimpl
+from markupsafe import Markup, escape
 
-from .vectors import decode
-
-
-def imagecluster_dims(blob: bytes) -> int:
-    """The number of float32 values in a fingerprint BLOB."""
-    return int(decode(blob).shape[0])
-
-
-def imagecluster_vector(blob: bytes) -> str:
-    """A fingerprint BLOB as a JSON array of numbers."""
-    return json.dumps([float(x) for x in decode(blob)])
+from . import sql_functions, views
+from .fingerprints import has_fingerprints_table
+from .permissions import can_view
+from .schema import IMAGES, THUMBNAILS
 
 
 @hookimpl
-def prepare_connection(conn):
-    conn.create_function("imagecluster_dims", 1, imagecluster_dims, deterministic=True)
-    conn.create_function("imagecluster_vector", 1, imagecluster_vector, deterministic=True)
+def prepare_connection(conn, database, datasette):
+    sql_functions.register(conn, views.config(datasette, database))
+
+
+@hookimpl
+def register_routes():
+    return [
+        (r"^/-/cluster$", views.cluster_index),
+        (r"^/(?P<database>[^/]+)/-/cluster(\.(?P<format>json))?$", views.cluster_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/thumbnail/(?P<id>[^/]+)\.jpg$", views.thumbnail_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/similar/(?P<id>[^/]+)\.json$", views.similar_view),
+    ]
+
+
+async def _has_fingerprints(datasette, database: str) -> bool:
+    try:
+        db = datasette.get_database(database)
+    except KeyError:
+        return False
+    return await db.execute_fn(has_fingerprints_table)
+
+
+@hookimpl
+def menu_links(datasette, actor):
+    async def inner():
+        for name in datasette.databases:
+            if name != "_internal" and await _has_fingerprints(datasette, name) and \
+                    await can_view(datasette, actor, name, (IMAGES,)):
+                return [{"href": datasette.urls.path("/-/cluster"), "label": "Photo clusters"}]
+        return []
+
+    return inner
+
+
+def _cluster_link(datasette, database: str, label: str) -> dict:
+    route = getattr(datasette.get_database(database), "route", database)
+    return {"href": datasette.urls.path(f"/{route}/-/cluster"), "label": label}
+
+
+@hookimpl
+def database_actions(datasette, actor, database):
+    async def inner():
+        if await _has_fingerprints(datasette, database):
+            return [_cluster_link(datasette, database, "Photo clusters")]
+        return []
+
+    return inner
+
+
+@hookimpl
+def table_actions(datasette, actor, database, table):
+    async def inner():
+        if table == IMAGES and await _has_fingerprints(datasette, database):
+            return [_cluster_link(datasette, database, "Cluster these photos")]
+        return []
+
+    return inner
+
+
+@hookimpl
+def render_cell(row, value, column, table, database, datasette):
+    """Thumbnail BLOBs render as images in table views, not as download links."""
+    if table == THUMBNAILS and column == "jpeg" and isinstance(value, bytes):
+        try:
+            image_id = int(row["image_id"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+        url = views.thumbnail_url(datasette, database, image_id)
+        return Markup(f'<img src="{escape(url)}" alt="thumbnail of photo {image_id}" loading="lazy" '
+                      f'style="max-height: 120px">')
+    return None
+
+
+@hookimpl
+def extra_js_urls(view_name, table):
+    if view_name == "row" and table == IMAGES:
+        return [{"url": "/-/static-plugins/datasette-imagecluster/imagecluster.js"}]
+    return []
+
+
+@hookimpl
+def extra_css_urls(view_name, table):
+    if view_name == "row" and table == IMAGES:
+        return ["/-/static-plugins/datasette-imagecluster/imagecluster.css"]
+    return []
+
+
+@hookimpl
+def extra_body_script(view_name, table, database, request, datasette):
+    """On a photo's row page, a placeholder that imagecluster.js fills with similar photos."""
+    if view_name != "row" or table != IMAGES or request is None:
+        return ""
+    pks = request.url_vars.get("pks", "")
+    if not pks.isdigit():
+        return ""
+    route = getattr(datasette.get_database(database), "route", database)
+    url = datasette.urls.path(f"/{route}/-/cluster/similar/{pks}.json")
+    return (
+        "(function () { var d = document.createElement('div'); d.className = 'imagecluster-similar';"
+        f" d.dataset.imageclusterSimilar = {json.dumps(url)};"
+        " var c = document.querySelector('.content') || document.body; c.appendChild(d); })();"
+    )

@@ -99,10 +99,18 @@ def choose_set(
     return matching[0]
 
 
-def load_library(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> Library:
-    """Fingerprints and timestamps of one set, ordered by image id."""
+def load_library(
+    conn: sqlite3.Connection,
+    fingerprint_set: FingerprintSet,
+    image_ids: frozenset[int] | None = None,
+) -> Library:
+    """Fingerprints and timestamps of one set, ordered by image id.
+
+    ``image_ids`` restricts the library to those images (ids without a
+    fingerprint in this set are ignored).
+    """
     s = fingerprint_set
-    capacity = s.count
+    capacity = s.count if image_ids is None else min(s.count, len(image_ids))
     ids = np.empty(capacity, dtype=np.int64)
     timestamps = np.empty(capacity, dtype=np.float64)
     vectors = np.empty((capacity, s.dims), dtype=np.float32)
@@ -115,6 +123,8 @@ def load_library(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> L
     n = 0
     expected = s.dims * DTYPE.itemsize
     for image_id, timestamp, blob in cursor:
+        if image_ids is not None and image_id not in image_ids:
+            continue
         if n == capacity:  # rows added since the count: cluster what was counted
             break
         if not isinstance(blob, bytes) or len(blob) != expected:
@@ -126,3 +136,19 @@ def load_library(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> L
         vectors[n] = np.frombuffer(blob, dtype=DTYPE)
         n += 1
     return Library(s, ids[:n], vectors[:n], timestamps[:n])
+
+
+def library_signature(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> tuple:
+    """Changes whenever an import adds, replaces or deletes fingerprints or images.
+
+    Re-importing a photo replaces its fingerprint row (a new rowid), so counts
+    and largest rowids cover every write the importer makes; both come from
+    indexes, so this is cheap enough to run on every request.
+    """
+    s = fingerprint_set
+    return conn.execute(
+        f"select (select count(*) from {FINGERPRINTS} where model = ? and layer = ? and weights = ?), "
+        f"(select max(rowid) from {FINGERPRINTS}), (select count(*) from {IMAGES}), "
+        f"(select max(rowid) from {IMAGES})",
+        (s.model, s.layer, s.weights),
+    ).fetchone()

@@ -1,0 +1,41 @@
+"""Permission checks that work on Datasette 0.65 and on the 1.0 alphas.
+
+0.65 checks ``(action, resource)`` pairs with ``check_visibility`` and
+``permission_allowed``; 1.0a replaced both with ``allowed(action=, resource=)``
+and resource objects. Every plugin view asks here, the way Datasette's own
+views do, before it reads anything.
+"""
+
+from __future__ import annotations
+
+try:  # Datasette 1.0a20+
+    from datasette.resources import DatabaseResource, TableResource
+except ImportError:  # Datasette 0.65
+    DatabaseResource = TableResource = None
+
+
+async def can_view(datasette, actor, database: str, tables: tuple[str, ...] = ()) -> bool:
+    """True if the actor may see the database and each of the tables."""
+    if DatabaseResource is None:
+        checks = [[("view-table", (database, t)), ("view-database", database), "view-instance"] for t in tables]
+        checks = checks or [[("view-database", database), "view-instance"]]
+        for permissions in checks:
+            visible, _ = await datasette.check_visibility(actor, permissions=permissions)
+            if not visible:
+                return False
+        return True
+    if not await datasette.allowed(action="view-database", resource=DatabaseResource(database=database),
+                                   actor=actor):
+        return False
+    for table in tables:
+        if not await datasette.allowed(action="view-table",
+                                       resource=TableResource(database=database, table=table), actor=actor):
+            return False
+    return True
+
+
+async def can_execute_sql(datasette, actor, database: str) -> bool:
+    if DatabaseResource is None:
+        return await datasette.permission_allowed(actor, "execute-sql", database, default=True)
+    return await datasette.allowed(action="execute-sql", resource=DatabaseResource(database=database),
+                                   actor=actor)

@@ -1,0 +1,106 @@
+"""SQL functions over fingerprints and clusters, registered on every connection.
+
+Cheap per call: clustering functions go through the shared caches in
+:mod:`.trees`, so ``imagecluster_label(id, ...)`` over a whole table builds one
+tree and one label map, not one per row. Bad arguments raise, which SQLite
+reports as an error for the query (Python's sqlite3 gives every such error
+the same text, "user-defined function raised exception").
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+from scipy.spatial import distance as scipy_distance
+
+from .clustering import METRICS, ClusterError, Params
+from .fingerprints import FingerprintSet, choose_set, fingerprint_sets
+from .trees import labels_for, library_for, nearest, result_for
+from .vectors import decode
+
+MAX_SIMILAR = 1000
+
+
+def _pair(a: bytes, b: bytes) -> tuple[np.ndarray, np.ndarray]:
+    va, vb = decode(a), decode(b)
+    if va.shape != vb.shape:
+        raise ValueError(f"fingerprints of different lengths ({va.shape[0]} and {vb.shape[0]})")
+    return va.astype(np.float64), vb.astype(np.float64)
+
+
+def distance(a: bytes, b: bytes, metric: str = "euclidean") -> float:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}")
+    va, vb = _pair(a, b)
+    value = float(getattr(scipy_distance, metric)(va, vb))
+    if not np.isfinite(value):
+        raise ValueError(f"the {metric} distance is undefined for these fingerprints")
+    return value
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    return 1.0 - distance(a, b, "cosine")
+
+
+def dims(blob: bytes) -> int:
+    return int(decode(blob).shape[0])
+
+
+def vector(blob: bytes) -> str:
+    return json.dumps([float(x) for x in decode(blob)])
+
+
+class Functions:
+    """The clustering functions of one connection, with the plugin's configuration."""
+
+    def __init__(self, conn: sqlite3.Connection, config: dict):
+        self.conn = conn
+        self.config = config
+
+    def fingerprint_set(self) -> FingerprintSet:
+        return choose_set(fingerprint_sets(self.conn), self.config.get("model"), self.config.get("layer"),
+                          self.config.get("weights"))
+
+    def params(self, sim, alpha, min_csize=None, method=None, metric=None) -> Params:
+        c = self.config
+        return Params(sim=sim, alpha=alpha,
+                      min_csize=c.get("min_csize", 2) if min_csize is None else min_csize,
+                      method=method or c.get("method", "average"),
+                      metric=metric or c.get("metric", "euclidean"))
+
+    def clusters(self, sim, alpha, min_csize=None, method=None, metric=None) -> str:
+        result, _ = result_for(self.conn, self.fingerprint_set(),
+                               self.params(sim, alpha, min_csize, method, metric))
+        return json.dumps([[int(i) for i in members] for members in result.clusters])
+
+    def label(self, image_id, sim, alpha) -> int | None:
+        return labels_for(self.conn, self.fingerprint_set(), self.params(sim, alpha)).get(int(image_id))
+
+    def similar(self, image_id, k) -> str:
+        k = int(k)
+        if not 1 <= k <= MAX_SIMILAR:
+            raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
+        _, library = library_for(self.conn, self.fingerprint_set())
+        return json.dumps([[i, d] for i, d in nearest(library, int(image_id), k)])
+
+
+def _checked(fn, *arities):
+    """Wrap a function for SQLite: a clear Python error (logged) for wrong argument counts."""
+    def call(*args):
+        if len(args) not in arities:
+            raise ClusterError(f"expects {' or '.join(map(str, arities))} arguments, got {len(args)}")
+        return fn(*args)
+    return call
+
+
+def register(conn: sqlite3.Connection, config: dict) -> None:
+    functions = Functions(conn, config)
+    conn.create_function("imagecluster_distance", -1, _checked(distance, 2, 3), deterministic=True)
+    conn.create_function("imagecluster_similarity", 2, similarity, deterministic=True)
+    conn.create_function("imagecluster_dims", 1, dims, deterministic=True)
+    conn.create_function("imagecluster_vector", 1, vector, deterministic=True)
+    conn.create_function("imagecluster_clusters", -1, _checked(functions.clusters, 2, 3, 4, 5))
+    conn.create_function("imagecluster_label", 3, functions.label)
+    conn.create_function("imagecluster_similar", 2, functions.similar)

@@ -1,0 +1,121 @@
+"""In-memory caches of fingerprint libraries and linkage trees, shared by pages and SQL functions.
+
+Building a tree is the expensive step; cutting it at a new ``sim`` is cheap.
+Libraries are cached per (database file, library signature, fingerprint set,
+subset) and trees per library and (alpha, method, metric, pca), so moving the
+sim slider re-cuts a cached tree and a re-import (which changes the
+signature) invalidates both. Nothing is written to the database, so this
+works on immutable, published databases.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, TypeVar
+
+import numpy as np
+
+from .clustering import Params, Result, Tree, build_tree, cut_tree, group
+from .fingerprints import FingerprintSet, Library, library_signature, load_library
+
+T = TypeVar("T")
+
+
+class LRU(Generic[T]):
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()  # outside the lock: building may take long
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def peek(self, key: Hashable) -> T | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: Hashable, value: T) -> None:
+        self.get(key, lambda: value)
+
+
+libraries: LRU[Library] = LRU(4)
+trees: LRU[Tree] = LRU(16)
+labels: LRU[dict] = LRU(32)
+
+
+def database_file(conn: sqlite3.Connection) -> str:
+    for _, name, path in conn.execute("pragma database_list"):
+        if name == "main" and path:
+            return path
+    return f"memory:{id(conn)}"
+
+
+def library_key(conn: sqlite3.Connection, fingerprint_set: FingerprintSet,
+                subset: frozenset[int] | None = None) -> tuple:
+    return (database_file(conn), library_signature(conn, fingerprint_set), fingerprint_set, subset)
+
+
+def tree_key(lib_key: tuple, params: Params) -> tuple:
+    return (lib_key, params.alpha, params.method, params.metric, params.pca)
+
+
+def make_tree(library: Library, params: Params) -> Tree:
+    return build_tree(library.vectors, library.timestamps, alpha=params.alpha, method=params.method,
+                      metric=params.metric, pca=params.pca)
+
+
+def library_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet,
+                subset: frozenset[int] | None = None) -> tuple[tuple, Library]:
+    key = library_key(conn, fingerprint_set, subset)
+    return key, libraries.get(key, lambda: load_library(conn, fingerprint_set, subset))
+
+
+def result_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, params: Params,
+               subset: frozenset[int] | None = None) -> tuple[Result, Tree]:
+    """Cluster in this thread, through the caches (for SQL functions)."""
+    key, library = library_for(conn, fingerprint_set, subset)
+    tree = trees.get(tree_key(key, params), lambda: make_tree(library, params))
+    return group(cut_tree(tree, params.sim), library.ids, library.timestamps, params), tree
+
+
+def labels_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, params: Params) -> dict:
+    """``{image_id: cluster number}`` for photos in clusters, numbered from 1 as reported."""
+    key, _ = library_for(conn, fingerprint_set)
+
+    def make() -> dict:
+        result, _ = result_for(conn, fingerprint_set, params)
+        return {int(i): n for n, members in enumerate(result.clusters, start=1) for i in members}
+
+    return labels.get((tree_key(key, params), params.sim, params.min_csize), make)
+
+
+def nearest(library: Library, image_id: int, k: int) -> list[tuple[int, float]]:
+    """The k photos closest to one photo by euclidean fingerprint distance, nearest first."""
+    where = np.flatnonzero(library.ids == image_id)
+    if where.size == 0:
+        return []
+    query = library.vectors[where[0]].astype(np.float64)
+    d = np.empty(len(library.ids))
+    for start in range(0, len(d), 2048):  # in blocks: memory stays small for any library
+        block = library.vectors[start : start + 2048].astype(np.float64) - query
+        d[start : start + 2048] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    d[where[0]] = np.inf
+    k = min(k, len(d) - 1)
+    if k <= 0:
+        return []
+    best = np.argpartition(d, k - 1)[:k]
+    best = best[np.lexsort((library.ids[best], d[best]))]
+    return [(int(library.ids[i]), float(d[i])) for i in best]

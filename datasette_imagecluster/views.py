@@ -1,0 +1,320 @@
+"""The plugin's pages: where a clustering becomes gallery cards, JSON and thumbnails.
+
+Every view checks the actor's permissions first, parses request parameters
+into validated values (never into SQL), loads fingerprints with
+``db.execute_fn`` and builds trees in a private executor, so the event loop
+stays free while a large clustering runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from datasette import Forbidden, NotFound, Response
+
+from .clustering import METHODS, METRICS, ClusterError, Params, cut_tree, group
+from .dendrogram import dendrogram_svg
+from .fingerprints import FingerprintSet, choose_set, fingerprint_sets, has_fingerprints_table
+from .permissions import can_execute_sql, can_view
+from .results import image_details, result_json
+from .schema import IMAGES, THUMBNAILS
+from .trees import library_for, make_tree, nearest, tree_key, trees
+
+PLUGIN = "datasette-imagecluster"
+EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
+DEFAULTS = {"sim": 0.5, "alpha": 0.3, "method": "average", "metric": "euclidean", "min_csize": 2,
+            "page_size": 20, "thumbnails_per_cluster": 24}
+MAX_PAGE_SIZE = 500
+
+
+class BadRequest(Exception):
+    """A parameter or request the user can fix: answered with 400 and the message."""
+
+
+def config(datasette, database: str | None = None) -> dict:
+    return {**DEFAULTS, **(datasette.plugin_config(PLUGIN, database=database) or {})}
+
+
+def _int(name: str, value, lo: int, hi: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {value!r}")
+    if not lo <= number <= hi:
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return number
+
+
+@dataclass
+class Form:
+    params: Params
+    model: str | None
+    layer: str | None
+    weights: str | None
+    sql: str
+    page: int
+    page_size: int
+
+    def query(self, **changes) -> str:
+        values = {"sim": self.params.sim, "alpha": self.params.alpha, "method": self.params.method,
+                  "metric": self.params.metric, "min_csize": self.params.min_csize,
+                  "pca": self.params.pca, "model": self.model, "layer": self.layer,
+                  "weights": self.weights, "sql": self.sql or None, "page": self.page}
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v is not None and v != ""})
+
+
+def parse_form(args, settings: dict) -> Form:
+    """Request arguments (or the configured defaults) as validated values."""
+    def arg(name):
+        value = args.get(name)
+        return settings.get(name) if value is None or value == "" else value
+
+    try:
+        params = Params(sim=arg("sim"), alpha=arg("alpha"), method=arg("method"), metric=arg("metric"),
+                        min_csize=arg("min_csize"), pca=args.get("pca"))
+    except ClusterError as e:
+        raise BadRequest(str(e))
+    return Form(
+        params=params,
+        model=args.get("model") or settings.get("model"),
+        layer=args.get("layer") or settings.get("layer"),
+        weights=args.get("weights") or settings.get("weights"),
+        sql=(args.get("sql") or "").strip(),
+        page=_int("page", args.get("page") or 1, 1, 10**9),
+        page_size=_int("page_size", arg("page_size"), 1, MAX_PAGE_SIZE),
+    )
+
+
+def _database(datasette, request):
+    name = request.url_vars["database"]
+    try:
+        return datasette.get_database(route=name)
+    except KeyError:
+        raise NotFound(f"Database not found: {name}")
+
+
+async def _subset(datasette, request, db, sql: str) -> frozenset[int] | None:
+    """Image ids from the first column of a read-only query, for an actor allowed to run SQL."""
+    if not sql:
+        return None
+    if not await can_execute_sql(datasette, request.actor, db.name):
+        raise Forbidden("You do not have permission to run SQL on this database")
+    try:
+        results = await db.execute(sql)
+    except Exception as e:  # any SQL error, interruption or rejection is the user's to fix
+        raise BadRequest(f"the sql parameter failed: {e}")
+    ids = set()
+    for row in results.rows:
+        if not row or not isinstance(row[0], int):
+            raise BadRequest("the sql parameter must return image ids (integers) in its first column")
+        ids.add(row[0])
+    return frozenset(ids)
+
+
+async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None):
+    """The cut clustering for a form, using the caches; the tree is built off the event loop."""
+    sets = await db.execute_fn(fingerprint_sets)
+    if not sets:
+        raise NotFound(f"There are no fingerprints in database {db.name}: run 'imagecluster import' first")
+    chosen = choose_set(sets, form.model, form.layer, form.weights)
+    lib_key, library = await db.execute_fn(lambda conn: library_for(conn, chosen, subset))
+    if len(library.ids) < 2:
+        raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
+    key = tree_key(lib_key, form.params)
+    tree = trees.peek(key)
+    if tree is None:
+        tree = await asyncio.get_running_loop().run_in_executor(EXECUTOR, make_tree, library, form.params)
+        trees.put(key, tree)
+    result = group(cut_tree(tree, form.params.sim), library.ids, library.timestamps, form.params)
+    return chosen, sets, tree, result
+
+
+def thumbnail_url(datasette, database: str, image_id: int) -> str:
+    return datasette.urls.path(f"/{_route(datasette, database)}/-/cluster/thumbnail/{image_id}.jpg")
+
+
+def _route(datasette, database: str) -> str:
+    db = datasette.get_database(database)
+    return getattr(db, "route", database)
+
+
+def _error(message: str, status: int, as_json: bool) -> Response:
+    if as_json:
+        return Response.json({"ok": False, "error": message, "status": status}, status=status)
+    return Response.html(
+        f"<!DOCTYPE html><title>Error {status}</title><h1>Error {status}</h1><p>{_escape(message)}</p>",
+        status=status,
+    )
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))
+
+
+async def cluster_view(datasette, request):
+    """``/<database>/-/cluster`` and ``/<database>/-/cluster.json``."""
+    as_json = request.url_vars.get("format") == "json"
+    try:
+        db = _database(datasette, request)
+        if not await can_view(datasette, request.actor, db.name, (IMAGES,)):
+            raise Forbidden("You do not have permission to view this database")
+        settings = config(datasette, db.name)
+        form = parse_form(request.args, settings)
+        subset = await _subset(datasette, request, db, form.sql)
+        chosen, sets, tree, result = await _cluster(datasette, db, form, subset)
+    except NotFound as e:
+        return _error(str(e) or "Not found", 404, as_json)
+    except Forbidden as e:
+        return _error(str(e) or "Forbidden", 403, as_json)
+    except (BadRequest, ClusterError) as e:
+        if as_json:
+            return _error(str(e), 400, True)
+        return await _render(datasette, request, db, None, error=str(e), status=400)
+    if as_json:
+        report = await db.execute_fn(lambda conn: result_json(conn, result, chosen))
+        for c in report["clusters"]:
+            for image in c["images"]:
+                image["thumbnail"] = thumbnail_url(datasette, db.name, image["id"])
+        return Response.json(report)
+    return await _render(datasette, request, db, (form, chosen, sets, tree, result, settings))
+
+
+async def _render(datasette, request, db, clustered, error: str | None = None, status: int = 200):
+    context = {"database": db.name, "error": error, "methods": METHODS, "metrics": METRICS,
+               "form_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")}
+    if clustered is None:
+        settings = config(datasette, db.name)
+        context["values"] = {k: request.args.get(k, settings.get(k, "")) for k in
+                             ("sim", "alpha", "method", "metric", "min_csize", "pca", "sql")}
+        context["can_sql"] = await can_execute_sql(datasette, request.actor, db.name)
+    else:
+        context.update(await _gallery(datasette, request, db, *clustered))
+    html = await datasette.render_template("imagecluster.html", context, request=request)
+    return Response.html(html, status=status)
+
+
+async def _gallery(datasette, request, db, form: Form, chosen: FingerprintSet, sets, tree, result,
+                   settings) -> dict:
+    pages = max(1, -(-len(result.clusters) // form.page_size))
+    page = min(form.page, pages)
+    shown = result.clusters[(page - 1) * form.page_size: page * form.page_size]
+    per_card = int(settings["thumbnails_per_cluster"])
+    ids = [int(i) for members in shown for i in members]
+    details = await db.execute_fn(lambda conn: image_details(conn, ids))
+    can_sql = await can_execute_sql(datasette, request.actor, db.name)
+    table_url = datasette.urls.table(db.name, IMAGES)
+    cards = []
+    for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
+        member_ids = [int(i) for i in members]
+        taken = [details[i]["taken"] for i in member_ids if details[i]["taken"]]
+        id_list = ",".join(map(str, member_ids))
+        cards.append({
+            "number": number,
+            "size": len(member_ids),
+            "first": min(taken) if taken else None,
+            "last": max(taken) if taken else None,
+            "images": [
+                {"id": i, "name": details[i]["path"].rsplit("/", 1)[-1], "taken": details[i]["taken"],
+                 "thumbnail": thumbnail_url(datasette, db.name, i),
+                 "url": datasette.urls.row(db.name, IMAGES, str(i))}
+                for i in member_ids[:per_card]
+            ],
+            "more": max(0, len(member_ids) - per_card),
+            "table_url": f"{table_url}?{urlencode({'id__in': id_list})}",
+            "sql_url": (datasette.urls.database(db.name) + "?" + urlencode(
+                {"sql": f"select * from {IMAGES} where id in ({id_list}) order by timestamp"}))
+            if can_sql else None,
+        })
+    base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
+    p = form.params
+    return {
+        "values": {"sim": p.sim, "alpha": p.alpha, "method": p.method, "metric": p.metric,
+                   "min_csize": p.min_csize, "pca": "" if p.pca is None else p.pca, "sql": form.sql},
+        "can_sql": can_sql,
+        "sets": sets if len(sets) > 1 else [],
+        "chosen": chosen,
+        "stats": result.stats(),
+        "n_images": result.n_images,
+        "n_clustered": result.n_clustered,
+        "n_clusters": len(result.clusters),
+        "cards": cards,
+        "page": page,
+        "pages": pages,
+        "prev_url": f"{base}?{form.query(page=page - 1)}" if page > 1 else None,
+        "next_url": f"{base}?{form.query(page=page + 1)}" if page < pages else None,
+        "json_url": f"{base}.json?{form.query(page=None)}",
+        "dendrogram": dendrogram_svg(tree, p.sim),
+        "random_weights": chosen.weights.startswith("random-"),
+    }
+
+
+async def cluster_index(datasette, request):
+    """``/-/cluster``: the first database with fingerprints the actor may see."""
+    for name, db in datasette.databases.items():
+        if name == "_internal":
+            continue
+        if not await can_view(datasette, request.actor, name, (IMAGES,)):
+            continue
+        if await db.execute_fn(has_fingerprints_table):
+            target = datasette.urls.path(f"/{_route(datasette, name)}/-/cluster")
+            query = request.query_string
+            return Response.redirect(f"{target}?{query}" if query else target)
+    return _error("No database here has photo fingerprints: run 'imagecluster import' first", 404, False)
+
+
+async def thumbnail_view(datasette, request):
+    """``/<database>/-/cluster/thumbnail/<id>.jpg``: the JPEG stored by the importer."""
+    db = _database(datasette, request)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, THUMBNAILS)):
+        return Response.text("Forbidden", status=403)
+    try:
+        image_id = int(request.url_vars["id"])
+    except ValueError:
+        return Response.text("Not found", status=404)
+    row = (await db.execute(f"select jpeg from {THUMBNAILS} where image_id = ?", [image_id])).first() \
+        if await db.execute_fn(lambda conn: _has_table(conn, THUMBNAILS)) else None
+    if row is None or not isinstance(row[0], bytes):
+        return Response.text("Not found", status=404)
+    etag = '"' + hashlib.sha256(row[0]).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
+    if request.headers.get("if-none-match") == etag:
+        return Response("", status=304, headers=headers)
+    return Response(row[0], content_type="image/jpeg", headers=headers)
+
+
+def _has_table(conn, name: str) -> bool:
+    return conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", (name,)).fetchone() \
+        is not None
+
+
+async def similar_view(datasette, request):
+    """``/<database>/-/cluster/similar/<id>.json``: the most similar photos, for row pages."""
+    try:
+        db = _database(datasette, request)
+        if not await can_view(datasette, request.actor, db.name, (IMAGES,)):
+            return _error("Forbidden", 403, True)
+        settings = config(datasette, db.name)
+        image_id = _int("id", request.url_vars["id"], 0, 2**63 - 1)
+        k = _int("k", request.args.get("k") or 8, 1, 100)
+        sets = await db.execute_fn(fingerprint_sets)
+        if not sets:
+            return _error("no fingerprints in this database", 404, True)
+        chosen = choose_set(sets, settings.get("model"), settings.get("layer"), settings.get("weights"))
+        _, library = await db.execute_fn(lambda conn: library_for(conn, chosen))
+        found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, nearest, library, image_id, k)
+    except NotFound as e:
+        return _error(str(e), 404, True)
+    except (BadRequest, ClusterError) as e:
+        return _error(str(e), 400, True)
+    return Response.json({
+        "image_id": image_id,
+        "similar": [{"id": i, "distance": d, "thumbnail": thumbnail_url(datasette, db.name, i),
+                     "url": datasette.urls.row(db.name, IMAGES, str(i))} for i, d in found],
+    })
