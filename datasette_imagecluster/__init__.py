@@ -83,7 +83,10 @@ def render_cell(row, value, column, table, database, datasette):
     """Thumbnail BLOBs render as images in table views, not as download links."""
     if table == THUMBNAILS and column == "jpeg" and isinstance(value, bytes):
         try:
-            image_id = int(row["image_id"])
+            image_id = row["image_id"]
+            if isinstance(image_id, dict):  # a foreign key Datasette expanded to {value, label}
+                image_id = image_id["value"]
+            image_id = int(image_id)
         except (KeyError, IndexError, TypeError, ValueError):
             return None
         url = views.thumbnail_url(datasette, database, image_id)

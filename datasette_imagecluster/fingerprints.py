@@ -78,9 +78,14 @@ def choose_set(
     layer: str | None = None,
     weights: str | None = None,
 ) -> FingerprintSet:
-    """The one set matching the given filters, or a ClusterError saying what to choose."""
+    """The one set matching the given filters (the largest set when none is given).
+
+    Raises ClusterError saying what to choose when the filters match none or several.
+    """
     if not sets:
         raise ClusterError("this database has no fingerprints: run 'imagecluster import' first")
+    if model is None and layer is None and weights is None:
+        return sets[0]
     matching = [
         s
         for s in sets

@@ -79,11 +79,15 @@ def parse_form(args, settings: dict) -> Form:
                         min_csize=arg("min_csize"), pca=args.get("pca"))
     except ClusterError as e:
         raise BadRequest(str(e))
+    chosen = {name: args.get(name) or settings.get(name) for name in ("model", "layer", "weights")}
+    if args.get("set"):  # the page's fingerprint-set menu: "model|layer|weights"
+        parts = args["set"].split("|")
+        if len(parts) != 3:
+            raise BadRequest("set must be model|layer|weights")
+        chosen = dict(zip(("model", "layer", "weights"), parts))
     return Form(
         params=params,
-        model=args.get("model") or settings.get("model"),
-        layer=args.get("layer") or settings.get("layer"),
-        weights=args.get("weights") or settings.get("weights"),
+        **chosen,
         sql=(args.get("sql") or "").strip(),
         page=_int("page", args.get("page") or 1, 1, 10**9),
         page_size=_int("page_size", arg("page_size"), 1, MAX_PAGE_SIZE),
@@ -121,7 +125,7 @@ async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None):
     sets = await db.execute_fn(fingerprint_sets)
     if not sets:
         raise NotFound(f"There are no fingerprints in database {db.name}: run 'imagecluster import' first")
-    chosen = choose_set(sets, form.model, form.layer, form.weights)
+    chosen = choose_set(sets, form.model, form.layer, form.weights)  # the page's menu offers the others
     lib_key, library = await db.execute_fn(lambda conn: library_for(conn, chosen, subset))
     if len(library.ids) < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")

@@ -174,9 +174,9 @@ def _open_read_only(db_path: str) -> sqlite3.Connection:
               help="distance metric")
 @click.option("--min-csize", default="2", show_default=True, metavar="INTEGER", help="smallest cluster reported")
 @click.option("--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)")
-@click.option("--model", default=None, help="fingerprint model, when the database has several")
-@click.option("--layer", default=None, help="fingerprint layer, when the database has several")
-@click.option("--weights", default=None, help="fingerprint weights identity, when the database has several")
+@click.option("--model", default=None, help="fingerprint model (default: of the largest fingerprint set)")
+@click.option("--layer", default=None, help="fingerprint layer (default: of the largest fingerprint set)")
+@click.option("--weights", default=None, help="fingerprint weights identity, e.g. imagenet")
 @click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
 @click.option("--links", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos")
@@ -199,7 +199,8 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
     conn = _open_read_only(db_path)
     try:
         params = Params(sim=sim, alpha=alpha, method=method, metric=metric, min_csize=min_csize, pca=pca)
-        chosen = choose_set(fingerprint_sets(conn), model, layer, weights)
+        sets = fingerprint_sets(conn)
+        chosen = choose_set(sets, model, layer, weights)
         library = load_library(conn, chosen)
         result = run_cluster(library.vectors, library.timestamps, library.ids, params)
         report = result_json(conn, result, chosen)
@@ -211,6 +212,10 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         click.echo(json.dumps(report, indent=2))
     else:
         _print_stats(report)
+    if len(sets) > 1:
+        others = ", ".join(s.label for s in sets if s != chosen)
+        click.echo(f"Note: clustered {chosen.label}; this database also has {others} "
+                   "(choose with --model, --layer and --weights).", err=True)
     if chosen.weights.startswith("random-"):
         click.echo(f"Note: these fingerprints come from random weights ({chosen.weights}), "
                    "not a pretrained model.", err=True)

@@ -132,5 +132,23 @@ def photo_folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def library(tmp_path_factory):
+    """A real imported library: three bursts and two loners, random seeded weights."""
+    root = tmp_path_factory.mktemp("library")
+    photos = root / "photos"
+    for burst, (seed, day) in enumerate([(1, "2021:06:01"), (2, "2022:01:10"), (7, "2022:08:20")]):
+        for shot in range(3 if burst < 2 else 2):
+            save_jpeg(photos / f"burst{burst}" / f"shot{shot}.jpg", scene(seed, variant=shot),
+                      taken=f"{day} 10:00:{10 * shot:02d}")
+    save_jpeg(photos / "loner1.jpg", scene(3), taken="2023:03:03 03:03:03")
+    save_jpeg(photos / "loner2.jpg", scene(4), taken="2019:05:05 05:05:05")
+    db = root / "photos.db"
+    from importer.pipeline import ImportOptions, run_import
+
+    run_import(str(db), [str(photos)], ImportOptions(weights="none", workers=0))
+    return db, photos
+
+
 def connect(db_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(db_path))

@@ -250,7 +250,7 @@ def test_cli_json_matches_the_reference(runner, tmp_path, method):
             assert all(c["size"] == len(c["images"]) for c in report["clusters"])
 
 
-def test_cli_refuses_mixed_fingerprint_sets_until_told(runner, tmp_path):
+def test_cli_clusters_the_largest_fingerprint_set_unless_told(runner, tmp_path):
     vectors, timestamps, ids = structured_library(seed=2)
     db = make_fingerprint_db(tmp_path / "f.db", vectors, timestamps, ids)
     sqlite_db = sqlite_utils.Database(db)
@@ -260,12 +260,18 @@ def test_cli_refuses_mixed_fingerprint_sets_until_told(runner, tmp_path):
         for i in ids[:5]
     )
     sqlite_db.conn.close()
-    result = invoke(runner, "cluster", db, ok=False)
-    assert result.exit_code == 1
-    assert "several fingerprint sets" in result.output
-    assert len(result.output.strip().splitlines()) == 1
+    result = invoke(runner, "cluster", db, "--json")
+    assert _json(result.output)["n_images"] == len(ids)
+    assert "also has vgg16/fc1 (weights imagenet)" in result.output
+    ambiguous = invoke(runner, "cluster", db, "--model", "vgg16", ok=False)
+    assert ambiguous.exit_code == 1 and "several fingerprint sets" in ambiguous.output
+    assert len(ambiguous.output.strip().splitlines()) == 1
     ok = invoke(runner, "cluster", db, "--layer", "fc1", "--json").output
-    assert json.loads(ok[ok.index("{"):])["n_images"] == 5
+    assert _json(ok)["n_images"] == 5
+
+
+def _json(output: str) -> dict:
+    return json.loads(output[output.index("{"): output.rindex("}") + 1])
 
 
 @pytest.mark.parametrize(
