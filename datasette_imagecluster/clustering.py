@@ -30,6 +30,8 @@ import numpy as np
 from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
+from . import components
+
 METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 EUCLIDEAN_ONLY_METHODS = frozenset({"centroid", "median", "ward"})
 METRICS = (
@@ -42,8 +44,6 @@ METRICS = (
     "canberra",
     "braycurtis",
 )
-# Metrics that are undefined on one-dimensional data such as timestamps.
-_TIME_FALLBACK = {"cosine": "cityblock", "correlation": "cityblock"}
 # Share of physical memory the full condensed distance matrices may take.
 _MEMORY_SHARE = 0.6
 
@@ -134,10 +134,19 @@ class Params:
 
 @dataclass
 class Tree:
-    """A linkage tree and the largest mixed distance, the scale ``sim`` cuts against."""
+    """A linkage tree and the largest mixed distance, the scale ``sim`` cuts against.
+
+    A tree built one component at a time (see :mod:`.components`) is exact
+    only below the cut of the sim it was built for: it may be cut at that sim
+    or any higher one (``valid_from_sim``).
+    """
 
     linkage: np.ndarray
     dmax: float
+    valid_from_sim: float = 0.0
+
+    def can_cut(self, sim: float) -> bool:
+        return sim >= self.valid_from_sim
 
     def threshold(self, sim: float) -> float:
         return self.dmax * (1.0 - sim)
@@ -220,7 +229,7 @@ def mixed_distances(
     if alpha == 0:
         return content
     times = np.asarray(timestamps, dtype=np.float64)[:, None]
-    time = _normalised(distance.pdist(times, _TIME_FALLBACK.get(metric, metric)))
+    time = _normalised(distance.pdist(times, components.TIME_METRIC.get(metric, metric)))
     return content * (1.0 - alpha) + time * alpha
 
 
@@ -231,17 +240,33 @@ def build_tree(
     alpha: float = 0.3,
     method: str = "average",
     metric: str = "euclidean",
-    pca: float | None = None,
+    pca: int | float | None = None,
+    sim: float | None = None,
 ) -> Tree:
-    """The linkage tree of the mixed distances; everything but the cut."""
+    """The linkage tree of the mixed distances; everything but the cut.
+
+    Given the ``sim`` it will be cut at, a large library with a reducible
+    method is clustered one connected component at a time (exact, faster,
+    half the memory); without it, or when that does not apply, the full
+    distance matrix is used, as imagecluster does.
+    """
     n = vectors.shape[0]
     if n < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {n}")
     if len(timestamps) != n:
         raise ClusterError("there must be one timestamp per fingerprint")
-    _check_memory(n, alpha)
     if pca is not None:
         vectors = pca_project(vectors, pca)
+    if sim is not None and components.applicable(n, method, metric):
+        try:
+            z, dmax = components.build(vectors, timestamps, alpha, method, metric, sim)
+            return Tree(linkage=z, dmax=dmax, valid_from_sim=sim)
+        except components.TooConnected:
+            pass
+        except ValueError as e:
+            raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): "
+                               "choose another metric")
+    _check_memory(n, alpha)
     d = mixed_distances(vectors, timestamps, alpha, metric)
     return Tree(linkage=hierarchy.linkage(d, method=method), dmax=float(d.max()))
 
@@ -279,5 +304,6 @@ def cluster(
         method=params.method,
         metric=params.metric,
         pca=params.pca,
+        sim=params.sim,
     )
     return group(cut_tree(tree, params.sim), ids, timestamps, params)

@@ -37,10 +37,7 @@ class LRU(Generic[T]):
                 self._items.move_to_end(key)
                 return self._items[key]
         value = make()  # outside the lock: building may take long
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        self.put(key, value)
         return value
 
     def peek(self, key: Hashable) -> T | None:
@@ -48,7 +45,11 @@ class LRU(Generic[T]):
             return self._items.get(key)
 
     def put(self, key: Hashable, value: T) -> None:
-        self.get(key, lambda: value)
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 libraries: LRU[Library] = LRU(4)
@@ -74,7 +75,13 @@ def tree_key(lib_key: tuple, params: Params) -> tuple:
 
 def make_tree(library: Library, params: Params) -> Tree:
     return build_tree(library.vectors, library.timestamps, alpha=params.alpha, method=params.method,
-                      metric=params.metric, pca=params.pca)
+                      metric=params.metric, pca=params.pca, sim=params.sim)
+
+
+def cached_tree(key: tuple, params: Params) -> Tree | None:
+    """The cached tree for these parameters if it can be cut at ``params.sim``."""
+    tree = trees.peek(key)
+    return tree if tree is not None and tree.can_cut(params.sim) else None
 
 
 def library_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet,
@@ -87,7 +94,10 @@ def result_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, params
                subset: frozenset[int] | None = None) -> tuple[Result, Tree]:
     """Cluster in this thread, through the caches (for SQL functions)."""
     key, library = library_for(conn, fingerprint_set, subset)
-    tree = trees.get(tree_key(key, params), lambda: make_tree(library, params))
+    tree = cached_tree(tree_key(key, params), params)
+    if tree is None:
+        tree = make_tree(library, params)
+        trees.put(tree_key(key, params), tree)
     return group(cut_tree(tree, params.sim), library.ids, library.timestamps, params), tree
 
 

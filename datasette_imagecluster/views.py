@@ -22,7 +22,7 @@ from .fingerprints import FingerprintSet, choose_set, fingerprint_sets, has_fing
 from .permissions import can_execute_sql, can_view
 from .results import image_details, result_json
 from .schema import IMAGES, THUMBNAILS
-from .trees import library_for, make_tree, nearest, tree_key, trees
+from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees
 
 PLUGIN = "datasette-imagecluster"
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
@@ -130,7 +130,7 @@ async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None):
     if len(library.ids) < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
     key = tree_key(lib_key, form.params)
-    tree = trees.peek(key)
+    tree = cached_tree(key, form.params)
     if tree is None:
         tree = await asyncio.get_running_loop().run_in_executor(EXECUTOR, make_tree, library, form.params)
         trees.put(key, tree)

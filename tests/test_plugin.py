@@ -460,3 +460,20 @@ async def test_several_fingerprint_sets_are_offered_and_chosen(db_path):
     assert chosen["params"]["layer"] == "fc1"
     bad = await get(ds, "/photos/-/cluster.json?set=nonsense")
     assert bad.status_code == 400
+
+
+@pytest.mark.asyncio
+async def test_component_trees_are_rebuilt_for_a_lower_sim(db_path, monkeypatch):
+    from datasette_imagecluster import components
+
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    ds = make_ds(db_path)
+    ids, timestamps, vectors = library_arrays(db_path)
+    for sim in (0.9, 0.95, 0.6, 0.9):
+        report = (await get(ds, f"/photos/-/cluster.json?sim={sim}&alpha=0.6")).json()
+        assert partition(report) == reference_partition(vectors, timestamps, ids, sim, 0.6, "average", "euclidean")
+    keys = [k for k in trees.trees._items if k[1] == 0.6 and k[0][0] == str(db_path)]
+    assert len(keys) == 1 and trees.trees.peek(keys[0]).valid_from_sim in (0.0, 0.6)
+    rows = await sql(ds, "select value from json_each(imagecluster_clusters(0.5, 0.6))")
+    expected = reference_partition(vectors, timestamps, ids, 0.5, 0.6, "average", "euclidean")
+    assert {frozenset(json.loads(r["value"])) for r in rows} == expected

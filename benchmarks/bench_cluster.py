@@ -1,0 +1,79 @@
+"""Clustering: imagecluster's algorithm as it runs there, against ``imagecluster cluster``.
+
+The baseline is imagecluster's ``calc.cluster`` with time mixing, written
+plainly (pdist, normalise, mix, linkage, fcluster) and run in a fresh process
+on the same structured fingerprints the database holds. ``imagecluster
+cluster`` runs as a whole process, cold; the plugin's re-cut of a cached tree
+at a new sim is timed in-process.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from common import DATA, python_measured, run_measured, structured_fingerprints
+
+from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
+from datasette_imagecluster.schema import ensure_schema
+from datasette_imagecluster.vectors import encode
+
+BASELINE = r"""
+import sys, time, numpy as np
+from scipy.spatial import distance
+from scipy.cluster import hierarchy
+data = np.load(sys.argv[1])
+fps, tss = data["vectors"], data["timestamps"]
+start = time.perf_counter()
+dfps = distance.pdist(fps, "euclidean")
+dtss = distance.pdist(tss[:, None], "euclidean")
+dfps /= dfps.max(); dtss /= dtss.max()
+d = dfps * 0.7 + dtss * 0.3
+Z = hierarchy.linkage(d, method="average")
+cut = hierarchy.fcluster(Z, t=d.max() * 0.5, criterion="distance")
+print(time.perf_counter() - start)
+"""
+
+
+def database(n: int) -> tuple[Path, Path]:
+    db, arrays = DATA / f"cluster-{n}.db", DATA / f"cluster-{n}.npz"
+    if db.exists() and arrays.exists():
+        return db, arrays
+    vectors, timestamps, ids = structured_fingerprints(n)
+    np.savez(arrays, vectors=vectors, timestamps=timestamps)
+    d = sqlite_utils.Database(db)
+    ensure_schema(d)
+    d["images"].insert_all(({"id": int(i), "path": f"/photos/{i}.jpg", "size": 1, "mtime": 0.0,
+                             "sha256": str(i), "timestamp": float(t), "source": "folder"}
+                            for i, t in zip(ids, timestamps)), batch_size=1000)
+    d["fingerprints"].insert_all(({"image_id": int(i), "model": "vgg16", "layer": "fc2",
+                                   "weights": "random-seed-0", "dims": vectors.shape[1],
+                                   "vector": encode(v)} for i, v in zip(ids, vectors)), batch_size=500)
+    d.conn.close()
+    return db, arrays
+
+
+def run(sizes: list[int]) -> list[tuple[str, str]]:
+    rows = []
+    for n in sizes:
+        db, arrays = database(n)
+        base_wall, base_peak, out = python_measured(BASELINE, str(arrays))
+        ours_wall, ours_peak, _ = run_measured([sys.executable, "-m", "importer", "cluster", str(db),
+                                                "--sim", "0.5", "--alpha", "0.3"])
+        rows.append((f"N = {n:,} x 4096: imagecluster's algorithm (process, of which clustering)",
+                     f"{base_wall:.1f} s ({float(out):.1f} s), peak {base_peak:.0f} MiB"))
+        rows.append((f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
+                     f"{ours_wall:.1f} s, peak {ours_peak:.0f} MiB = {base_wall / ours_wall:.2f}x"))
+        data = np.load(arrays)
+        tree = build_tree(data["vectors"], data["timestamps"], alpha=0.3)
+        import time
+
+        start = time.perf_counter()
+        group(cut_tree(tree, 0.7), np.arange(n), data["timestamps"], Params(sim=0.7))
+        rows.append((f"N = {n:,}: re-cut of a cached tree at a new sim (plugin)",
+                     f"{(time.perf_counter() - start) * 1000:.0f} ms"))
+    return rows

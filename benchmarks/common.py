@@ -1,0 +1,104 @@
+"""Shared helpers: machine facts, medians, peak memory of a child process, test data."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DATA = Path(os.environ.get("IMAGECLUSTER_BENCH_DATA", Path(__file__).resolve().parent / ".data"))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        flags = open("/proc/cpuinfo").read()
+        avx512 = "avx512f" in flags
+    except OSError:
+        avx512 = False
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import numpy
+    import scipy
+
+    versions = f"Python {platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}"
+    return (f"{cpu}, {os.cpu_count()} cores{' (AVX-512)' if avx512 else ''}, {memory:.0f} GiB; {versions}")
+
+
+def median_time(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Run a command; its wall time in seconds, peak RSS in MiB (largest process), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return wall, peak, done.stdout
+
+
+def python_measured(code: str, *args: str) -> tuple[float, float, str]:
+    """Run Python code in a fresh process (so its peak memory is its own)."""
+    return run_measured([sys.executable, "-c", code, *args])
+
+
+def camera_photos(count: int, size: tuple[int, int] = (4000, 3000), name: str = "camera") -> Path:
+    """``count`` camera-size JPEGs with EXIF capture times, made once and kept in DATA."""
+    folder = DATA / f"{name}-{size[0]}x{size[1]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = len(list(folder.glob("*.jpg")))
+    rng = np.random.default_rng(0)
+    w, h = size
+    small = (w // 8, h // 8)
+    for i in range(existing, count):
+        # A smooth random scene upscaled (camera-like low noise), plus fine grain.
+        base = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
+        img = Image.fromarray(base).resize(small, Image.Resampling.BICUBIC).resize(size, Image.Resampling.BILINEAR)
+        grain = rng.normal(0, 6, (h, w, 3))
+        arr = np.clip(np.asarray(img, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[0x9003] = f"2024:05:{1 + i // 1440 % 28:02d} {i // 60 % 24:02d}:{i % 60:02d}:00"
+        Image.fromarray(arr).save(folder / f"IMG_{i:05d}.jpg", "JPEG", quality=90, exif=exif.tobytes())
+    return folder
+
+
+def structured_fingerprints(n: int, dims: int = 4096, group: int = 4, noise: float = 0.3, seed: int = 0):
+    """Groups of near-duplicate fingerprints (bursts) plus unrelated photos, with timestamps.
+
+    ReLU-like non-negative values as VGG's fc2 gives; a third of the photos are
+    loners; burst members are seconds apart, bursts spread over three years.
+    """
+    rng = np.random.default_rng(seed)
+    vectors = np.empty((n, dims), dtype=np.float32)
+    timestamps = np.empty(n)
+    i = 0
+    while i < n:
+        size = 1 if rng.random() < 0.33 else int(rng.integers(2, 2 * group))
+        size = min(size, n - i)
+        centre = np.maximum(rng.normal(0, 1, dims), 0).astype(np.float32)
+        start = 1.6e9 + rng.uniform(0, 9.5e7)
+        for _ in range(size):
+            vectors[i] = np.maximum(centre + rng.normal(0, noise, dims).astype(np.float32), 0)
+            timestamps[i] = start + rng.uniform(0, 120)
+            i += 1
+    return vectors, timestamps, np.arange(1, n + 1)

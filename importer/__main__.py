@@ -1,0 +1,5 @@
+"""``python -m importer`` runs the ``imagecluster`` command."""
+
+from .cli import cli
+
+cli()

@@ -1,0 +1,113 @@
+"""The component-by-component path gives imagecluster's partitions exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datasette_imagecluster import components
+from datasette_imagecluster.clustering import Params, build_tree, cluster, cut_tree, group
+
+from .test_clustering import reference_partition, structured_library
+
+REDUCIBLE = ("single", "complete", "average", "weighted", "ward")
+SIMS = (0.3, 0.5, 0.7, 0.9, 0.99)
+ALPHAS = (0.0, 0.3, 0.7, 1.0)
+
+
+@pytest.fixture
+def always_components(monkeypatch):
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+
+
+def bursts(n_groups=60, noise=80, dims=128, seed=1):
+    """Non-negative fingerprints like fc2's: bursts of near-duplicates and loners."""
+    rng = np.random.default_rng(seed)
+    vectors, times = [], []
+    for _ in range(n_groups):
+        centre = np.maximum(rng.normal(0, 1, dims), 0)
+        start = 1.6e9 + rng.uniform(0, 9e7)
+        for _ in range(int(rng.integers(2, 6))):
+            vectors.append(np.maximum(centre + rng.normal(0, rng.uniform(0.05, 0.5), dims), 0))
+            times.append(start + rng.uniform(0, 300))
+    for _ in range(noise):
+        vectors.append(np.maximum(rng.normal(0, 1, dims), 0))
+        times.append(1.6e9 + rng.uniform(0, 9e7))
+    return np.asarray(vectors, np.float32), np.asarray(times), np.arange(1, len(vectors) + 1) * 2
+
+
+def partition(result):
+    return {frozenset(int(i) for i in c) for c in result.clusters}
+
+
+@pytest.mark.parametrize("method", REDUCIBLE)
+def test_every_reducible_method_matches_the_reference_on_a_grid(always_components, method):
+    vectors, timestamps, ids = bursts()
+    by_components = 0
+    for alpha in ALPHAS:
+        for sim in SIMS:
+            tree = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim)
+            by_components += tree.valid_from_sim == sim  # else too connected: the full matrix
+            got = group(cut_tree(tree, sim), ids, timestamps, Params(sim=sim, alpha=alpha, method=method))
+            expected = reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
+            assert partition(got) == expected, (sim, alpha)
+    assert by_components >= 12  # most of the grid really took the component path
+
+
+@pytest.mark.parametrize("metric", ["cosine", "sqeuclidean"])
+def test_screened_metrics_match_the_reference(always_components, metric):
+    vectors, timestamps, ids = bursts(seed=4)
+    for alpha in (0.0, 0.5) if metric != "cosine" else (0.0,):
+        for sim in (0.5, 0.8, 0.95):
+            got = cluster(vectors, timestamps, ids, Params(sim=sim, alpha=alpha, metric=metric))
+            assert partition(got) == reference_partition(vectors, timestamps, ids, sim, alpha, "average", metric)
+
+
+def test_a_tree_built_for_one_sim_cuts_exactly_at_higher_sims(always_components):
+    vectors, timestamps, ids = bursts(seed=2)
+    tree = build_tree(vectors, timestamps, alpha=0.3, sim=0.6)
+    assert not tree.can_cut(0.5) and tree.can_cut(0.6) and tree.can_cut(0.95)
+    for sim in (0.6, 0.75, 0.9, 0.99):
+        got = group(cut_tree(tree, sim), ids, timestamps, Params(sim=sim, alpha=0.3))
+        assert partition(got) == reference_partition(vectors, timestamps, ids, sim, 0.3, "average", "euclidean")
+
+
+def test_structured_library_of_the_full_path_tests(always_components):
+    vectors, timestamps, ids = structured_library()
+    for method in REDUCIBLE:
+        for sim in (0.5, 0.9):
+            got = cluster(vectors, timestamps, ids, Params(sim=sim, alpha=0.3, method=method))
+            assert partition(got) == reference_partition(vectors, timestamps, ids, sim, 0.3, method, "euclidean")
+
+
+def test_low_sim_falls_back_to_the_full_matrix(always_components):
+    vectors, timestamps, ids = bursts(seed=3)
+    tree = build_tree(vectors, timestamps, alpha=0.3, sim=0.0)
+    assert tree.valid_from_sim == 0.0  # everything is connected: imagecluster's own path
+    got = group(cut_tree(tree, 0.0), ids, timestamps, Params(sim=0.0))
+    assert partition(got) == reference_partition(vectors, timestamps, ids, 0.0, 0.3, "average", "euclidean")
+
+
+def test_non_reducible_methods_keep_the_full_matrix(always_components):
+    vectors, timestamps, ids = bursts(seed=5)
+    for method in ("centroid", "median"):
+        tree = build_tree(vectors, timestamps, alpha=0.3, method=method, sim=0.8)
+        assert tree.valid_from_sim == 0.0
+
+
+def test_condensed_index_round_trip():
+    n = 1000
+    k = np.arange(n * (n - 1) // 2)
+    i, j = components.pair_of(n, k)
+    assert np.all(i < j) and np.array_equal(components.condensed_index(n, i, j), k)
+
+
+def test_screen_is_close_to_pdist():
+    from scipy.spatial.distance import pdist
+
+    vectors, _, _ = bursts(seed=6, dims=512)
+    for metric in ("euclidean", "sqeuclidean", "cosine"):
+        exact = pdist(vectors, metric)
+        approx = components.screen(vectors, metric)
+        scale = exact.max()
+        assert np.abs(approx - exact).max() / scale < 1e-4, metric
