@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,15 +46,21 @@ def median_time(fn, repeat: int = 3) -> float:
 
 
 def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Run a command; its wall time in seconds, peak RSS in MiB (largest process), stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return wall, peak, done.stdout
+    """Run a command; its wall time in seconds, its own peak RSS in MiB, and its stdout.
+
+    ``os.wait4`` gives the resource usage of that one process (not of every
+    child this benchmark ever ran, as RUSAGE_CHILDREN would).
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(args, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{err.read().decode()}")
+        return wall, usage.ru_maxrss / 1024, out.read().decode()
 
 
 def python_measured(code: str, *args: str) -> tuple[float, float, str]:

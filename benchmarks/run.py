@@ -51,8 +51,8 @@ def main() -> None:
         table("Incremental re-run", bench_rescan.run(args.quick, shape_rate))
     if "cluster" in only:
         sizes = [2000, 5000] if args.quick else [2000, 5000, 10000]
-        table("Clustering (sim 0.5, alpha 0.3, average, euclidean)",
-              bench_cluster.run(sizes + ([20000] if args.large else [])))
+        print("\nClustering (sim 0.5, alpha 0.3, average, euclidean)")
+        bench_cluster.run(sizes + ([20000] if args.large else []), lambda rows: table("", rows))
     print(f"\n(benchmarks took {time.perf_counter() - started:.0f} s)")
 
 

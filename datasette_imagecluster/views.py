@@ -27,12 +27,49 @@ from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees
 PLUGIN = "datasette-imagecluster"
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
 DEFAULTS = {"sim": 0.5, "alpha": 0.3, "method": "average", "metric": "euclidean", "min_csize": 2,
-            "page_size": 20, "thumbnails_per_cluster": 24}
+            "page_size": 20, "thumbnails_per_cluster": 24, "wait_seconds": 5}
 MAX_PAGE_SIZE = 500
 
 
 class BadRequest(Exception):
     """A parameter or request the user can fix: answered with 400 and the message."""
+
+
+class Computing(Exception):
+    """A tree is still being built: answered with 202 and a page that refreshes itself."""
+
+    def __init__(self, photos: int):
+        super().__init__(f"Clustering {photos:,} photos: this takes a while the first time. "
+                         "This page reloads itself until the clusters are ready.")
+
+
+# Trees being built, by (tree key, sim): concurrent requests wait on one build.
+_building: dict[tuple, asyncio.Future] = {}
+
+
+async def _tree_for(key: tuple, library, params: Params, wait: float):
+    """The cached tree, or one built in the executor; Computing if that outlasts ``wait``."""
+    tree = cached_tree(key, params)
+    if tree is not None:
+        return tree
+    job = (key, params.sim)
+    future = _building.get(job)
+    if future is None:
+        future = asyncio.get_running_loop().run_in_executor(EXECUTOR, make_tree, library, params)
+        _building[job] = future
+
+        def finished(f: asyncio.Future) -> None:
+            _building.pop(job, None)
+            if not f.cancelled() and f.exception() is None:
+                cached = trees.peek(key)
+                if cached is None or f.result().valid_from_sim <= cached.valid_from_sim:
+                    trees.put(key, f.result())
+
+        future.add_done_callback(finished)
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout=wait)
+    except asyncio.TimeoutError:
+        raise Computing(len(library.ids))
 
 
 def config(datasette, database: str | None = None) -> dict:
@@ -120,7 +157,7 @@ async def _subset(datasette, request, db, sql: str) -> frozenset[int] | None:
     return frozenset(ids)
 
 
-async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None):
+async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None, wait: float):
     """The cut clustering for a form, using the caches; the tree is built off the event loop."""
     sets = await db.execute_fn(fingerprint_sets)
     if not sets:
@@ -129,11 +166,7 @@ async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None):
     lib_key, library = await db.execute_fn(lambda conn: library_for(conn, chosen, subset))
     if len(library.ids) < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
-    key = tree_key(lib_key, form.params)
-    tree = cached_tree(key, form.params)
-    if tree is None:
-        tree = await asyncio.get_running_loop().run_in_executor(EXECUTOR, make_tree, library, form.params)
-        trees.put(key, tree)
+    tree = await _tree_for(tree_key(lib_key, form.params), library, form.params, wait)
     result = group(cut_tree(tree, form.params.sim), library.ids, library.timestamps, form.params)
     return chosen, sets, tree, result
 
@@ -145,6 +178,19 @@ def thumbnail_url(datasette, database: str, image_id: int) -> str:
 def _route(datasette, database: str) -> str:
     db = datasette.get_database(database)
     return getattr(db, "route", database)
+
+
+def _computing(message: str, as_json: bool) -> Response:
+    headers = {"Retry-After": "2"}
+    if as_json:
+        return Response.json({"ok": False, "status": "computing", "message": message}, status=202,
+                             headers=headers)
+    return Response.html(
+        '<!DOCTYPE html><html><head><meta http-equiv="refresh" content="2"><title>Clustering…</title>'
+        f'</head><body><h1>Clustering…</h1><p class="imagecluster-computing">{_escape(message)}</p>'
+        "</body></html>",
+        status=202, headers=headers,
+    )
 
 
 def _error(message: str, status: int, as_json: bool) -> Response:
@@ -172,7 +218,10 @@ async def cluster_view(datasette, request):
         settings = config(datasette, db.name)
         form = parse_form(request.args, settings)
         subset = await _subset(datasette, request, db, form.sql)
-        chosen, sets, tree, result = await _cluster(datasette, db, form, subset)
+        chosen, sets, tree, result = await _cluster(datasette, db, form, subset,
+                                                    float(settings["wait_seconds"]))
+    except Computing as e:
+        return _computing(str(e), as_json)
     except NotFound as e:
         return _error(str(e) or "Not found", 404, as_json)
     except Forbidden as e:

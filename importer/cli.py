@@ -66,10 +66,11 @@ class _Bar:
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=False)
 )
-@click.option("--model", type=click.Choice(sorted(ARCHITECTURES)), default="vgg16", show_default=True,
-              help="CNN that fingerprints each photo")
-@click.option("--layer", default="fc2", show_default=True,
-              help="layer whose activations are the fingerprint: fc2, fc1 or flatten")
+@click.option("--model", type=click.Choice(list(ARCHITECTURES)), default="vgg16", show_default=True,
+              help="CNN that fingerprints each photo: imagecluster's vgg16, or a faster backbone")
+@click.option("--layer", default=None,
+              help="vgg16's layer whose activations are the fingerprint: fc2 (default), fc1 or flatten; "
+                   "the other models use their pooled features (avgpool)")
 @click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
               help="pretrained ImageNet weights (downloaded once by Keras), a local weights file, "
                    "or none for random weights (deterministic, NOT pretrained: for tests)")

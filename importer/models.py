@@ -23,6 +23,10 @@ class WeightsError(Exception):
     """The requested weights cannot be had; the message says what to do instead."""
 
 
+# The pooled output of a backbone built without its classifier (include_top=False).
+POOLED = "avgpool"
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
@@ -32,6 +36,11 @@ class Architecture:
     layers: dict[str, int]  # layer name -> fingerprint dimensions
     default_layer: str
     imagenet_file: str
+
+    @property
+    def pooled(self) -> bool:
+        """Built without the classifier, global average pooling as the fingerprint."""
+        return self.default_layer == POOLED
 
 
 ARCHITECTURES = {
@@ -43,6 +52,33 @@ ARCHITECTURES = {
         layers={"fc2": 4096, "fc1": 4096, "flatten": 25088},
         default_layer="fc2",
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    ),
+    "resnet50": Architecture(
+        name="resnet50",
+        keras_class="ResNet50",
+        keras_module="resnet50",
+        input_size=(224, 224),
+        layers={POOLED: 2048},
+        default_layer=POOLED,
+        imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    "efficientnetb0": Architecture(
+        name="efficientnetb0",
+        keras_class="EfficientNetB0",
+        keras_module="efficientnet",
+        input_size=(224, 224),
+        layers={POOLED: 1280},
+        default_layer=POOLED,
+        imagenet_file="efficientnetb0_notop.h5",
+    ),
+    "mobilenetv3small": Architecture(
+        name="mobilenetv3small",
+        keras_class="MobileNetV3Small",
+        keras_module="mobilenet_v3",
+        input_size=(224, 224),
+        layers={POOLED: 576},
+        default_layer=POOLED,
+        imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
     ),
 }
 
@@ -111,10 +147,14 @@ class Fingerprinter:
         if weights.keras_arg is None:
             keras.utils.set_random_seed(seed)
         try:
-            base = constructor(weights=weights.keras_arg, include_top=True)
+            if architecture.pooled:
+                self._model = constructor(weights=weights.keras_arg, include_top=False, pooling="avg",
+                                          input_shape=(*architecture.input_size[::-1], 3))
+            else:
+                base = constructor(weights=weights.keras_arg, include_top=True)
+                self._model = keras.Model(base.input, base.get_layer(layer).output)
         except Exception as e:
             raise WeightsError(self._explain(e)) from None
-        self._model = keras.Model(base.input, base.get_layer(layer).output)
 
     def _explain(self, error: Exception) -> str:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__

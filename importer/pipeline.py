@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -49,7 +49,7 @@ def default_workers() -> int:
 @dataclass
 class ImportOptions:
     model: str = "vgg16"
-    layer: str = "fc2"
+    layer: str | None = None  # the model's default layer
     weights: str = "imagenet"
     seed: int = 0
     batch_size: int = 32
@@ -106,6 +106,7 @@ def run_import(
     started = time.monotonic()
     progress = progress or _NoProgress()
     architecture = ARCHITECTURES[options.model]
+    options = replace(options, layer=options.layer or architecture.default_layer)
     if options.layer not in architecture.layers:
         raise ImportFailed(
             f"{options.model} has no layer {options.layer!r}: choose one of "

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 
 from datasette_imagecluster.schema import SCHEMA_VERSION
 from datasette_imagecluster.vectors import decode as decode_vector
@@ -371,3 +372,22 @@ def test_cli_database_that_cannot_be_written(runner, tmp_path, photo_folder):
     assert result.exit_code == 1 and result.output.startswith("Error: cannot write the database")
     assert len(result.output.strip().splitlines()) == 1
     assert not_db.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("model, dims", [("resnet50", 2048), ("efficientnetb0", 1280),
+                                         ("mobilenetv3small", 576)])
+def test_faster_models_record_their_identity(tmp_path, photo_folder, model, dims):
+    db = tmp_path / "photos.db"
+    summary = do_import(db, photo_folder, model=model)
+    assert summary.imported == 6
+    assert rows(db, "select distinct model, layer, weights, dims from fingerprints") == [
+        (model, "avgpool", "random-seed-0", dims)]
+    # Its fingerprints form a set of their own beside vgg16's.
+    do_import(db, photo_folder)
+    assert rows(db, "select count(distinct model) from fingerprints") == [(2,)]
+
+
+def test_a_layer_the_model_lacks_is_refused(runner, tmp_path, photo_folder):
+    result = invoke(runner, "import", tmp_path / "p.db", photo_folder, "--model", "resnet50", "--layer", "fc2",
+                    "--weights", "none", ok=False)
+    assert result.exit_code == 1 and "resnet50 has no layer 'fc2'" in result.output

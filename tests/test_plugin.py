@@ -477,3 +477,22 @@ async def test_component_trees_are_rebuilt_for_a_lower_sim(db_path, monkeypatch)
     rows = await sql(ds, "select value from json_each(imagecluster_clusters(0.5, 0.6))")
     expected = reference_partition(vectors, timestamps, ids, 0.5, 0.6, "average", "euclidean")
     assert {frozenset(json.loads(r["value"])) for r in rows} == expected
+
+
+@pytest.mark.asyncio
+async def test_a_long_clustering_answers_computing_then_the_clusters(db_path):
+    import asyncio
+
+    ds = make_ds(db_path, metadata={"plugins": {"datasette-imagecluster": {"wait_seconds": 0}}})
+    url = "/photos/-/cluster.json?sim=0.8&alpha=0.123"
+    first = await get(ds, url)
+    assert first.status_code == 202 and first.json()["status"] == "computing"
+    assert first.headers["retry-after"] == "2"
+    page = await get(ds, url.replace(".json", "").replace("0.123", "0.124"))
+    assert page.status_code == 202 and 'http-equiv="refresh"' in page.text
+    for _ in range(100):
+        response = await get(ds, url)
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert response.status_code == 200 and response.json()["params"]["alpha"] == 0.123
