@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_cluster  # noqa: E402
 import bench_import  # noqa: E402
+import bench_models  # noqa: E402
 import bench_rescan  # noqa: E402
 from common import machine  # noqa: E402
 
@@ -34,10 +35,10 @@ def table(title: str, rows: list[tuple[str, str]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["import", "memory", "rescan", "cluster"], action="append")
+    parser.add_argument("--only", choices=["import", "models", "memory", "rescan", "cluster"], action="append")
     parser.add_argument("--large", action="store_true", help="also cluster N = 20,000 (baseline: minutes)")
     args = parser.parse_args()
-    only = set(args.only or ["import", "memory", "rescan", "cluster"])
+    only = set(args.only or ["import", "models", "memory", "rescan", "cluster"])
     print(f"Machine: {machine()}")
     started = time.perf_counter()
     shape_rate = None
@@ -45,6 +46,8 @@ def main() -> None:
         rows = bench_import.run(args.quick)
         shape_rate = float(rows[1][1].split()[0])
         table("Import (VGG16 fc2, --weights none)", rows)
+    if "models" in only:
+        table("Fingerprint models (batch 32, 224x224)", bench_models.run(args.quick))
     if "memory" in only:
         table("Import memory", bench_import.memory(args.quick))
     if "rescan" in only:
