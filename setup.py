@@ -31,6 +31,7 @@ setup(
             "tensorflow>=2.16; platform_system != 'Linux' or platform_machine != 'x86_64'",
             "keras>=3",
             "Pillow>=10",
+            "pillow-heif>=0.18",
             "exifread>=3",
         ],
         "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright"],

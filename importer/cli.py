@@ -85,8 +85,8 @@ class _Bar:
 def import_(db_path, paths, model, layer, weights, seed, batch_size, workers, prune, retry_errors, silent):
     """Fingerprint every photo below PATHS into the SQLite database DB_PATH.
 
-    Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF, BMP
-    and AVIF by content. Re-runs are incremental: unchanged files are not read, moved
+    Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF, BMP,
+    AVIF and HEIC/HEIF by content. Re-runs are incremental: unchanged files are not read, moved
     or renamed files keep their fingerprints, and an interrupted import
     continues where it stopped. Files that cannot be imported are listed in
     the import_errors table.

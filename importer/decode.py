@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile
 
-from .exif import CaptureInfo, read_capture_info
+from .exif import CaptureInfo, capture_from_pillow, read_capture_info
 from .sources import Problem, display_path, file_sha256, sniff_file
 
 THUMBNAIL_SIZE = 320
@@ -36,6 +36,13 @@ _TRANSPOSE = {
 
 # A truncated photo is an error to report, not something to half-import.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+try:  # HEIC/HEIF photos (iPhones and many Android phones), when pillow-heif is installed
+    from pillow_heif import register_heif_opener
+except ImportError:  # then HEIF files are reported in import_errors as unreadable
+    pass
+else:
+    register_heif_opener()
 
 
 @dataclass
@@ -91,7 +98,10 @@ def _short_reason(e: BaseException) -> str:
 
 
 def _pillow_orientation(img: Image.Image) -> int | None:
-    """Orientation as Pillow reads it: EXIF, PNG text profiles and XMP, which exifread misses."""
+    """Orientation as Pillow reads it: EXIF, PNG text profiles and XMP, which exifread misses.
+
+    For HEIF, pillow-heif has already applied the container's rotation and reports 1.
+    """
     try:
         value = img.getexif().get(0x0112)
     except Exception:  # a broken EXIF block: exifread's reading stands
@@ -99,8 +109,23 @@ def _pillow_orientation(img: Image.Image) -> int | None:
     return value if isinstance(value, int) and 1 <= value <= 8 else None
 
 
-def _open_and_orient(path: str, orientation: int) -> tuple[Image.Image, str, int, int, int]:
-    """The upright RGB image (drafted for JPEG), its format, full upright size and orientation."""
+def _second_reading(img: Image.Image, capture: CaptureInfo, mtime: float) -> CaptureInfo:
+    """Capture time through Pillow's EXIF reader when exifread found none."""
+    if capture.timestamp_source != "mtime":
+        return capture
+    try:
+        other = capture_from_pillow(img.getexif(), mtime)
+    except Exception:  # a broken block for Pillow too: keep exifread's answer
+        return capture
+    if other.timestamp_source == "mtime":
+        return capture
+    other.orientation = capture.orientation
+    return other
+
+
+def _open_and_orient(path: str, capture: CaptureInfo, mtime: float
+                     ) -> tuple[Image.Image, str, int, int, CaptureInfo]:
+    """The upright RGB image (drafted for JPEG), its format, full upright size and capture info."""
     with warnings.catch_warnings():
         # Photos above Pillow's warning threshold (89 Mpx) are real cameras;
         # only its hard limit (twice that) is treated as a decompression bomb.
@@ -109,7 +134,8 @@ def _open_and_orient(path: str, orientation: int) -> tuple[Image.Image, str, int
         img = Image.open(path)
         fmt = img.format or "unknown"
         width, height = img.size
-        orientation = _pillow_orientation(img) or orientation
+        capture = _second_reading(img, capture, mtime)
+        orientation = capture.orientation = _pillow_orientation(img) or capture.orientation
         if fmt == "JPEG":
             img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         img.load()
@@ -118,7 +144,7 @@ def _open_and_orient(path: str, orientation: int) -> tuple[Image.Image, str, int
         img = img.transpose(_TRANSPOSE[orientation])
     if orientation >= 5:
         width, height = height, width
-    return img, fmt, width, height, orientation
+    return img, fmt, width, height, capture
 
 
 def decode(request: DecodeRequest) -> Decoded | Problem:
@@ -135,7 +161,7 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
     except OSError as e:
         return _problem(request, "read", f"cannot read: {e.strerror or _short_reason(e)}")
     try:
-        img, fmt, width, height, capture.orientation = _open_and_orient(path, capture.orientation)
+        img, fmt, width, height, capture = _open_and_orient(path, capture, request.mtime)
     except Image.DecompressionBombError as e:
         return _problem(request, "decode", f"decompression bomb: {_short_reason(e)}")
     except FileNotFoundError:

@@ -94,24 +94,23 @@ def mtime_capture(mtime: float) -> tuple[str, float]:
 
 
 def _text(tags: dict, name: str) -> str | None:
-    tag = tags.get(name)
-    if tag is None:
+    values = tags.get(name)
+    if values is None:
         return None
-    values = tag.values
     if isinstance(values, bytes):
         values = values.decode("utf-8", "replace")
-    if isinstance(values, list):
+    if isinstance(values, (list, tuple)):
         values = " ".join(str(v) for v in values)
     text = str(values).replace("\x00", "").strip()
     return text or None
 
 
 def _degrees(tags: dict, name: str, ref_name: str, limit: float) -> float | None:
-    tag = tags.get(name)
-    if tag is None or not isinstance(tag.values, list) or len(tag.values) != 3:
+    values = tags.get(name)
+    if not isinstance(values, (list, tuple)) or len(values) != 3:
         return None
     try:
-        d, m, s = (float(v) for v in tag.values)
+        d, m, s = (float(v) for v in values)
     except (ValueError, ZeroDivisionError, TypeError):
         return None
     value = d + m / 60 + s / 3600
@@ -124,22 +123,16 @@ def _degrees(tags: dict, name: str, ref_name: str, limit: float) -> float | None
 
 
 def _orientation(tags: dict) -> int:
-    tag = tags.get("Image Orientation")
+    values = tags.get("Image Orientation")
     try:
-        value = int(tag.values[0]) if tag is not None else 1
+        value = int(values[0] if isinstance(values, (list, tuple)) else values) if values is not None else 1
     except (TypeError, ValueError, IndexError):
         return 1
     return value if 1 <= value <= 8 else 1
 
 
-def read_capture_info(f: BinaryIO, mtime: float) -> CaptureInfo:
-    """Everything this project takes from EXIF; never raises for bad EXIF."""
-    error = None
-    try:
-        tags = exifread.process_file(f, details=False)
-    except Exception as e:  # exifread raises many kinds on broken blocks
-        tags = {}
-        error = f"unreadable EXIF ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})"
+def capture_info(tags: dict, mtime: float, error: str | None = None) -> CaptureInfo:
+    """CaptureInfo from tag values named as exifread names them ("EXIF DateTimeOriginal", ...)."""
     for source, date_tag, subsec_tag, offset_tag in DATE_TAGS:
         text = _text(tags, date_tag)
         if text is None:
@@ -162,3 +155,39 @@ def read_capture_info(f: BinaryIO, mtime: float) -> CaptureInfo:
         longitude=_degrees(tags, "GPS GPSLongitude", "GPS GPSLongitudeRef", 180),
         error=error,
     )
+
+
+def read_capture_info(f: BinaryIO, mtime: float) -> CaptureInfo:
+    """Everything this project takes from EXIF, read by exifread; never raises for bad EXIF."""
+    error = None
+    try:
+        found = exifread.process_file(f, details=False)
+        tags = {name: getattr(tag, "values", tag) for name, tag in found.items()}
+    except Exception as e:  # exifread raises many kinds on broken blocks
+        tags = {}
+        error = f"unreadable EXIF ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})"
+    return capture_info(tags, mtime, error)
+
+
+# Pillow's EXIF tag ids under exifread's names, by IFD (None: the main IFD).
+PILLOW_TAGS = {
+    None: {0x010F: "Image Make", 0x0110: "Image Model", 0x0112: "Image Orientation",
+           0x0132: "Image DateTime"},
+    0x8769: {0x9003: "EXIF DateTimeOriginal", 0x9004: "EXIF DateTimeDigitized", 0x9010: "EXIF OffsetTime",
+             0x9011: "EXIF OffsetTimeOriginal", 0x9012: "EXIF OffsetTimeDigitized", 0x9290: "EXIF SubSecTime",
+             0x9291: "EXIF SubSecTimeOriginal", 0x9292: "EXIF SubSecTimeDigitized"},
+    0x8825: {1: "GPS GPSLatitudeRef", 2: "GPS GPSLatitude", 3: "GPS GPSLongitudeRef", 4: "GPS GPSLongitude"},
+}
+
+
+def capture_from_pillow(exif, mtime: float) -> CaptureInfo:
+    """The same, from a Pillow ``Image.Exif``: a second reader for blocks exifread cannot parse
+    (EXIF in PNG, WebP, and HEIF written by some encoders)."""
+    tags = {}
+    for ifd, names in PILLOW_TAGS.items():
+        values = exif if ifd is None else exif.get_ifd(ifd)
+        for tag, name in names.items():
+            if tag in values:
+                value = values[tag]
+                tags[name] = list(value) if isinstance(value, tuple) else value
+    return capture_info(tags, mtime)

@@ -161,3 +161,39 @@ def test_orientation_outside_jpeg_exif(name, orientation):
     path = shared_data("odd_images", "pillow_Tests_images", name)
     out = decode(request(path))
     assert out.capture.orientation == orientation
+
+
+def test_heic_decodes_with_its_capture_time(tmp_path):
+    pytest.importorskip("pillow_heif", reason="pillow-heif is part of the importer extra")
+    from .conftest import exif_bytes
+
+    path = tmp_path / "phone.heic"
+    scene(8, (400, 300)).save(path, format="HEIF",
+                              exif=exif_bytes(taken="2022:02:16 12:55:41", subsec="762", offset="+01:00"))
+    out = decode(request(path))
+    assert isinstance(out, Decoded) and out.format == "HEIF"
+    assert out.capture.taken == "2022-02-16T12:55:41.762000+01:00"
+    assert out.capture.timestamp_source == "exif:DateTimeOriginal"
+
+
+def test_png_exif_dates_are_read_through_pillow(tmp_path):
+    from .conftest import exif_bytes
+
+    path = tmp_path / "shot.png"
+    scene(9, (200, 150)).save(path, "PNG", exif=exif_bytes(taken="2019:07:07 07:07:07"))
+    out = decode(request(path))
+    assert out.capture.taken == "2019-07-07T07:07:07"
+
+
+@pytest.mark.parametrize("name, taken, size", [
+    ("IMG_5195.HEIC", "2021-04-11T15:47:53.054000-05:00", (2566, 3313)),
+    ("mobile/iphone_13_pro_max.HEIC", "2022-02-16T12:55:41.762000+01:00", (3024, 4032)),
+])
+def test_real_iphone_heic(name, taken, size):
+    pytest.importorskip("pillow_heif", reason="pillow-heif is part of the importer extra")
+    path = shared_data("exif_samples", "ianare_exif-samples", "heic", name)
+    out = decode(request(path))
+    assert isinstance(out, Decoded)
+    assert out.capture.taken == taken and out.capture.timestamp_source == "exif:DateTimeOriginal"
+    assert (out.width, out.height) == size
+    assert out.thumbnail_height > out.thumbnail_width  # portrait, upright
