@@ -368,6 +368,7 @@ async def similar_view(datasette, request):
         return _error(str(e), 400, True)
     return Response.json({
         "image_id": image_id,
+        "thumbnail": thumbnail_url(datasette, db.name, image_id),
         "similar": [{"id": i, "distance": d, "thumbnail": thumbnail_url(datasette, db.name, i),
                      "url": datasette.urls.row(db.name, IMAGES, str(i))} for i, d in found],
     })

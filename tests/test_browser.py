@@ -94,8 +94,11 @@ def test_gallery_slider_and_row_page_in_chromium(server):
         with page.expect_navigation():
             first.click()
         assert page.url.endswith(href)
-        page.locator(".imagecluster-similar img").first.wait_for(timeout=10000)
-        assert page.locator(".imagecluster-similar img").count() == 8
+        page.locator(".imagecluster-similar .imagecluster-thumbs img").first.wait_for(timeout=10000)
+        assert page.locator(".imagecluster-similar .imagecluster-thumbs img").count() == 8
+        photo = page.locator("img.imagecluster-photo")
+        assert photo.get_attribute("src").endswith(f"/thumbnail/{href.rsplit('/', 1)[-1]}.jpg")
+        page.wait_for_function("document.querySelector('img.imagecluster-photo').naturalWidth > 0")
         page.screenshot(path=str(ARTIFACTS / "row-page.png"), full_page=True)
         browser.close()
     assert Path(ARTIFACTS / "cluster-page.png").stat().st_size > 10000

@@ -1,4 +1,4 @@
-// Show slider values as they move; on a photo's row page, show its most similar photos.
+// Show slider values as they move; on a photo's row page, show the photo and its most similar photos.
 document.addEventListener("DOMContentLoaded", () => {
   for (const input of document.querySelectorAll(".imagecluster-form input[data-show]")) {
     const output = document.getElementById(input.dataset.show);
@@ -9,7 +9,14 @@ document.addEventListener("DOMContentLoaded", () => {
     fetch(similar.dataset.imageclusterSimilar)
       .then((r) => (r.ok ? r.json() : { similar: [] }))
       .then((data) => {
-        if (!data.similar.length) { similar.remove(); return; }
+        if (data.thumbnail) {
+          const photo = document.createElement("img");
+          photo.src = data.thumbnail;
+          photo.alt = `photo ${data.image_id}`;
+          photo.className = "imagecluster-photo";
+          similar.append(photo);
+        }
+        if (!data.similar.length) { return; }
         const heading = document.createElement("h2");
         heading.textContent = "Most similar photos";
         similar.append(heading);
