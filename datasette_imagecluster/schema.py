@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -23,6 +23,8 @@ FINGERPRINTS = "fingerprints"
 IMPORT_ERRORS = "import_errors"
 CLUSTERINGS = "clusterings"
 CLUSTER_MEMBERS = "cluster_members"
+TAGS = "tags"
+ALBUMS = "albums"
 
 
 class SchemaError(Exception):
@@ -140,8 +142,33 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     db[CLUSTER_MEMBERS].create_index(["image_id"], if_not_exists=True)
 
 
+def _add_catalogs_v2(db: sqlite_utils.Database) -> None:
+    """Photo managers' metadata: which catalog row a photo is, its rating, tags and albums."""
+    columns = {"catalog": str, "catalog_id": str, "rating": int, "pick": int, "color_label": str,
+               "title": str, "caption": str, "group_leader": int}
+    existing = db[IMAGES].columns_dict
+    for name, kind in columns.items():
+        if name not in existing:
+            db[IMAGES].add_column(name, kind)
+    db[IMAGES].create_index(["catalog", "catalog_id"], if_not_exists=True)
+    db[TAGS].create(
+        {"image_id": int, "source": str, "tag": str},
+        pk=("image_id", "source", "tag"),
+        foreign_keys=[("image_id", IMAGES, "id")],
+        if_not_exists=True,
+    )
+    db[TAGS].create_index(["tag"], if_not_exists=True)
+    db[ALBUMS].create(
+        {"image_id": int, "source": str, "kind": str, "album": str},
+        pk=("image_id", "source", "kind", "album"),
+        foreign_keys=[("image_id", IMAGES, "id")],
+        if_not_exists=True,
+    )
+    db[ALBUMS].create_index(["album"], if_not_exists=True)
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _add_catalogs_v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -61,65 +61,108 @@ class _Bar:
             self.bar = None
 
 
+def fingerprint_options(command):
+    """The options every importing command shares."""
+    options = [
+        click.option("--model", type=click.Choice(list(ARCHITECTURES)), default="vgg16", show_default=True,
+                     help="CNN that fingerprints each photo: imagecluster's vgg16, or a faster backbone"),
+        click.option("--layer", default=None,
+                     help="vgg16's layer whose activations are the fingerprint: fc2 (default), fc1 or "
+                          "flatten; the other models use their pooled features (avgpool)"),
+        click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
+                     help="pretrained ImageNet weights (downloaded once by Keras), a local weights file, "
+                          "or none for random weights (deterministic, NOT pretrained: for tests)"),
+        click.option("--seed", default=0, show_default=True, help="seed of the random weights of --weights none"),
+        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 1024),
+                     help="photos per model call and per database transaction"),
+        click.option("--workers", default=None, type=click.IntRange(0, 256),
+                     help="decoder processes (default: cores - 1; 0 decodes in this process)"),
+        click.option("--prune", is_flag=True, help="delete photos that are no longer there"),
+        click.option("--retry-errors", is_flag=True, help="retry files that failed before and have not changed"),
+        click.option("-s", "--silent", is_flag=True, help="don't show a progress bar"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _run_import(db_path: str, paths: list[str], settings: dict, catalog_factory=None) -> None:
+    """Run an import with the shared options; one-line errors, a summary, an exit status."""
+    from .catalog import CatalogError
+    from .models import WeightsError
+    from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
+
+    workers = settings.pop("workers")
+    silent = settings.pop("silent")
+    options = ImportOptions(**settings, workers=default_workers() if workers is None else workers)
+    bar = _Bar(silent, "Fingerprinting")
+    catalog = None
+    try:
+        catalog = catalog_factory() if catalog_factory else None
+        summary = run_import(db_path, paths, options, progress=bar, catalog=catalog)
+    except KeyboardInterrupt:
+        bar.finish()
+        click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.",
+                   err=True)
+        sys.exit(130)
+    except (ImportFailed, WeightsError, SchemaError, CatalogError) as e:
+        bar.finish()
+        raise click.ClickException(str(e))
+    except sqlite3.Error as e:
+        bar.finish()
+        raise click.ClickException(f"cannot write the database {db_path}: {e}")
+    finally:
+        if catalog is not None:
+            catalog.close()
+    bar.finish()
+    _report_import(summary, [catalog.path] if catalog else paths, options.prune)
+
+
 @cli.command(name="import")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
-@click.argument(
-    "paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=False)
-)
-@click.option("--model", type=click.Choice(list(ARCHITECTURES)), default="vgg16", show_default=True,
-              help="CNN that fingerprints each photo: imagecluster's vgg16, or a faster backbone")
-@click.option("--layer", default=None,
-              help="vgg16's layer whose activations are the fingerprint: fc2 (default), fc1 or flatten; "
-                   "the other models use their pooled features (avgpool)")
-@click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
-              help="pretrained ImageNet weights (downloaded once by Keras), a local weights file, "
-                   "or none for random weights (deterministic, NOT pretrained: for tests)")
-@click.option("--seed", default=0, show_default=True, help="seed of the random weights of --weights none")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 1024),
-              help="photos per model call and per database transaction")
-@click.option("--workers", default=None, type=click.IntRange(0, 256),
-              help="decoder processes (default: cores - 1; 0 decodes in this process)")
-@click.option("--prune", is_flag=True, help="delete photos that are no longer on disk")
-@click.option("--retry-errors", is_flag=True, help="retry files that failed before and have not changed")
-@click.option("-s", "--silent", is_flag=True, help="don't show a progress bar")
-def import_(db_path, paths, model, layer, weights, seed, batch_size, workers, prune, retry_errors, silent):
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=False))
+@fingerprint_options
+def import_(db_path, paths, **settings):
     """Fingerprint every photo below PATHS into the SQLite database DB_PATH.
 
     Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF, BMP,
-    AVIF and HEIC/HEIF by content. Re-runs are incremental: unchanged files are not read, moved
-    or renamed files keep their fingerprints, and an interrupted import
-    continues where it stopped. Files that cannot be imported are listed in
-    the import_errors table.
+    AVIF and HEIC/HEIF by content. Re-runs are incremental: unchanged files
+    are not read, moved or renamed files keep their fingerprints, and an
+    interrupted import continues where it stopped. Files that cannot be
+    imported are listed in the import_errors table.
 
     \b
     Example:
         imagecluster import photos.db ~/Pictures
         imagecluster import photos.db ~/Pictures --weights ~/vgg16.h5
     """
-    from .models import WeightsError
-    from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
+    _run_import(db_path, list(paths), settings)
 
-    options = ImportOptions(
-        model=model, layer=layer, weights=weights, seed=seed, batch_size=batch_size,
-        workers=default_workers() if workers is None else workers,
-        prune=prune, retry_errors=retry_errors,
-    )
-    bar = _Bar(silent, "Fingerprinting")
-    try:
-        summary = run_import(db_path, list(paths), options, progress=bar)
-    except KeyboardInterrupt:
-        bar.finish()
-        click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.",
-                   err=True)
-        sys.exit(130)
-    except (ImportFailed, WeightsError, SchemaError) as e:
-        bar.finish()
-        raise click.ClickException(str(e))
-    except sqlite3.Error as e:
-        bar.finish()
-        raise click.ClickException(f"cannot write the database {db_path}: {e}")
-    bar.finish()
-    _report_import(summary, paths, prune)
+
+@cli.command(name="import-digikam")
+@click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
+@click.argument("digikam_db", type=click.Path(exists=True, allow_dash=False))
+@click.option("--root-map", "root_maps", multiple=True, metavar="OLD=NEW",
+              help="read photos under OLD from NEW (repeatable): a catalog made on another machine or mount")
+@fingerprint_options
+def import_digikam(db_path, digikam_db, root_maps, **settings):
+    """Fingerprint the photos of a digiKam catalog, with its dates, ratings, tags and albums.
+
+    DIGIKAM_DB is digikam4.db or the folder holding it (schema versions 10 to
+    16). The catalog is opened read-only and never changed, even while
+    digiKam has it open. Only visible images are taken; digiKam's date wins
+    over EXIF, since users correct dates there. Originals that are missing
+    are listed in import_errors.
+
+    \b
+    Example:
+        imagecluster import-digikam photos.db ~/Pictures/digikam4.db
+        imagecluster import-digikam photos.db old/digikam4.db --root-map /home/me/Pictures=/mnt/photos
+    """
+    from .catalog import parse_root_maps
+    from .digikam import DigikamCatalog
+
+    _run_import(db_path, [], settings, lambda: DigikamCatalog(digikam_db, parse_root_maps(root_maps)))
 
 
 def _report_import(summary, paths, prune: bool) -> None:

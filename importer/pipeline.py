@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import stat
 import threading
 import time
 from collections import deque
@@ -33,7 +34,8 @@ from datasette_imagecluster.vectors import encode
 
 from .decode import Decoded, DecodeRequest, decode
 from .models import ARCHITECTURES, load_fingerprinter, resolve_weights
-from .sources import FileEntry, Problem, file_sha256, has_image_extension, sniff_file, walk
+from .catalog import Catalog, CatalogPhoto
+from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
 from .store import FingerprintKey, KnownImage, Store
 
 
@@ -101,8 +103,9 @@ def run_import(
     roots: list[str],
     options: ImportOptions,
     progress: Progress | None = None,
+    catalog: Catalog | None = None,
 ) -> ImportSummary:
-    """Import every photo below ``roots`` into the database at ``db_path``."""
+    """Import every photo below ``roots`` (or of a photo manager's ``catalog``) into ``db_path``."""
     started = time.monotonic()
     progress = progress or _NoProgress()
     architecture = ARCHITECTURES[options.model]
@@ -117,32 +120,110 @@ def run_import(
     summary = ImportSummary(weights=weights.identity)
     store = Store(db_path)
     try:
-        todo = _plan(store, roots, key, architecture.input_size, options, summary)
+        plan = _Plan(store, catalog)
+        entries = _catalog_entries(catalog) if catalog else ((item, None) for item in walk(roots))
+        todo = _plan(store, entries, key, architecture.input_size, options, summary, plan)
         progress.start(len(todo))
-        _decode_and_fingerprint(store, todo, key, weights, options, summary, progress)
-        _find_vanished(store, roots, options.prune, summary)
+        _decode_and_fingerprint(store, todo, key, weights, options, summary, progress, plan)
+        if catalog:
+            plan.finish_catalog(options.prune, summary)
+        else:
+            _find_vanished(store, roots, options.prune, summary)
     finally:
         store.close()
     summary.elapsed = time.monotonic() - started
     return summary
 
 
+class _Plan:
+    """A catalog's metadata on its way into the database, beside the files' own rows."""
+
+    def __init__(self, store: Store, catalog: Catalog | None):
+        self.store = store
+        self.catalog = catalog
+        self.waiting: dict[str, CatalogPhoto] = {}  # path -> metadata of photos still to decode
+        self.ready: list[tuple[str, CatalogPhoto]] = []
+        self.seen: set[str] = set()
+        self.leaders: dict[str, str] = {}
+
+    def note(self, path: str, photo: CatalogPhoto | None, decoding: bool) -> None:
+        if photo is None:
+            return
+        self.seen.add(photo.catalog_id)
+        if photo.group_leader:
+            self.leaders[photo.catalog_id] = photo.group_leader
+        if decoding:
+            self.waiting[path] = photo
+        else:
+            self.ready.append((path, photo))
+            if len(self.ready) >= 500:
+                with self.store.transaction():
+                    self.write_ready()
+
+    def write_ready(self) -> None:
+        """Call inside a transaction."""
+        for path, photo in self.ready:
+            self.store.write_catalog(path, self.catalog.source, self.catalog.path, photo)
+        self.ready.clear()
+
+    def decoded(self, path: str) -> None:
+        """Call inside a transaction, after the photo's row was written."""
+        photo = self.waiting.pop(path, None)
+        if photo is not None:
+            self.store.write_catalog(path, self.catalog.source, self.catalog.path, photo)
+
+    def finish_catalog(self, prune: bool, summary: ImportSummary) -> None:
+        gone = [(image_id, path) for image_id, catalog_id, path in self.store.catalog_rows(self.catalog.path)
+                if catalog_id not in self.seen]
+        summary.vanished = [path for _, path in gone]
+        with self.store.transaction():
+            self.write_ready()
+            self.store.link_groups(self.catalog.path, self.leaders)
+            if prune and gone:
+                self.store.delete_images([image_id for image_id, _ in gone])
+                summary.pruned = len(gone)
+
+
+def _catalog_entries(catalog: Catalog) -> Iterator[tuple[FileEntry | Problem, CatalogPhoto]]:
+    """The catalog's photos as files, or as problems when their originals are missing."""
+    for photo in catalog.photos():
+        try:
+            st = os.stat(photo.path)
+        except FileNotFoundError:
+            yield Problem(display_path(photo.path), "read",
+                          f"original not found ({catalog.source} id {photo.catalog_id})"), photo
+            continue
+        except OSError as e:
+            yield Problem(display_path(photo.path), "read", f"cannot read: {e.strerror or e}"), photo
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            yield Problem(display_path(photo.path), "read", "not a regular file"), photo
+        else:
+            yield FileEntry(photo.path, st.st_size, st.st_mtime), photo
+
+
 def _plan(
     store: Store,
-    roots: list[str],
+    entries: Iterable[tuple[FileEntry | Problem, CatalogPhoto | None]],
     key: FingerprintKey,
     input_size: tuple[int, int],
     options: ImportOptions,
     summary: ImportSummary,
+    plan: _Plan,
 ) -> list[DecodeRequest]:
     todo: list[DecodeRequest] = []
-    for item in walk(roots):
+    for item, photo in entries:
         if isinstance(item, Problem):
             _record(store, item, summary)
+            if photo is not None:
+                plan.seen.add(photo.catalog_id)  # known to the catalog: not vanished, just missing
             continue
         request = _classify(store, item, key, input_size, options, summary)
         if request is not None:
             todo.append(request)
+        # A catalog's metadata goes with the photo's row (none for a file that failed).
+        if photo is not None and (request is not None or store.image_at(item.path) is not None):
+            plan.note(item.path, photo, decoding=request is not None)
     return todo
 
 
@@ -242,6 +323,7 @@ def _decode_and_fingerprint(
     options: ImportOptions,
     summary: ImportSummary,
     progress: Progress,
+    plan: _Plan,
 ) -> None:
     batch: list[Decoded] = []
     problems: list[Problem] = []
@@ -255,6 +337,7 @@ def _decode_and_fingerprint(
         with store.transaction():
             for item, vector in zip(batch, vectors):
                 store.write_decoded(item, key, encode(vector))
+                plan.decoded(item.path)
             for problem in problems:
                 store.record_problem(problem)
         summary.imported += len(batch)

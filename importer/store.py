@@ -18,8 +18,10 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from datasette_imagecluster.schema import (
+    ALBUMS,
     CLUSTER_MEMBERS,
     CLUSTERINGS,
+    TAGS,
     FINGERPRINTS,
     IMAGES,
     IMPORT_ERRORS,
@@ -27,6 +29,7 @@ from datasette_imagecluster.schema import (
     ensure_schema,
 )
 
+from .catalog import CatalogPhoto
 from .decode import Decoded
 from .sources import FileEntry, Problem
 
@@ -236,6 +239,8 @@ class Store:
     def delete_images(self, image_ids: list[int]) -> None:
         for table, column in (
             (CLUSTER_MEMBERS, "image_id"),
+            (TAGS, "image_id"),
+            (ALBUMS, "image_id"),
             (FINGERPRINTS, "image_id"),
             (THUMBNAILS, "image_id"),
             (IMAGES, "id"),
@@ -243,6 +248,44 @@ class Store:
             self.conn.executemany(
                 f"delete from {table} where {column} = ?", [(i,) for i in image_ids]
             )
+
+    def write_catalog(self, path: str, source: str, catalog: str, photo: CatalogPhoto) -> None:
+        """A catalog's metadata for the photo at ``path``; its date, when it has one, wins over EXIF."""
+        image = self.image_at(path)
+        if image is None:
+            return
+        self.conn.execute(
+            f"update {IMAGES} set source = ?, catalog = ?, catalog_id = ?, rating = ?, pick = ?, "
+            "color_label = ?, title = ?, caption = ?, latitude = coalesce(?, latitude), "
+            "longitude = coalesce(?, longitude) where id = ?",
+            (source, catalog, photo.catalog_id, photo.rating, photo.pick, photo.color_label, photo.title,
+             photo.caption, photo.latitude, photo.longitude, image.id),
+        )
+        if photo.timestamp is not None:
+            self.conn.execute(
+                f"update {IMAGES} set taken = ?, timestamp = ?, timestamp_source = 'catalog' where id = ?",
+                (photo.taken, photo.timestamp, image.id),
+            )
+        self.conn.execute(f"delete from {TAGS} where image_id = ? and source = ?", (image.id, source))
+        self.conn.executemany(f"insert or ignore into {TAGS} (image_id, source, tag) values (?, ?, ?)",
+                              [(image.id, source, tag) for tag in photo.tags])
+        self.conn.execute(f"delete from {ALBUMS} where image_id = ? and source = ?", (image.id, source))
+        self.conn.executemany(
+            f"insert or ignore into {ALBUMS} (image_id, source, kind, album) values (?, ?, ?, ?)",
+            [(image.id, source, kind, name) for kind, name in photo.albums])
+
+    def link_groups(self, catalog: str, leaders: dict[str, str]) -> None:
+        """``group_leader`` of each photo, from catalog ids to this database's ids."""
+        self.conn.execute(f"update {IMAGES} set group_leader = null where catalog = ?", (catalog,))
+        self.conn.executemany(
+            f"update {IMAGES} set group_leader = (select id from {IMAGES} where catalog = ? and catalog_id = ?) "
+            "where catalog = ? and catalog_id = ?",
+            [(catalog, leader, catalog, member) for member, leader in leaders.items()])
+
+    def catalog_rows(self, catalog: str) -> Iterator[tuple[int, str, str]]:
+        """(id, catalog id, path) of every photo imported from a catalog."""
+        yield from self.conn.execute(
+            f"select id, catalog_id, path from {IMAGES} where catalog = ? order by id", (catalog,))
 
     def save_clustering(self, name: str, params: dict, n_images: int, clusters: list[list[int]]) -> int:
         """Store a clustering under a name (replacing one of that name); returns its id.

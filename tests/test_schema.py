@@ -18,7 +18,8 @@ def test_ensure_schema_is_idempotent_and_versioned(tmp_path):
     ensure_schema(db)
     assert schema_version(db.conn) == SCHEMA_VERSION
     assert set(db.table_names()) == {
-        "images", "thumbnails", "fingerprints", "import_errors", "clusterings", "cluster_members"}
+        "images", "thumbnails", "fingerprints", "import_errors", "clusterings", "cluster_members", "tags",
+        "albums"}
     assert db["images"].columns_dict["timestamp"] is float
     assert db["fingerprints"].columns_dict["vector"] is bytes
     assert db["fingerprints"].pks == ["image_id", "model", "layer", "weights"]
@@ -37,3 +38,20 @@ def test_a_newer_schema_is_refused_with_one_line(runner, tmp_path, photo_folder)
     result = invoke(runner, "import", path, photo_folder, "--weights", "none", ok=False)
     assert result.exit_code == 1 and "upgrade it" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_version_1_database_is_migrated_forward(tmp_path):
+    """A database written by schema version 1 gains the catalog columns and tables, keeping its rows."""
+    from datasette_imagecluster.schema import MIGRATIONS
+
+    db = sqlite_utils.Database(tmp_path / "v1.db")
+    MIGRATIONS[0](db)
+    db.execute("pragma user_version = 1")
+    db["images"].insert({"path": "/a.jpg", "size": 1, "mtime": 0.0, "sha256": "x", "timestamp": 0.0,
+                         "source": "folder"})
+    ensure_schema(db)
+    assert schema_version(db.conn) == SCHEMA_VERSION == 2
+    assert {"catalog", "catalog_id", "rating", "pick", "color_label", "title", "caption",
+            "group_leader"} <= set(db["images"].columns_dict)
+    assert {"tags", "albums"} <= set(db.table_names())
+    assert db.execute("select path from images").fetchall() == [("/a.jpg",)]

@@ -1,0 +1,120 @@
+"""What photo managers' catalogs have in common: read-only access, root maps, dates.
+
+A catalog source yields :class:`CatalogPhoto` rows: a path to the original and
+the metadata the user curated (date, rating, tags, albums, groups). The
+import treats the paths like a folder walk's files and stores the metadata
+beside them. Catalogs are only ever opened read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+from urllib.parse import quote
+
+from .exif import parse_exif_datetime
+
+
+class CatalogError(Exception):
+    """The catalog cannot be read; the message says why, in one line."""
+
+
+@dataclass
+class CatalogPhoto:
+    path: str
+    catalog_id: str
+    taken: str | None = None
+    timestamp: float | None = None
+    rating: int | None = None
+    pick: int | None = None
+    color_label: str | None = None
+    title: str | None = None
+    caption: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    tags: list[str] = field(default_factory=list)
+    albums: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
+    group_leader: str | None = None  # catalog id of the photo this one is grouped behind
+
+
+class Catalog(Protocol):
+    source: str  # "digikam", "lightroom"
+    path: str
+
+    def photos(self) -> Iterator[CatalogPhoto]: ...
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A read-only connection that never writes a byte, even while the program has the catalog open."""
+    if not os.path.exists(path):
+        raise CatalogError(f"{path} does not exist")
+    uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=10)
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e) or "file is encrypted" in str(e):
+            raise CatalogError(f"{path} is not an SQLite database")
+        if "locked" in str(e) or "busy" in str(e):
+            raise CatalogError(f"{path} is locked by another program; close it or try again")
+        raise CatalogError(f"cannot read {path}: {e}")
+
+
+def has_tables(conn: sqlite3.Connection, *names: str) -> bool:
+    found = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+    return set(names) <= found
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"pragma table_info({table})")}
+
+
+def parse_root_maps(values: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """``OLD=NEW`` pairs, longest OLD first, for catalogs made on another machine or mount."""
+    maps = []
+    for value in values:
+        old, sep, new = value.partition("=")
+        if not sep or not old:
+            raise CatalogError(f"--root-map takes OLD=NEW, not {value!r}")
+        maps.append((old.rstrip("/\\") or old, new.rstrip("/\\") or new))
+    return sorted(maps, key=lambda m: -len(m[0]))
+
+
+def map_root(path: str, maps: list[tuple[str, str]]) -> str:
+    """Apply the first matching map (at a path boundary); Windows separators become '/'."""
+    for old, new in maps:
+        if path == old or path.startswith(old.rstrip("/\\") + "/") or path.startswith(old.rstrip("/\\") + "\\"):
+            rest = path[len(old.rstrip("/\\")):].replace("\\", "/")
+            return new + rest
+    return path
+
+
+_DATE = re.compile(r"^(?P<date>[0-9:\-/.]+[ T]+\d{1,2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d+))?\s*"
+                   r"(?P<zone>Z|[+-]\d{2}:?\d{2})?\s*$")
+
+
+def parse_catalog_datetime(text: str | None) -> tuple[str, float] | None:
+    """ISO-like catalog dates: naive local, fractional seconds, ``Z`` or ``+HH:MM`` offsets."""
+    if not text:
+        return None
+    m = _DATE.match(str(text).strip())
+    if not m:
+        return None
+    return parse_exif_datetime(m.group("date"), m.group("frac"), m.group("zone"))
+
+
+def find_catalog_file(path: str, name: str, suffix: str | None = None) -> str:
+    """The catalog file itself, given it or the folder holding it."""
+    p = Path(path)
+    if p.is_dir():
+        candidates = [p / name] if suffix is None else sorted(p.glob(f"*{suffix}"))
+        candidates = [c for c in candidates if c.is_file()]
+        if not candidates:
+            raise CatalogError(f"no {name if suffix is None else '*' + suffix} in {path}")
+        return str(candidates[0])
+    return str(p)

@@ -1,0 +1,171 @@
+"""digiKam's ``digikam4.db`` (schema versions 10 to 16) as a source of photos.
+
+Paths come from AlbumRoots (the identifier says which volume), Albums and
+Images; only visible images (status 1, in an album) are taken. The capture
+date is digiKam's ``creationDate``: users correct dates in digiKam, so it wins
+over the file's EXIF. Tags become hierarchical paths, without digiKam's
+internal tags (whose colour and pick labels are read as such).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .catalog import (
+    CatalogError,
+    CatalogPhoto,
+    columns,
+    find_catalog_file,
+    has_tables,
+    map_root,
+    open_read_only,
+    parse_catalog_datetime,
+)
+
+SUPPORTED_VERSIONS = range(10, 17)
+INTERNAL = "_Digikam_Internal_Tags_"
+PICKS = {"Pick Label Rejected": -1, "Pick Label Pending": 0, "Pick Label Accepted": 1}
+COMMENT, TITLE = 1, 3  # ImageComments.type
+
+
+def _mount_point(kind: str, value: str) -> str | None:
+    """Where the volume with this filesystem UUID or label is mounted, if it is."""
+    link = f"/dev/disk/by-{kind}/{value}"
+    try:
+        device = os.path.realpath(link)
+        with open("/proc/self/mounts") as mounts:
+            for line in mounts:
+                source, target = line.split()[:2]
+                if os.path.exists(source) and os.path.realpath(source) == device:
+                    return target.replace("\\040", " ")
+    except OSError:
+        return None
+    return None
+
+
+def root_path(identifier: str, specific_path: str) -> str:
+    """The folder an AlbumRoot stands for on this machine (before any --root-map)."""
+    url = urlsplit(identifier or "")
+    query = parse_qs(url.query)
+    specific = "" if specific_path in (None, "", "/") else specific_path.rstrip("/")
+    if url.scheme == "networkshareid":
+        mounts = query.get("mountpath", [])
+        readable = [m for m in mounts if os.path.isdir(m)]
+        return (readable or mounts or [""])[0].rstrip("/")
+    if "path" in query:
+        return unquote(query["path"][0]).rstrip("/")
+    if "mountpath" in query:
+        return query["mountpath"][0].rstrip("/") + specific
+    for kind in ("uuid", "label"):
+        if kind in query:
+            mount = _mount_point(kind, query[kind][0]) or "/"
+            return mount.rstrip("/") + specific
+    return specific
+
+
+class DigikamCatalog:
+    source = "digikam"
+
+    def __init__(self, path: str, root_maps: list[tuple[str, str]]):
+        self.path = os.path.abspath(find_catalog_file(path, "digikam4.db"))
+        self.root_maps = root_maps
+        self.conn = open_read_only(self.path)
+        if not has_tables(self.conn, "AlbumRoots", "Albums", "Images", "Settings"):
+            raise CatalogError(f"{self.path} is not a digiKam database (no AlbumRoots, Albums, Images)")
+        row = self.conn.execute("select value from Settings where keyword = 'DBVersion'").fetchone()
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            raise CatalogError(f"{self.path} has no digiKam schema version")
+        if version not in SUPPORTED_VERSIONS:
+            raise CatalogError(f"digiKam schema version {version} is not supported (this reads 10 to 16)")
+        self.version = version
+
+    def photos(self) -> Iterator[CatalogPhoto]:
+        conn = self.conn
+        roots = {rid: root_path(identifier, specific)
+                 for rid, identifier, specific in conn.execute(
+                     "select id, identifier, specificPath from AlbumRoots")}
+        tags = self._tags()
+        albums = self._albums()
+        comments = self._comments()
+        leaders = {s: o for s, o in conn.execute(
+            "select subject, object from ImageRelations where type = 2")} \
+            if has_tables(conn, "ImageRelations") else {}
+        info = "ImageInformation" if has_tables(conn, "ImageInformation") else None
+        positions = has_tables(conn, "ImagePositions") and \
+            {"latitudeNumber", "longitudeNumber"} <= columns(conn, "ImagePositions")
+        query = (
+            "select i.id, a.albumRoot, a.relativePath, i.name, "
+            + ("ii.creationDate, ii.rating " if info else "null, null ")
+            + (", p.latitudeNumber, p.longitudeNumber " if positions else ", null, null ")
+            + "from Images i join Albums a on a.id = i.album "
+            + ("left join ImageInformation ii on ii.imageid = i.id " if info else "")
+            + ("left join ImagePositions p on p.imageid = i.id " if positions else "")
+            + "where i.status = 1 and i.album is not null and i.category in (0, 1) order by i.id"
+        )
+        for image_id, root_id, relative, name, created, rating, lat, lon in conn.execute(query):
+            folder = roots.get(root_id, "") + ("" if relative in ("/", "", None) else relative)
+            path = map_root(f"{folder}/{name}", self.root_maps)
+            date = parse_catalog_datetime(created)
+            image_tags = [t for t, internal in tags.get(image_id, []) if not internal]
+            labels = [t for t, internal in tags.get(image_id, []) if internal]
+            title, caption = comments.get(image_id, (None, None))
+            yield CatalogPhoto(
+                path=path,
+                catalog_id=str(image_id),
+                taken=date[0] if date else None,
+                timestamp=date[1] if date else None,
+                rating=rating if isinstance(rating, int) and rating >= 0 else None,
+                pick=next((PICKS[t] for t in labels if t in PICKS), None),
+                color_label=next((t[len("Color Label "):] for t in labels
+                                  if t.startswith("Color Label ") and t != "Color Label None"), None),
+                title=title,
+                caption=caption,
+                latitude=lat,
+                longitude=lon,
+                tags=image_tags,
+                albums=[("album", albums[i]) for i in [image_id] if i in albums],
+                group_leader=str(leaders[image_id]) if image_id in leaders else None,
+            )
+
+    def _tags(self) -> dict[int, list[tuple[str, bool]]]:
+        """(hierarchical path, is internal) per image; internal tags by their own name."""
+        if not has_tables(self.conn, "Tags", "ImageTags"):
+            return {}
+        rows = self.conn.execute(
+            "with recursive tp(id, path) as ("
+            " select id, name from Tags where pid = 0"
+            " union all select t.id, tp.path || '/' || t.name from Tags t join tp on t.pid = tp.id)"
+            " select it.imageid, tp.path from ImageTags it join tp on tp.id = it.tagid order by tp.path"
+        )
+        out: dict[int, list[tuple[str, bool]]] = {}
+        for image_id, path in rows:
+            internal = path == INTERNAL or path.startswith(INTERNAL + "/")
+            if internal:
+                path = path[len(INTERNAL) + 1:]  # "Color Label Red", "Pick Label Accepted", ...
+            out.setdefault(image_id, []).append((path, internal))
+        return out
+
+    def _albums(self) -> dict[int, str]:
+        return {image_id: relative.strip("/") or "/" for image_id, relative in self.conn.execute(
+            "select i.id, a.relativePath from Images i join Albums a on a.id = i.album")}
+
+    def _comments(self) -> dict[int, tuple[str | None, str | None]]:
+        if not has_tables(self.conn, "ImageComments"):
+            return {}
+        out: dict[int, list] = {}
+        for image_id, kind, text in self.conn.execute(
+                "select imageid, type, comment from ImageComments where type in (?, ?) "
+                "order by (language = 'x-default') desc, id", (COMMENT, TITLE)):
+            entry = out.setdefault(image_id, [None, None])
+            slot = 0 if kind == TITLE else 1
+            entry[slot] = entry[slot] or text
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def close(self) -> None:
+        self.conn.close()
+

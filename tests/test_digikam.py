@@ -1,0 +1,189 @@
+"""``imagecluster import-digikam`` on catalogs built from a real digiKam database."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+
+import pytest
+
+from .conftest import connect, invoke, save_jpeg, scene, shared_data
+
+ARGS = ("--weights", "none", "--workers", "0", "-s")
+
+
+def rows(db, sql, params=()):
+    conn = connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    """A digiKam v15 catalog (a real empty one, filled) made on another machine.
+
+    Nested albums, tags with digiKam's internal labels, a trashed, a hidden and a
+    removed image, a video, a group, a photo whose original is missing.
+    """
+    empty = shared_data("digikam_db_samples", "rcw-2_python-digikamdb", "empty-15", "digikam4.db")
+    path = tmp_path / "catalog" / "digikam4.db"
+    path.parent.mkdir()
+    shutil.copy(empty, path)
+    photos = tmp_path / "Pictures"
+    files = {
+        "/Trips/burst1.jpg": (1, 0, "2021:06:01 10:00:00"),
+        "/Trips/burst2.jpg": (1, 1, "2021:06:01 10:00:05"),
+        "/Trips/Normandy/sea.jpg": (2, 0, "2022:01:10 18:30:00"),
+        "/home.jpg": (3, 0, "2023:03:03 03:03:03"),
+        "/Trips/trashed.jpg": (4, 0, None),
+        "/Trips/hidden.jpg": (5, 0, None),
+    }
+    for rel, (seed, variant, taken) in files.items():
+        save_jpeg(photos / rel.lstrip("/"), scene(seed, variant=variant), **({"taken": taken} if taken else {}))
+    conn = sqlite3.connect(path)
+    conn.executescript(f"""
+        insert into AlbumRoots (id, label, status, type, identifier, specificPath)
+            values (1, 'Pictures', 0, 1, 'volumeid:?uuid=0000-not-mounted', '/home/alice/Pictures');
+        insert into Albums (id, albumRoot, relativePath) values (1, 1, '/'), (2, 1, '/Trips'),
+            (3, 1, '/Trips/Normandy');
+        insert into Images (id, album, name, status, category) values
+            (1, 2, 'burst1.jpg', 1, 1), (2, 2, 'burst2.jpg', 1, 1), (3, 3, 'sea.jpg', 1, 1),
+            (4, 1, 'home.jpg', 1, 1), (5, 2, 'trashed.jpg', 3, 1), (6, 2, 'hidden.jpg', 2, 1),
+            (7, null, 'removed.jpg', 3, 1), (8, 2, 'clip.mp4', 1, 2), (9, 2, 'missing.jpg', 1, 1);
+        insert into ImageInformation (imageid, rating, creationDate, orientation) values
+            (1, 5, '2021-06-01T10:00:00.000', 1), (2, -1, '2021-06-01T10:00:05.500', 1),
+            (3, 3, '2022-01-10T18:30:00.000', 1), (4, 0, '1999-12-31T23:59:59.000', 1);
+        insert into Tags (id, pid, name) values (100, 0, 'Places'), (101, 100, 'France'),
+            (102, 101, 'Normandy'), (103, 0, 'Family'),
+            (200, (select id from Tags where name = '_Digikam_Internal_Tags_'), 'Color Label Red'),
+            (201, (select id from Tags where name = '_Digikam_Internal_Tags_'), 'Pick Label Accepted');
+        insert into ImageTags (imageid, tagid) values (3, 102), (3, 103), (1, 103),
+            (1, (select id from Tags where name = 'Color Label Red')),
+            (1, (select id from Tags where name = 'Pick Label Accepted'));
+        insert into ImageComments (imageid, type, language, comment) values
+            (3, 1, 'x-default', 'Waves at dusk'), (3, 3, 'x-default', 'The sea');
+        insert into ImagePositions (imageid, latitudeNumber, longitudeNumber) values (3, 49.36, 0.07);
+        insert into ImageRelations (subject, object, type) values (2, 1, 2);
+    """)
+    conn.commit()
+    conn.close()
+    return path, photos
+
+
+def test_catalog_imports_visible_photos_with_their_metadata(runner, tmp_path, catalog):
+    path, photos = catalog
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    db = tmp_path / "photos.db"
+    result = invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+    assert "Imported 4," in result.output and "failed 1" in result.output
+    got = {r[0]: r[1:] for r in rows(db, "select name, source, catalog_id, taken, timestamp_source, rating, "
+                                          "pick, color_label, title, caption, latitude from images")}
+    assert set(got) == {"burst1.jpg", "burst2.jpg", "sea.jpg", "home.jpg"}
+    assert got["home.jpg"][2:4] == ("1999-12-31T23:59:59", "catalog")  # digiKam's date beats EXIF's
+    assert got["burst2.jpg"][2] == "2021-06-01T10:00:05.500000"
+    assert got["burst1.jpg"][4:7] == (5, 1, "Red")
+    assert got["burst2.jpg"][4] is None  # rating -1: not rated
+    assert got["sea.jpg"][7:10] == ("The sea", "Waves at dusk", 49.36)
+    assert all(r[0] == "digikam" for r in got.values())
+    tags = rows(db, "select i.name, t.tag from tags t join images i on i.id = t.image_id order by 1, 2")
+    assert tags == [("burst1.jpg", "Family"), ("sea.jpg", "Family"), ("sea.jpg", "Places/France/Normandy")]
+    albums = dict(rows(db, "select i.name, a.album from albums a join images i on i.id = a.image_id"))
+    assert albums == {"burst1.jpg": "Trips", "burst2.jpg": "Trips", "sea.jpg": "Trips/Normandy", "home.jpg": "/"}
+    assert rows(db, "select m.name, l.name from images m join images l on l.id = m.group_leader") == [
+        ("burst2.jpg", "burst1.jpg")]
+    errors = rows(db, "select path, message from import_errors")
+    assert errors == [(str(photos / "Trips" / "missing.jpg"), "original not found (digikam id 9)")]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_reimport_updates_rows_and_a_folder_import_is_the_same_photo(runner, tmp_path, catalog):
+    path, photos = catalog
+    db = tmp_path / "photos.db"
+    maps = ("--root-map", f"/home/alice/Pictures={photos}")
+    invoke(runner, "import", db, photos, *ARGS)  # the folder first: six files
+    invoke(runner, "import-digikam", db, path, *maps, *ARGS)
+    assert rows(db, "select count(*) from images") == [(6,)]  # trashed and hidden stay folder photos
+    conn = sqlite3.connect(path)
+    conn.execute("update ImageInformation set rating = 2 where imageid = 3")
+    conn.execute("delete from ImageTags where imageid = 3 and tagid = 103")
+    conn.commit()
+    conn.close()
+    again = invoke(runner, "import-digikam", db, path, *maps, *ARGS)
+    assert "Imported 0, unchanged 4" in again.output
+    assert rows(db, "select rating from images where name = 'sea.jpg'") == [(2,)]
+    assert rows(db, "select tag from tags join images on id = image_id where name = 'sea.jpg'") == [
+        ("Places/France/Normandy",)]
+    assert rows(db, "select count(*), count(distinct path) from images") == [(6, 6)]
+
+
+def test_a_catalog_open_in_digikam_is_read_and_left_alone(runner, tmp_path, catalog):
+    path, photos = catalog
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("begin immediate")  # digiKam in the middle of writing
+    writer.execute("update Settings set value = value where keyword = 'DBVersion'")
+    try:
+        result = invoke(runner, "import-digikam", tmp_path / "p.db", path,
+                        "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+        assert "Imported 4," in result.output
+    finally:
+        writer.execute("rollback")
+        writer.close()
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("jpeg", "is not an SQLite database"),
+    ("plain", "is not a digiKam database"),
+    ("version", "digiKam schema version 9 is not supported"),
+    ("folder", "no digikam4.db in"),
+    ("root-map", "--root-map takes OLD=NEW"),
+])
+def test_bad_catalogs_are_one_line_errors(runner, tmp_path, catalog, problem, message):
+    path, photos = catalog
+    args = []
+    if problem == "jpeg":
+        path = save_jpeg(tmp_path / "digikam4.db", scene(1, (64, 64)))
+    elif problem == "plain":
+        path = tmp_path / "plain.db"
+        sqlite3.connect(path).execute("create table t (a)").connection.close()
+    elif problem == "version":
+        conn = sqlite3.connect(path)
+        conn.execute("update Settings set value = '9' where keyword = 'DBVersion'")
+        conn.commit()
+        conn.close()
+    elif problem == "folder":
+        path = tmp_path / "empty-folder"
+        path.mkdir()
+    else:
+        args = ["--root-map", "nonsense"]
+    result = invoke(runner, "import-digikam", tmp_path / "p.db", path, *args, *ARGS, ok=False)
+    assert result.exit_code == 1 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_the_real_digikam_testdb_with_a_root_map(runner, tmp_path):
+    """The real catalog of three photos; their originals, re-created under its names, via --root-map."""
+    real = shared_data("digikam_db_samples", "rcw-2_python-digikamdb", "testdb", "digikam4.db")
+    copy = tmp_path / "digikam4.db"
+    shutil.copy(real, copy)
+    before = copy.read_bytes()
+    photos = tmp_path / "Pictures"
+    for seed, rel in enumerate(["Calvados_Drouin/20210806_165143.jpg", "Calvados_Drouin/20210806_165416.jpg",
+                                "Deauville/IMG39991.JPG"]):
+        save_jpeg(photos / rel, scene(seed + 20))
+    db = tmp_path / "photos.db"
+    invoke(runner, "import-digikam", db, copy, "--root-map", f"/home/testuser/Pictures={photos}", *ARGS)
+    got = rows(db, "select name, taken, timestamp_source, rating, caption, title from images order by catalog_id")
+    assert got == [
+        ("20210806_165143.jpg", "2021-08-06T16:51:44", "catalog", None, "At the distillery Christian Drouin",
+         "The Distillery"),
+        ("20210806_165416.jpg", "2021-08-06T16:54:17", "catalog", None, "At the distillery Christian Drouin",
+         "Bottles and Barrels"),
+        ("IMG39991.JPG", "2021-08-06T19:29:02", "catalog", 0, "With lots of beautiful boats...",
+         "Deauville Marina"),
+    ]
+    tags = rows(db, "select group_concat(tag, ',') from tags group by image_id order by image_id")
+    assert tags == [("Calvados,France,Normandy",), ("Calvados,France,Normandy",), ("France,Marina,Normandy",)]
+    assert copy.read_bytes() == before
