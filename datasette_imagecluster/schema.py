@@ -151,6 +151,8 @@ def _add_catalogs_v2(db: sqlite_utils.Database) -> None:
         if name not in existing:
             db[IMAGES].add_column(name, kind)
     db[IMAGES].create_index(["catalog", "catalog_id"], if_not_exists=True)
+    if "catalog" not in db[IMPORT_ERRORS].columns_dict:
+        db[IMPORT_ERRORS].add_column("catalog", str)
     db[TAGS].create(
         {"image_id": int, "source": str, "tag": str},
         pk=("image_id", "source", "tag"),

@@ -165,6 +165,33 @@ def import_digikam(db_path, digikam_db, root_maps, **settings):
     _run_import(db_path, [], settings, lambda: DigikamCatalog(digikam_db, parse_root_maps(root_maps)))
 
 
+@cli.command(name="import-lightroom")
+@click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
+@click.argument("catalog", type=click.Path(exists=True, allow_dash=False))
+@click.option("--root-map", "root_maps", multiple=True, metavar="OLD=NEW",
+              help="read photos under OLD from NEW (repeatable): a catalog made on another machine, "
+                   "e.g. C:/Users/me/Pictures=/mnt/pictures")
+@fingerprint_options
+def import_lightroom(db_path, catalog, root_maps, **settings):
+    """Fingerprint the photos of a Lightroom Classic catalog, with its metadata.
+
+    CATALOG is the .lrcat file or the folder holding it. It is opened
+    read-only and never changed, even while Lightroom has it open. Capture
+    times (with their offsets), ratings, picks, colour labels, captions, GPS,
+    keywords, collections and stacks are kept; virtual copies are
+    fingerprinted once. Originals that are missing are listed in
+    import_errors.
+
+    \b
+    Example:
+        imagecluster import-lightroom photos.db "~/Pictures/Lightroom/Lightroom Catalog.lrcat"
+    """
+    from .catalog import parse_root_maps
+    from .lightroom import LightroomCatalog
+
+    _run_import(db_path, [], settings, lambda: LightroomCatalog(catalog, parse_root_maps(root_maps)))
+
+
 def _report_import(summary, paths, prune: bool) -> None:
     s = summary
     failed = s.failed + s.still_failing

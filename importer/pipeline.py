@@ -121,6 +121,9 @@ def run_import(
     store = Store(db_path)
     try:
         plan = _Plan(store, catalog)
+        if catalog:
+            with store.transaction():
+                store.forget_missing_originals(catalog.path)
         entries = _catalog_entries(catalog) if catalog else ((item, None) for item in walk(roots))
         todo = _plan(store, entries, key, architecture.input_size, options, summary, plan)
         progress.start(len(todo))
@@ -191,13 +194,15 @@ def _catalog_entries(catalog: Catalog) -> Iterator[tuple[FileEntry | Problem, Ca
             st = os.stat(photo.path)
         except FileNotFoundError:
             yield Problem(display_path(photo.path), "read",
-                          f"original not found ({catalog.source} id {photo.catalog_id})"), photo
+                          f"original not found ({catalog.source} id {photo.catalog_id})",
+                          catalog=catalog.path), photo
             continue
         except OSError as e:
-            yield Problem(display_path(photo.path), "read", f"cannot read: {e.strerror or e}"), photo
+            yield Problem(display_path(photo.path), "read", f"cannot read: {e.strerror or e}",
+                          catalog=catalog.path), photo
             continue
         if not stat.S_ISREG(st.st_mode):
-            yield Problem(display_path(photo.path), "read", "not a regular file"), photo
+            yield Problem(display_path(photo.path), "read", "not a regular file", catalog=catalog.path), photo
         else:
             yield FileEntry(photo.path, st.st_size, st.st_mtime), photo
 

@@ -39,6 +39,7 @@ class Problem:
     message: str
     size: int | None = None
     mtime: float | None = None
+    catalog: str | None = None  # the catalog whose row points at a missing original
 
 
 def display_path(path: str) -> str:

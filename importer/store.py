@@ -135,9 +135,9 @@ class Store:
 
     def record_problem(self, problem: Problem) -> None:
         self.conn.execute(
-            f"insert or replace into {IMPORT_ERRORS} (path, stage, message, size, mtime, time) "
-            "values (?, ?, ?, ?, ?, ?)",
-            (problem.path, problem.stage, problem.message, problem.size, problem.mtime, now()),
+            f"insert or replace into {IMPORT_ERRORS} (path, stage, message, size, mtime, time, catalog) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            (problem.path, problem.stage, problem.message, problem.size, problem.mtime, now(), problem.catalog),
         )
 
     def write_decoded(self, item: Decoded, key: FingerprintKey, vector: bytes) -> int:
@@ -281,6 +281,10 @@ class Store:
             f"update {IMAGES} set group_leader = (select id from {IMAGES} where catalog = ? and catalog_id = ?) "
             "where catalog = ? and catalog_id = ?",
             [(catalog, leader, catalog, member) for member, leader in leaders.items()])
+
+    def forget_missing_originals(self, catalog: str) -> None:
+        """A catalog's missing originals are checked afresh on every import (its paths may be remapped)."""
+        self.conn.execute(f"delete from {IMPORT_ERRORS} where catalog = ?", (catalog,))
 
     def catalog_rows(self, catalog: str) -> Iterator[tuple[int, str, str]]:
         """(id, catalog id, path) of every photo imported from a catalog."""

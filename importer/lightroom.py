@@ -1,0 +1,143 @@
+"""Lightroom Classic's ``.lrcat`` as a source of photos.
+
+A photo's path is AgLibraryRootFolder.absolutePath + AgLibraryFolder.pathFromRoot
++ AgLibraryFile.baseName + "." + extension (Windows roots use forward
+slashes: map them with ``--root-map``). Virtual copies share one file and
+are fingerprinted once, through their master. captureTime is ISO text,
+naive local time or with ``Z``/``+HH:MM`` (then converted to UTC).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from .catalog import (
+    CatalogError,
+    CatalogPhoto,
+    find_catalog_file,
+    has_tables,
+    map_root,
+    open_read_only,
+    parse_catalog_datetime,
+)
+
+REQUIRED = ("Adobe_images", "AgLibraryFile", "AgLibraryFolder", "AgLibraryRootFolder")
+REGULAR_COLLECTION = "com.adobe.ag.library.collection"
+
+
+def join_path(root: str, folder: str, base: str, extension: str) -> str:
+    """Lightroom's separator-less concatenation, tolerant of a missing or doubled '/'."""
+    name = f"{base}.{extension}" if extension else base
+    parts = [p.strip("/") for p in (folder, name) if p and p.strip("/")]
+    return "/".join([root.rstrip("/")] + parts)
+
+
+def _number(value) -> int | None:
+    try:
+        return None if value is None else int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+class LightroomCatalog:
+    source = "lightroom"
+
+    def __init__(self, path: str, root_maps: list[tuple[str, str]]):
+        self.path = os.path.abspath(find_catalog_file(path, "catalog", suffix=".lrcat"))
+        self.root_maps = root_maps
+        self.conn = open_read_only(self.path)
+        if not has_tables(self.conn, *REQUIRED):
+            raise CatalogError(f"{self.path} is not a Lightroom Classic catalog (no Adobe_images)")
+
+    def photos(self) -> Iterator[CatalogPhoto]:
+        conn = self.conn
+        keywords = self._keywords()
+        collections = self._collections()
+        captions = dict(conn.execute("select image, caption from AgLibraryIPTC where caption <> ''")) \
+            if has_tables(conn, "AgLibraryIPTC") else {}
+        gps = {image: (lat, lon) for image, lat, lon in conn.execute(
+            "select image, gpsLatitude, gpsLongitude from AgHarvestedExifMetadata where hasGPS = 1")} \
+            if has_tables(conn, "AgHarvestedExifMetadata") else {}
+        leaders = self._stack_leaders()
+        # One row per file: the master, not its virtual copies.
+        rows = conn.execute(
+            "select i.id_local, r.absolutePath, fo.pathFromRoot, fi.baseName, fi.extension, i.captureTime, "
+            "i.rating, i.pick, i.colorLabels from Adobe_images i "
+            "join AgLibraryFile fi on fi.id_local = i.rootFile "
+            "join AgLibraryFolder fo on fo.id_local = fi.folder "
+            "join AgLibraryRootFolder r on r.id_local = fo.rootFolder "
+            "where i.masterImage is null order by i.id_local"
+        )
+        for image, root, folder, base, extension, captured, rating, pick, color in rows:
+            date = parse_catalog_datetime(captured)
+            lat, lon = gps.get(image, (None, None))
+            folder_name = (folder or "").strip("/")
+            yield CatalogPhoto(
+                path=map_root(join_path(root or "", folder or "", base or "", extension or ""), self.root_maps),
+                catalog_id=str(image),
+                taken=date[0] if date else None,
+                timestamp=date[1] if date else None,
+                rating=_number(rating) if _number(rating) else None,
+                pick=_number(pick) if _number(pick) else None,
+                color_label=color or None,
+                caption=captions.get(image),
+                latitude=lat,
+                longitude=lon,
+                tags=keywords.get(image, []),
+                albums=[("collection", c) for c in collections.get(image, [])]
+                + [("folder", folder_name or "/")],
+                group_leader=leaders.get(image),
+            )
+
+    def _keywords(self) -> dict[int, list[str]]:
+        """Keyword paths per image, as '/'-joined hierarchies under the invisible root."""
+        if not has_tables(self.conn, "AgLibraryKeyword", "AgLibraryKeywordImage"):
+            return {}
+        rows = self.conn.execute(
+            "with recursive kp(id, path) as ("
+            " select id_local, name from AgLibraryKeyword"
+            "  where parent = (select id_local from AgLibraryKeyword where parent is null) and name is not null"
+            " union all select k.id_local, kp.path || '/' || k.name from AgLibraryKeyword k"
+            "  join kp on k.parent = kp.id where k.name is not null)"
+            " select ki.image, kp.path from AgLibraryKeywordImage ki join kp on kp.id = ki.tag order by kp.path"
+        )
+        out: dict[int, list[str]] = {}
+        for image, path in rows:
+            out.setdefault(image, []).append(path)
+        return out
+
+    def _collections(self) -> dict[int, list[str]]:
+        if not has_tables(self.conn, "AgLibraryCollection", "AgLibraryCollectionImage"):
+            return {}
+        out: dict[int, list[str]] = {}
+        for image, name in self.conn.execute(
+                "select ci.image, c.name from AgLibraryCollectionImage ci "
+                "join AgLibraryCollection c on c.id_local = ci.collection "
+                "where c.creationId = ? and coalesce(c.systemOnly, 0) in (0, '0', 0.0) order by c.name",
+                (REGULAR_COLLECTION,)):
+            out.setdefault(image, []).append(name)
+        return out
+
+    def _stack_leaders(self) -> dict[int, str]:
+        """Stack members -> the top of their stack (lowest position), as catalog ids."""
+        if not has_tables(self.conn, "AgLibraryFolderStackImage"):
+            return {}
+        stacks: dict[int, list[tuple[float, int]]] = {}
+        for stack, image, position in self.conn.execute(
+                "select stack, image, position from AgLibraryFolderStackImage"):
+            try:
+                order = float(position)
+            except (TypeError, ValueError):
+                order = float("inf")
+            stacks.setdefault(stack, []).append((order, image))
+        leaders: dict[int, str] = {}
+        for members in stacks.values():
+            members.sort()
+            top = members[0][1]
+            for _, image in members[1:]:
+                leaders[image] = str(top)
+        return leaders
+
+    def close(self) -> None:
+        self.conn.close()
