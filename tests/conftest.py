@@ -152,3 +152,12 @@ def library(tmp_path_factory):
 
 def connect(db_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(db_path))
+
+
+def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """All rows of a query on a database file, the connection closed again."""
+    conn = connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -8,17 +8,9 @@ import sqlite3
 
 import pytest
 
-from .conftest import connect, invoke, save_jpeg, scene, shared_data
+from .conftest import invoke, rows, save_jpeg, scene, shared_data
 
 ARGS = ("--weights", "none", "--workers", "0", "-s")
-
-
-def rows(db, sql, params=()):
-    conn = connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

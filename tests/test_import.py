@@ -13,21 +13,13 @@ from datasette_imagecluster.schema import SCHEMA_VERSION
 from datasette_imagecluster.vectors import decode as decode_vector
 from importer.pipeline import ImportOptions, run_import
 
-from .conftest import connect, invoke, save_jpeg, scene
+from .conftest import invoke, rows, save_jpeg, scene
 
 OPTIONS = dict(weights="none", workers=0, batch_size=4)
 
 
 def do_import(db, *roots, **overrides):
     return run_import(str(db), [str(r) for r in roots], ImportOptions(**{**OPTIONS, **overrides}))
-
-
-def rows(db, sql, params=()):
-    conn = connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_first_import_writes_every_table(tmp_path, photo_folder):

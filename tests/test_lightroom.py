@@ -7,18 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from .conftest import connect, invoke, save_jpeg, scene, shared_data
+from .conftest import invoke, rows, save_jpeg, scene, shared_data
 
 ARGS = ("--weights", "none", "--workers", "0", "-s")
 ROOT = "/Users/thad/Library/CloudStorage/Dropbox/thad/gdrive/src/monorepo/thad/lightroom/db_reader/testdata/test_photos"
-
-
-def rows(db, sql, params=()):
-    conn = connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def crossfilter(name: str):
