@@ -326,3 +326,49 @@ def _print_stats(report: dict) -> None:
     for row in report["stats"]:
         click.echo(f"{row['size']} : {row['clusters']}")
     click.echo(f"#images in clusters total:  {report['n_clustered']}")
+
+
+@cli.command(name="export-xmp")
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.option("--clustering", "name", required=True, help="a clustering saved with 'imagecluster cluster --save'")
+@click.option("--sidecar", type=click.Choice(["appended", "replaced"]), default=None,
+              help="sidecar names: photo.jpg.xmp (appended, digiKam) or photo.xmp (replaced, Lightroom); "
+                   "default: an existing sidecar, else by the program the photo came from")
+@click.option("--dry-run", is_flag=True, help="list what would change, write nothing")
+def export_xmp_command(db_path, name, sidecar, dry_run):
+    """Write each photo's cluster into its XMP sidecar as a keyword digiKam and Lightroom read.
+
+    The keyword is imagecluster|NAME|cluster-0042 (lr:hierarchicalSubject,
+    digiKam:TagsList) with its leaf in dc:subject. Existing sidecars are
+    merged: every other field and keyword stays. Running it again replaces
+    this clustering's keywords only. Photos are never touched.
+
+    \b
+    Example:
+        imagecluster cluster photos.db --sim 0.7 --save trips
+        imagecluster export-xmp photos.db --clustering trips --dry-run
+    """
+    from .export import ExportError, export_xmp
+
+    try:
+        changes = export_xmp(db_path, name, sidecar, dry_run)
+    except ExportError as e:
+        raise click.ClickException(str(e))
+    for change in changes:
+        what = ", ".join([f"+{k}" for k in change.added] + [f"-{k}" for k in change.removed])
+        click.echo(f"{'would update' if dry_run else 'updated'} {change.sidecar}: {what}")
+    click.echo(f"{len(changes)} sidecar(s) {'would change' if dry_run else 'written'}.", err=True)
+
+
+@cli.command(name="export")
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.option("--clustering", "name", required=True, help="a clustering saved with 'imagecluster cluster --save'")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+def export_command(db_path, name, fmt):
+    """Print a saved clustering as CSV (one row per photo) or JSON, for other tools."""
+    from .export import ExportError, export_table
+
+    try:
+        click.echo(export_table(db_path, name, fmt), nl=False)
+    except ExportError as e:
+        raise click.ClickException(str(e))
