@@ -32,9 +32,10 @@ setup(
             "keras>=3",
             "Pillow>=10",
             "pillow-heif>=0.18",
+            "rawpy>=0.19",
             "exifread>=3",
         ],
-        "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright"],
+        "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright", "tifffile"],
     },
     entry_points={
         "datasette": ["imagecluster = datasette_imagecluster"],

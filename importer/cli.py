@@ -126,7 +126,7 @@ def import_(db_path, paths, **settings):
     """Fingerprint every photo below PATHS into the SQLite database DB_PATH.
 
     Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF, BMP,
-    AVIF and HEIC/HEIF by content. Re-runs are incremental: unchanged files
+    AVIF, HEIC/HEIF and RAW files by content. Re-runs are incremental: unchanged files
     are not read, moved or renamed files keep their fingerprints, and an
     interrupted import continues where it stopped. Files that cannot be
     imported are listed in the import_errors table.

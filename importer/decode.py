@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from .exif import CaptureInfo, capture_from_pillow, read_capture_info
+from .raw import RawError, is_raw, open_raw
 from .sources import Problem, display_path, file_sha256, sniff_file
 
 THUMBNAIL_SIZE = 320
@@ -126,19 +127,23 @@ def _second_reading(img: Image.Image, capture: CaptureInfo, mtime: float) -> Cap
 def _open_and_orient(path: str, capture: CaptureInfo, mtime: float
                      ) -> tuple[Image.Image, str, int, int, CaptureInfo]:
     """The upright RGB image (drafted for JPEG), its format, full upright size and capture info."""
-    with warnings.catch_warnings():
-        # Photos above Pillow's warning threshold (89 Mpx) are real cameras;
-        # only its hard limit (twice that) is treated as a decompression bomb.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        warnings.simplefilter("ignore", UserWarning)  # e.g. "malformed MPO file"
-        img = Image.open(path)
-        fmt = img.format or "unknown"
-        width, height = img.size
-        capture = _second_reading(img, capture, mtime)
-        orientation = capture.orientation = _pillow_orientation(img) or capture.orientation
-        if fmt == "JPEG":
-            img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        img.load()
+    if is_raw(path):
+        img, fmt, width, height = open_raw(path, THUMBNAIL_SIZE)
+        orientation = capture.orientation
+    else:
+        with warnings.catch_warnings():
+            # Photos above Pillow's warning threshold (89 Mpx) are real cameras;
+            # only its hard limit (twice that) is treated as a decompression bomb.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "malformed MPO file"
+            img = Image.open(path)
+            fmt = img.format or "unknown"
+            width, height = img.size
+            capture = _second_reading(img, capture, mtime)
+            orientation = capture.orientation = _pillow_orientation(img) or capture.orientation
+            if fmt == "JPEG":
+                img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+            img.load()
     img = to_rgb(img)
     if orientation in _TRANSPOSE:
         img = img.transpose(_TRANSPOSE[orientation])
@@ -164,6 +169,8 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         img, fmt, width, height, capture = _open_and_orient(path, capture, request.mtime)
     except Image.DecompressionBombError as e:
         return _problem(request, "decode", f"decompression bomb: {_short_reason(e)}")
+    except RawError as e:
+        return _problem(request, "decode", _short_reason(e))
     except FileNotFoundError:
         return _problem(request, "read", "file vanished during the import")
     except Image.UnidentifiedImageError:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 # Extensions that promise an image: a file with one of these that turns out
 # not to be an image is an error; any other non-image file is simply not ours.
+RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf",
+                            ".rw2", ".raf", ".pef", ".srw", ".3fr", ".iiq", ".rwl", ".x3f", ".erf", ".kdc"})
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif", ".avif", ".heic", ".heif"}
-)
+) | RAW_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ def sniff(head: bytes) -> str | None:
         return "AVIF"
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "HEIF"
+    if head[4:12] == b"ftypcrx " or head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00") \
+            or head.startswith(b"FUJIFILMCCD-RAW"):
+        return "RAW"  # CR3, ORF, RW2, RAF; CR2, NEF, ARW and DNG are TIFF
     if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (
         12,
         40,

@@ -197,3 +197,33 @@ def test_real_iphone_heic(name, taken, size):
     assert out.capture.taken == taken and out.capture.timestamp_source == "exif:DateTimeOriginal"
     assert (out.width, out.height) == size
     assert out.thumbnail_height > out.thumbnail_width  # portrait, upright
+
+
+def _dng(path, preview: bool = False):
+    """A minimal DNG (a Bayer CFA, EXIF date and camera) written with tifffile."""
+    tifffile = pytest.importorskip("tifffile")
+    cfa = np.asarray(scene(12, (400, 300)).convert("L"), dtype=np.uint16) * 16
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(cfa, photometric=32803, subfiletype=0, extratags=[
+            (50706, "B", 4, (1, 4, 0, 0), True), (50707, "B", 4, (1, 1, 0, 0), True),
+            (33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True),
+            (271, "s", 0, "Canon", True), (272, "s", 0, "TestCam", True),
+            (306, "s", 0, "2020:05:06 07:08:09", True)])
+    return path
+
+
+def test_raw_dng_is_developed_and_dated(tmp_path):
+    pytest.importorskip("rawpy", reason="rawpy is part of the importer extra")
+    out = decode(request(_dng(tmp_path / "IMG_0001.DNG")))
+    assert isinstance(out, Decoded), out
+    assert (out.format, out.width, out.height) == ("DNG", 400, 300)
+    assert out.capture.taken == "2020-05-06T07:08:09" and out.capture.camera_model == "TestCam"
+    assert out.pixels.shape == (224, 224, 3) and out.pixels.std() > 5
+
+
+def test_a_broken_raw_file_is_a_problem(tmp_path):
+    pytest.importorskip("rawpy", reason="rawpy is part of the importer extra")
+    path = tmp_path / "broken.nef"
+    path.write_bytes(b"II*\x00" + b"\x00" * 200)
+    out = decode(request(path))
+    assert isinstance(out, Problem) and out.stage == "decode" and "LibRaw cannot read this NEF file" in out.message

@@ -383,3 +383,15 @@ def test_a_layer_the_model_lacks_is_refused(runner, tmp_path, photo_folder):
     result = invoke(runner, "import", tmp_path / "p.db", photo_folder, "--model", "resnet50", "--layer", "fc2",
                     "--weights", "none", ok=False)
     assert result.exit_code == 1 and "resnet50 has no layer 'fc2'" in result.output
+
+
+def test_raw_files_import_in_folder_imports(tmp_path, photo_folder):
+    pytest.importorskip("rawpy", reason="rawpy is part of the importer extra")
+    from .test_decode import _dng
+
+    _dng(photo_folder / "raw" / "IMG_0001.DNG")
+    db = tmp_path / "photos.db"
+    summary = do_import(db, photo_folder)
+    assert (summary.imported, summary.failed) == (7, 0)
+    assert rows(db, "select format, camera_model, timestamp_source from images where name = 'IMG_0001.DNG'") == [
+        ("DNG", "TestCam", "exif:DateTime")]
