@@ -389,6 +389,7 @@ def test_raw_files_import_in_folder_imports(tmp_path, photo_folder):
     pytest.importorskip("rawpy", reason="rawpy is part of the importer extra")
     from .test_decode import _dng
 
+    (photo_folder / "raw").mkdir()
     _dng(photo_folder / "raw" / "IMG_0001.DNG")
     db = tmp_path / "photos.db"
     summary = do_import(db, photo_folder)
