@@ -60,10 +60,6 @@ def fits_in_memory(n: int) -> bool:
     return n * (n - 1) // 2 * 4 <= physical * MEMORY_SHARE
 
 
-def condensed_index(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    return n * i - i * (i + 1) // 2 + (j - i - 1)
-
-
 def pair_of(n: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(i, j), i < j, of condensed indices k."""
     k = np.asarray(k, dtype=np.int64)
