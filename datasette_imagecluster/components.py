@@ -11,8 +11,10 @@ clusters imagecluster's full-matrix algorithm gives below t.
 
 How the pieces are kept exact:
 
-* all pair distances are first *screened* in float32 with BLAS (memory: one
-  condensed float32 matrix, half of what pdist needs, and ~20x faster);
+* all pair distances are first *screened* in float32 with BLAS, ~20x faster
+  than pdist: held as one condensed float32 matrix (half of what pdist needs)
+  when that fits, else recomputed block by block on each of the two passes, so
+  memory is the fingerprints, one block and the pairs within reach of the cut;
 * the normalising maxima are recomputed exactly (with pdist itself, whose
   value for a pair does not depend on the other rows) for every pair the
   screen puts within ``SLACK`` of the maximum;
@@ -28,6 +30,7 @@ so it can be cut at any sim at least the one it was built for.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 from scipy.cluster import hierarchy
@@ -48,8 +51,7 @@ MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use 
 
 
 def applicable(n: int, method: str, metric: str) -> bool:
-    return (n >= MIN_PHOTOS and method in REDUCIBLE_METHODS and metric in SCREENED_METRICS
-            and fits_in_memory(n))
+    return n >= MIN_PHOTOS and method in REDUCIBLE_METHODS and metric in SCREENED_METRICS
 
 
 def fits_in_memory(n: int) -> bool:
@@ -60,39 +62,78 @@ def fits_in_memory(n: int) -> bool:
     return n * (n - 1) // 2 * 4 <= physical * MEMORY_SHARE
 
 
-def pair_of(n: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j), i < j, of condensed indices k."""
-    k = np.asarray(k, dtype=np.int64)
-    i = (n - 2 - np.floor(np.sqrt(-8.0 * k + 4.0 * n * (n - 1) - 7) / 2.0 - 0.5)).astype(np.int64)
-    j = (k + i + 1 - n * (n - 1) // 2 + (n - i) * ((n - i) - 1) // 2).astype(np.int64)
-    return i, j
+class Screen:
+    """Approximate float32 distances of each photo to every later one, row by row.
+
+    Kept as one condensed matrix when that fits in memory (the BLAS work is done
+    once); otherwise recomputed block by block on every pass, so memory stays
+    at the fingerprints plus one block.
+    """
+
+    def __init__(self, vectors: np.ndarray, metric: str, keep: bool):
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if metric == "cosine":
+            norms = np.linalg.norm(x.astype(np.float64), axis=1)
+            norms[norms == 0] = 1.0  # pdist says NaN for these; build() refuses them first
+            x = (x / norms[:, None].astype(np.float32)).astype(np.float32)
+        self.x, self.metric, self.n = x, metric, len(x)
+        self.sq = np.einsum("ij,ij->i", x, x, dtype=np.float64).astype(np.float32)
+        self.kept = None
+        if keep:
+            n = self.n
+            kept = np.empty(n * (n - 1) // 2, dtype=np.float32)
+            for r, row in self.rows():
+                start = n * r - r * (r + 1) // 2
+                kept[start: start + n - r - 1] = row
+            self.kept = kept
+
+    def _block(self, i0: int, i1: int) -> np.ndarray:
+        d = self.x[i0:i1] @ self.x[i0:].T
+        d *= -2
+        d += self.sq[i0:i1, None]
+        d += self.sq[None, i0:]
+        np.maximum(d, 0, out=d)
+        if self.metric == "euclidean":
+            np.sqrt(d, out=d)
+        elif self.metric == "cosine":
+            d *= 0.5
+        return d
+
+    def rows(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(r, distances from photo r to photos r+1..n-1), for r = 0..n-2."""
+        n = self.n
+        for i0 in range(0, n - 1, BLOCK):
+            i1 = min(n, i0 + BLOCK)
+            block = self._block(i0, i1) if self.kept is None else None
+            for r in range(i0, min(i1, n - 1)):
+                if block is None:
+                    start = n * r - r * (r + 1) // 2
+                    yield r, self.kept[start: start + n - r - 1]
+                else:
+                    yield r, block[r - i0, r - i0 + 1:]
 
 
-def screen(vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Every pair's distance, approximately, in float32, as a condensed matrix."""
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(x)
-    if metric == "cosine":
-        norms = np.linalg.norm(x.astype(np.float64), axis=1)
-        norms[norms == 0] = 1.0  # pdist reports these as NaN; the exact pass finds that
-        x = (x / norms[:, None].astype(np.float32)).astype(np.float32)
-    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64).astype(np.float32)
-    out = np.empty(n * (n - 1) // 2, dtype=np.float32)
-    for i0 in range(0, n - 1, BLOCK):
-        i1 = min(n, i0 + BLOCK)
-        d2 = x[i0:i1] @ x[i0:].T
-        d2 *= -2
-        d2 += sq[i0:i1, None]
-        d2 += sq[None, i0:]
-        np.maximum(d2, 0, out=d2)
-        if metric == "euclidean":
-            np.sqrt(d2, out=d2)
-        elif metric == "cosine":
-            d2 *= 0.5
-        for r in range(i0, min(i1, n - 1)):
-            start = n * r - r * (r + 1) // 2
-            out[start: start + n - r - 1] = d2[r - i0, r - i0 + 1:]
-    return out
+class _NearMax:
+    """Pairs within SLACK of the largest value seen so far: the candidates for the exact maximum."""
+
+    def __init__(self):
+        self.best = 0.0
+        self.found: list[tuple[float, int, np.ndarray]] = []  # (row max, row, columns)
+
+    def offer(self, r: int, values: np.ndarray) -> None:
+        top = float(values.max()) if len(values) else 0.0
+        if top < self.best * (1 - SLACK):
+            return
+        if top > self.best:
+            self.best = top
+            self.found = [f for f in self.found if f[0] >= top * (1 - SLACK)]
+        cols = np.flatnonzero(values >= self.best * (1 - SLACK)) + r + 1
+        self.found.append((top, r, cols))
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        i = np.concatenate([np.full(len(c), r) for _, r, c in self.found])
+        j = np.concatenate([c for _, _, c in self.found])
+        return i, j
 
 
 def _exact(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
@@ -118,12 +159,13 @@ def build(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str
     t64 = np.asarray(timestamps, dtype=np.float64)
     if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
         raise ValueError("cosine distance of an all-zero fingerprint is undefined")
-    approx = screen(vectors, metric)
+    screened = Screen(vectors, metric, keep=fits_in_memory(n))
 
-    # Exact content maximum, from every pair the screen puts near it.
-    top = float(approx.max())
-    k = np.flatnonzero(approx >= top * (1 - SLACK))
-    i, j = pair_of(n, k)
+    # Pass 1: the exact content maximum, from every pair the screen puts near it.
+    near = _NearMax()
+    for r, row in screened.rows():
+        near.offer(r, row)
+    i, j = near.pairs()
     dc_max = float(_exact(vectors, i, j, metric).max())
 
     time_metric = TIME_METRIC.get(metric, metric)
@@ -131,10 +173,8 @@ def build(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str
     dt_max = float(_time(t64[first], t64[last], time_metric))
     time_on = alpha > 0 and dt_max > 0
 
-    def mixed_rows(r: int) -> np.ndarray:
-        """Approximate mixed distances of row r to r+1..n-1."""
-        start = n * r - r * (r + 1) // 2
-        m = approx[start: start + n - r - 1].astype(np.float64) / dc_max
+    def mixed(r: int, row: np.ndarray) -> np.ndarray:
+        m = row.astype(np.float64) / dc_max
         if alpha == 0:
             return m
         m *= 1 - alpha
@@ -142,38 +182,40 @@ def build(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str
             m += _time(t64[r], t64[r + 1:], time_metric) / dt_max * alpha
         return m
 
-    # Exact maximum of the mixed distance (1.0 when time plays no part).
-    if not time_on:
-        d_max = 1.0 if alpha == 0 else float(1.0 * (1 - alpha))
+    # Pass 2: the mixed maximum (exactly 1, or 1 - alpha, when time plays no part) and
+    # the pairs within reach of the cut. With time on, the cut is only known after the
+    # pass, so pairs within the largest possible cut, 1 - sim, are kept and sorted out after.
+    if time_on:
+        d_max = None
+        limit = (1.0 - sim) * (1 + SLACK) + 1e-12
     else:
-        row_max = np.array([mixed_rows(r).max() for r in range(n - 1)])
-        best = float(row_max.max())
-        rows_near = np.flatnonzero(row_max >= best * (1 - SLACK))
-        ci, cj = [], []
-        for r in rows_near:
-            cols = np.flatnonzero(mixed_rows(r) >= best * (1 - SLACK)) + r + 1
-            ci.extend([r] * len(cols))
-            cj.extend(cols.tolist())
-        ci, cj = np.array(ci), np.array(cj)
-        dc = _exact(vectors, ci, cj, metric)
-        d_max = float(((dc / dc_max) * (1 - alpha) + (_time(t64[ci], t64[cj], time_metric) / dt_max) * alpha).max())
-    t = d_max * (1.0 - sim)
-
-    # The graph of pairs within t (generously), and its components.
-    limit = t * (1 + SLACK) + 1e-12
-    edges_i, edges_j, count = [], [], 0
+        d_max = 1.0 if alpha == 0 else float(1.0 * (1 - alpha))
+        limit = d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
+    near = _NearMax()
+    edges_i, edges_j, edges_d, count = [], [], [], 0
     budget = MAX_EDGES_SHARE * n * (n - 1) / 2
-    for r in range(n - 1):
-        cols = np.flatnonzero(mixed_rows(r) <= limit)
+    for r, row in screened.rows():
+        m = mixed(r, row)
+        if time_on:
+            near.offer(r, m)
+        cols = np.flatnonzero(m <= limit)
         if len(cols):
             edges_i.append(np.full(len(cols), r, dtype=np.int32))
             edges_j.append((cols + r + 1).astype(np.int32))
+            edges_d.append(m[cols].astype(np.float32))
             count += len(cols)
             if count > budget:
                 raise TooConnected
+    del screened
     graph_i = np.concatenate(edges_i) if edges_i else np.empty(0, np.int32)
     graph_j = np.concatenate(edges_j) if edges_j else np.empty(0, np.int32)
-    del approx
+    graph_d = np.concatenate(edges_d) if edges_d else np.empty(0, np.float32)
+    if time_on:
+        ci, cj = near.pairs()
+        dc = _exact(vectors, ci, cj, metric)
+        d_max = float(((dc / dc_max) * (1 - alpha) + (_time(t64[ci], t64[cj], time_metric) / dt_max) * alpha).max())
+        keep = graph_d <= d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
+        graph_i, graph_j = graph_i[keep], graph_j[keep]
     graph = coo_matrix((np.ones(len(graph_i), np.int8), (graph_i, graph_j)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return _combine(vectors, t64, labels, alpha, method, metric, time_metric, dc_max, dt_max, time_on,

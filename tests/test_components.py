@@ -15,9 +15,13 @@ SIMS = (0.3, 0.5, 0.7, 0.9, 0.99)
 ALPHAS = (0.0, 0.3, 0.7, 1.0)
 
 
-@pytest.fixture
-def always_components(monkeypatch):
+@pytest.fixture(params=["in memory", "streamed"])
+def always_components(request, monkeypatch):
+    """The component path at any size, with the screen held in memory or streamed by blocks."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    if request.param == "streamed":
+        monkeypatch.setattr(components, "fits_in_memory", lambda n: False)
+        monkeypatch.setattr(components, "BLOCK", 37)  # many blocks, ragged at the end
 
 
 def bursts(n_groups=60, noise=80, dims=128, seed=1):
@@ -95,19 +99,12 @@ def test_non_reducible_methods_keep_the_full_matrix(always_components):
         assert tree.valid_from_sim == 0.0
 
 
-def test_condensed_indices_map_back_to_their_pairs():
-    n = 700
-    i, j = components.pair_of(n, np.arange(n * (n - 1) // 2))
-    expected_i, expected_j = np.triu_indices(n, k=1)  # pdist's order
-    assert np.array_equal(i, expected_i) and np.array_equal(j, expected_j)
-
-
 def test_screen_is_close_to_pdist():
     from scipy.spatial.distance import pdist
 
     vectors, _, _ = bursts(seed=6, dims=512)
     for metric in ("euclidean", "sqeuclidean", "cosine"):
         exact = pdist(vectors, metric)
-        approx = components.screen(vectors, metric)
+        approx = components.Screen(vectors, metric, keep=True).kept
         scale = exact.max()
         assert np.abs(approx - exact).max() / scale < 1e-4, metric
