@@ -331,8 +331,7 @@ async def thumbnail_view(datasette, request):
         image_id = int(request.url_vars["id"])
     except ValueError:
         return Response.text("Not found", status=404)
-    row = (await db.execute(f"select jpeg from {THUMBNAILS} where image_id = ?", [image_id])).first() \
-        if await db.execute_fn(lambda conn: _has_table(conn, THUMBNAILS)) else None
+    row = await db.execute_fn(lambda conn: _thumbnail(conn, image_id))
     if row is None or not isinstance(row[0], bytes):
         return Response.text("Not found", status=404)
     etag = '"' + hashlib.sha256(row[0]).hexdigest()[:32] + '"'
@@ -342,9 +341,11 @@ async def thumbnail_view(datasette, request):
     return Response(row[0], content_type="image/jpeg", headers=headers)
 
 
-def _has_table(conn, name: str) -> bool:
-    return conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", (name,)).fetchone() \
-        is not None
+def _thumbnail(conn, image_id: int) -> tuple | None:
+    """The thumbnail's row, in one trip to the database thread (None without a thumbnails table)."""
+    if conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", (THUMBNAILS,)).fetchone():
+        return conn.execute(f"select jpeg from {THUMBNAILS} where image_id = ?", (image_id,)).fetchone()
+    return None
 
 
 async def similar_view(datasette, request):

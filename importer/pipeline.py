@@ -145,35 +145,37 @@ class _Plan:
         self.store = store
         self.catalog = catalog
         self.waiting: dict[str, CatalogPhoto] = {}  # path -> metadata of photos still to decode
-        self.ready: list[tuple[str, CatalogPhoto]] = []
+        self.ready: list[tuple[int, CatalogPhoto]] = []  # (image id, metadata) to write
         self.seen: set[str] = set()
         self.leaders: dict[str, str] = {}
 
-    def note(self, path: str, photo: CatalogPhoto | None, decoding: bool) -> None:
-        if photo is None:
-            return
+    def saw(self, photo: CatalogPhoto) -> None:
+        """The catalog still has this photo (imported, unchanged or missing): not vanished."""
         self.seen.add(photo.catalog_id)
         if photo.group_leader:
             self.leaders[photo.catalog_id] = photo.group_leader
-        if decoding:
-            self.waiting[path] = photo
-        else:
-            self.ready.append((path, photo))
-            if len(self.ready) >= 500:
-                with self.store.transaction():
-                    self.write_ready()
+
+    def wait(self, path: str, photo: CatalogPhoto) -> None:
+        """Its row is written once it is decoded: see decoded()."""
+        self.waiting[path] = photo
+
+    def has_row(self, image_id: int, photo: CatalogPhoto) -> None:
+        self.ready.append((image_id, photo))
+        if len(self.ready) >= 500:
+            with self.store.transaction():
+                self.write_ready()
 
     def write_ready(self) -> None:
         """Call inside a transaction."""
-        for path, photo in self.ready:
-            self.store.write_catalog(path, self.catalog.source, self.catalog.path, photo)
+        for image_id, photo in self.ready:
+            self.store.write_catalog(image_id, self.catalog.source, self.catalog.path, photo)
         self.ready.clear()
 
-    def decoded(self, path: str) -> None:
+    def decoded(self, path: str, image_id: int) -> None:
         """Call inside a transaction, after the photo's row was written."""
         photo = self.waiting.pop(path, None)
         if photo is not None:
-            self.store.write_catalog(path, self.catalog.source, self.catalog.path, photo)
+            self.store.write_catalog(image_id, self.catalog.source, self.catalog.path, photo)
 
     def finish_catalog(self, prune: bool, summary: ImportSummary) -> None:
         gone = [(image_id, path) for image_id, catalog_id, path in self.store.catalog_rows(self.catalog.path)
@@ -218,17 +220,21 @@ def _plan(
 ) -> list[DecodeRequest]:
     todo: list[DecodeRequest] = []
     for item, photo in entries:
+        if photo is not None:
+            plan.saw(photo)
         if isinstance(item, Problem):
             _record(store, item, summary)
-            if photo is not None:
-                plan.seen.add(photo.catalog_id)  # known to the catalog: not vanished, just missing
             continue
         request = _classify(store, item, key, input_size, options, summary)
         if request is not None:
             todo.append(request)
+        if photo is None:
+            continue
         # A catalog's metadata goes with the photo's row (none for a file that failed).
-        if photo is not None and (request is not None or store.image_at(item.path) is not None):
-            plan.note(item.path, photo, decoding=request is not None)
+        if request is not None:
+            plan.wait(item.path, photo)
+        elif (image := store.image_at(item.path)) is not None:
+            plan.has_row(image.id, photo)
     return todo
 
 
@@ -254,8 +260,7 @@ def _classify(
         fmt = sniff_file(entry.path)
     except OSError as e:
         if has_image_extension(entry.path):
-            _record(store, Problem(entry.path, "read", f"cannot read: {e.strerror or e}",
-                                   entry.size, entry.mtime), summary)
+            _unreadable(store, entry, e, summary)
         return None
     if fmt is None:
         if has_image_extension(entry.path):
@@ -272,8 +277,7 @@ def _classify(
         try:
             sha256 = file_sha256(entry.path)
         except OSError as e:
-            _record(store, Problem(entry.path, "read", f"cannot read: {e.strerror or e}",
-                                   entry.size, entry.mtime), summary)
+            _unreadable(store, entry, e, summary)
             return None
         if known is not None and known.sha256 == sha256:
             with store.transaction():
@@ -314,6 +318,11 @@ def _reuse_twin(
         return store.copy(same[0], entry)
 
 
+def _unreadable(store: Store, entry: FileEntry, error: OSError, summary: ImportSummary) -> None:
+    _record(store, Problem(entry.path, "read", f"cannot read: {error.strerror or error}", entry.size,
+                           entry.mtime), summary)
+
+
 def _record(store: Store, problem: Problem, summary: ImportSummary) -> None:
     with store.transaction():
         store.record_problem(problem)
@@ -341,8 +350,7 @@ def _decode_and_fingerprint(
             vectors = fingerprinter(np.stack([item.pixels for item in batch]))
         with store.transaction():
             for item, vector in zip(batch, vectors):
-                store.write_decoded(item, key, encode(vector))
-                plan.decoded(item.path)
+                plan.decoded(item.path, store.write_decoded(item, key, encode(vector)))
             for problem in problems:
                 store.record_problem(problem)
         summary.imported += len(batch)

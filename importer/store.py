@@ -249,30 +249,27 @@ class Store:
                 f"delete from {table} where {column} = ?", [(i,) for i in image_ids]
             )
 
-    def write_catalog(self, path: str, source: str, catalog: str, photo: CatalogPhoto) -> None:
-        """A catalog's metadata for the photo at ``path``; its date, when it has one, wins over EXIF."""
-        image = self.image_at(path)
-        if image is None:
-            return
+    def write_catalog(self, image_id: int, source: str, catalog: str, photo: CatalogPhoto) -> None:
+        """A catalog's metadata for one photo's row; its date, when it has one, wins over EXIF."""
         self.conn.execute(
             f"update {IMAGES} set source = ?, catalog = ?, catalog_id = ?, rating = ?, pick = ?, "
             "color_label = ?, title = ?, caption = ?, latitude = coalesce(?, latitude), "
             "longitude = coalesce(?, longitude) where id = ?",
             (source, catalog, photo.catalog_id, photo.rating, photo.pick, photo.color_label, photo.title,
-             photo.caption, photo.latitude, photo.longitude, image.id),
+             photo.caption, photo.latitude, photo.longitude, image_id),
         )
         if photo.timestamp is not None:
             self.conn.execute(
                 f"update {IMAGES} set taken = ?, timestamp = ?, timestamp_source = 'catalog' where id = ?",
-                (photo.taken, photo.timestamp, image.id),
+                (photo.taken, photo.timestamp, image_id),
             )
-        self.conn.execute(f"delete from {TAGS} where image_id = ? and source = ?", (image.id, source))
+        self.conn.execute(f"delete from {TAGS} where image_id = ? and source = ?", (image_id, source))
         self.conn.executemany(f"insert or ignore into {TAGS} (image_id, source, tag) values (?, ?, ?)",
-                              [(image.id, source, tag) for tag in photo.tags])
-        self.conn.execute(f"delete from {ALBUMS} where image_id = ? and source = ?", (image.id, source))
+                              [(image_id, source, tag) for tag in photo.tags])
+        self.conn.execute(f"delete from {ALBUMS} where image_id = ? and source = ?", (image_id, source))
         self.conn.executemany(
             f"insert or ignore into {ALBUMS} (image_id, source, kind, album) values (?, ?, ?, ?)",
-            [(image.id, source, kind, name) for kind, name in photo.albums])
+            [(image_id, source, kind, name) for kind, name in photo.albums])
 
     def link_groups(self, catalog: str, leaders: dict[str, str]) -> None:
         """``group_leader`` of each photo, from catalog ids to this database's ids."""
