@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -169,8 +169,16 @@ def _add_catalogs_v2(db: sqlite_utils.Database) -> None:
     db[ALBUMS].create_index(["album"], if_not_exists=True)
 
 
+def _add_pixel_sources_v3(db: sqlite_utils.Database) -> None:
+    """Which pixels a fingerprint was computed from: the file, a RAW's preview, a catalog's preview."""
+    existing = db[IMAGES].columns_dict
+    for name in ("pixels_from", "pixels_path"):
+        if name not in existing:
+            db[IMAGES].add_column(name, str)
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _add_catalogs_v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _add_catalogs_v2, _add_pixel_sources_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

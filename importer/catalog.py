@@ -41,11 +41,21 @@ class CatalogPhoto:
     group_leader: str | None = None  # catalog id of the photo this one is grouped behind
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A catalog's own rendering of a photo, read when the original is missing or unreadable."""
+
+    path: str
+    orientation: int  # the EXIF orientation that shows it upright
+
+
 class Catalog(Protocol):
     source: str  # "digikam", "lightroom"
     path: str
 
     def photos(self) -> Iterator[CatalogPhoto]: ...
+
+    def preview(self, photo: CatalogPhoto) -> Preview | None: ...
 
 
 def open_read_only(path: str) -> sqlite3.Connection:

@@ -179,8 +179,9 @@ def import_lightroom(db_path, catalog, root_maps, **settings):
     read-only and never changed, even while Lightroom has it open. Capture
     times (with their offsets), ratings, picks, colour labels, captions, GPS,
     keywords, collections and stacks are kept; virtual copies are
-    fingerprinted once. Originals that are missing are listed in
-    import_errors.
+    fingerprinted once. When an original is missing or cannot be decoded,
+    the preview Lightroom rendered ("CATALOG Previews.lrdata") stands in and
+    images.pixels_from says so; without one, it is listed in import_errors.
 
     \b
     Example:
@@ -206,6 +207,9 @@ def _report_import(summary, paths, prune: bool) -> None:
     if s.exif_warnings:
         click.echo(f"Warning: {s.exif_warnings} photo(s) have unreadable EXIF (images.exif_error); "
                    "their file time was used.", err=True)
+    if s.from_previews:
+        click.echo(f"Note: {s.from_previews} photo(s) were fingerprinted from Lightroom's previews, their "
+                   "originals being missing or unreadable (images.pixels_from).", err=True)
     if s.vanished:
         verb = "were removed" if prune else "are no longer on disk; --prune removes them"
         click.echo(f"{len(s.vanished)} photo(s) {verb} (e.g. {s.vanished[0]}).", err=True)

@@ -11,13 +11,16 @@ decode of a camera-size photo, and the pixels we keep are the same size.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile
 
+from .catalog import Preview
 from .exif import CaptureInfo, capture_from_pillow, read_capture_info
+from .lightroom_previews import PreviewError, preview_jpeg
 from .raw import RawError, is_raw, open_raw
 from .sources import Problem, display_path, file_sha256, sniff_file
 
@@ -53,6 +56,9 @@ class DecodeRequest:
     mtime: float
     input_size: tuple[int, int]
     sha256: str | None = None
+    # A catalog's rendering of the photo: used when the original is missing or cannot be decoded.
+    preview: Preview | None = None
+    original_missing: bool = False  # then size and mtime are the preview's
 
 
 @dataclass
@@ -69,6 +75,8 @@ class Decoded:
     thumbnail_width: int
     thumbnail_height: int
     pixels: np.ndarray  # uint8, input_size[1] x input_size[0] x 3
+    pixels_from: str = "file"  # or raw-preview, raw-develop, lightroom-preview
+    pixels_path: str | None = None  # the file the pixels came from, when it is not ``path``
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -124,13 +132,28 @@ def _second_reading(img: Image.Image, capture: CaptureInfo, mtime: float) -> Cap
     return other
 
 
-def _open_and_orient(path: str, capture: CaptureInfo, mtime: float
-                     ) -> tuple[Image.Image, str, int, int, CaptureInfo]:
-    """The upright RGB image (drafted for JPEG), its format, full upright size and capture info."""
+@dataclass
+class _Opened:
+    image: Image.Image  # upright RGB, drafted for JPEG
+    format: str
+    width: int  # of the full upright image
+    height: int
+    capture: CaptureInfo
+    pixels_from: str = "file"
+    pixels_path: str | None = None
+
+
+def _upright(img: Image.Image, orientation: int) -> Image.Image:
+    img = to_rgb(img)
+    return img.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else img
+
+
+def _open_and_orient(path: str, capture: CaptureInfo, mtime: float) -> _Opened:
     if is_raw(path):
-        img, fmt, width, height = open_raw(path, THUMBNAIL_SIZE)
+        img, fmt, width, height, source = open_raw(path, THUMBNAIL_SIZE)
         orientation = capture.orientation
     else:
+        source = "file"
         with warnings.catch_warnings():
             # Photos above Pillow's warning threshold (89 Mpx) are real cameras;
             # only its hard limit (twice that) is treated as a decompression bomb.
@@ -144,16 +167,13 @@ def _open_and_orient(path: str, capture: CaptureInfo, mtime: float
             if fmt == "JPEG":
                 img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
             img.load()
-    img = to_rgb(img)
-    if orientation in _TRANSPOSE:
-        img = img.transpose(_TRANSPOSE[orientation])
     if orientation >= 5:
         width, height = height, width
-    return img, fmt, width, height, capture
+    return _Opened(_upright(img, orientation), fmt, width, height, capture, source)
 
 
-def decode(request: DecodeRequest) -> Decoded | Problem:
-    """Everything the import needs from one file, or the one-line reason it failed."""
+def _open_original(request: DecodeRequest) -> _Opened | Problem:
+    """The photo's own pixels, or the one-line reason they cannot be had."""
     path = request.path
     try:
         if request.size == 0:
@@ -165,8 +185,9 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         return _problem(request, "read", "file vanished during the import")
     except OSError as e:
         return _problem(request, "read", f"cannot read: {e.strerror or _short_reason(e)}")
+    request.sha256 = sha256
     try:
-        img, fmt, width, height, capture = _open_and_orient(path, capture, request.mtime)
+        return _open_and_orient(path, capture, request.mtime)
     except Image.DecompressionBombError as e:
         return _problem(request, "decode", f"decompression bomb: {_short_reason(e)}")
     except RawError as e:
@@ -179,6 +200,39 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         return _problem(request, "decode", "not an image Pillow can read (unknown format or corrupt header)")
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
         return _problem(request, "decode", f"cannot decode: {_short_reason(e)}")
+
+
+def _open_preview(request: DecodeRequest, original: Problem | None) -> _Opened | Problem:
+    """The catalog's preview in place of an original that is missing (``original`` None) or unreadable."""
+    preview = request.preview
+    why = "original not found" if original is None else original.message
+    try:
+        if original is None:
+            request.sha256 = file_sha256(preview.path)
+        jpeg = preview_jpeg(preview.path)
+        img = Image.open(io.BytesIO(jpeg))
+        img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        img.load()
+        capture = read_capture_info(io.BytesIO(jpeg), request.mtime)
+    except (OSError, PreviewError, ValueError, SyntaxError, EOFError) as e:
+        return _problem(request, "decode", f"{why}; its Lightroom preview is unreadable too: {_short_reason(e)}")
+    capture.orientation = preview.orientation
+    img = _upright(img, preview.orientation)
+    fmt = os.path.splitext(request.path)[1].lstrip(".").upper() or "unknown"
+    return _Opened(img, fmt, img.width, img.height, capture, "lightroom-preview", preview.path)
+
+
+def decode(request: DecodeRequest) -> Decoded | Problem:
+    """Everything the import needs from one file, or the one-line reason it failed."""
+    if request.original_missing:
+        opened = _open_preview(request, None)
+    else:
+        opened = _open_original(request)
+        if isinstance(opened, Problem) and opened.stage == "decode" and request.preview is not None:
+            opened = _open_preview(request, opened)
+    if isinstance(opened, Problem):
+        return opened
+    img = opened.image
     try:
         pixels = np.asarray(
             img.resize(request.input_size, Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.uint8
@@ -190,18 +244,20 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
     except (OSError, ValueError, MemoryError) as e:
         return _problem(request, "decode", f"cannot resize: {_short_reason(e)}")
     return Decoded(
-        path=path,
+        path=request.path,
         size=request.size,
         mtime=request.mtime,
-        sha256=sha256,
-        format=fmt,
-        width=width,
-        height=height,
-        capture=capture,
+        sha256=request.sha256,
+        format=opened.format,
+        width=opened.width,
+        height=opened.height,
+        capture=opened.capture,
         thumbnail=out.getvalue(),
         thumbnail_width=thumb.width,
         thumbnail_height=thumb.height,
         pixels=pixels,
+        pixels_from=opened.pixels_from,
+        pixels_path=opened.pixels_path,
     )
 
 

@@ -4,7 +4,9 @@ A photo's path is AgLibraryRootFolder.absolutePath + AgLibraryFolder.pathFromRoo
 + AgLibraryFile.baseName + "." + extension (Windows roots use forward
 slashes: map them with ``--root-map``). Virtual copies share one file and
 are fingerprinted once, through their master. captureTime is ISO text,
-naive local time or with ``Z``/``+HH:MM`` (then converted to UTC).
+naive local time or with ``Z``/``+HH:MM`` (then converted to UTC). When an
+original is missing or cannot be decoded, the catalog's own preview stands in
+(see :mod:`importer.lightroom_previews`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Iterator
 from .catalog import (
     CatalogError,
     CatalogPhoto,
+    Preview,
     find_catalog_file,
     has_tables,
     map_root,
     open_read_only,
     parse_catalog_datetime,
 )
+from .lightroom_previews import LightroomPreviews
 
 REQUIRED = ("Adobe_images", "AgLibraryFile", "AgLibraryFolder", "AgLibraryRootFolder")
 REGULAR_COLLECTION = "com.adobe.ag.library.collection"
@@ -49,6 +53,7 @@ class LightroomCatalog:
         self.conn = open_read_only(self.path)
         if not has_tables(self.conn, *REQUIRED):
             raise CatalogError(f"{self.path} is not a Lightroom Classic catalog (no Adobe_images)")
+        self.previews = LightroomPreviews(self.path)
 
     def photos(self) -> Iterator[CatalogPhoto]:
         conn = self.conn
@@ -138,6 +143,10 @@ class LightroomCatalog:
             for _, image in members[1:]:
                 leaders[image] = str(top)
         return leaders
+
+    def preview(self, photo: CatalogPhoto) -> Preview | None:
+        """The largest preview in ``<catalog> Previews.lrdata``, if Lightroom rendered one."""
+        return self.previews.find(photo.catalog_id)
 
     def close(self) -> None:
         self.conn.close()

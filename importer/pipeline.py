@@ -34,7 +34,7 @@ from datasette_imagecluster.vectors import encode
 
 from .decode import Decoded, DecodeRequest, decode
 from .models import ARCHITECTURES, load_fingerprinter, resolve_weights
-from .catalog import Catalog, CatalogPhoto
+from .catalog import Catalog, CatalogPhoto, Preview
 from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
 from .store import FingerprintKey, KnownImage, Store
 
@@ -70,6 +70,7 @@ class ImportSummary:
     still_failing: int = 0
     not_photos: int = 0
     exif_warnings: int = 0
+    from_previews: int = 0  # fingerprinted from a catalog's preview, not the original
     vanished: list[str] = field(default_factory=list)
     pruned: int = 0
     model_loaded: bool = False
@@ -148,12 +149,27 @@ class _Plan:
         self.ready: list[tuple[int, CatalogPhoto]] = []  # (image id, metadata) to write
         self.seen: set[str] = set()
         self.leaders: dict[str, str] = {}
+        # catalog id -> (image id, path) of the rows earlier imports of this catalog made
+        self.rows = {catalog_id: (image_id, path) for image_id, catalog_id, path
+                     in store.catalog_rows(catalog.path)} if catalog else {}
 
     def saw(self, photo: CatalogPhoto) -> None:
         """The catalog still has this photo (imported, unchanged or missing): not vanished."""
         self.seen.add(photo.catalog_id)
         if photo.group_leader:
             self.leaders[photo.catalog_id] = photo.group_leader
+
+    def follow(self, photo: CatalogPhoto, path: str) -> None:
+        """The catalog now puts this photo at ``path`` (a new --root-map, a moved library, its original
+        found again): its row moves there, or gives way to the row already there."""
+        image_id, old_path = self.rows.get(photo.catalog_id, (None, path))
+        if old_path == path:
+            return
+        with self.store.transaction():
+            if self.store.image_at(path) is None:
+                self.store.relocate(image_id, path)
+            else:
+                self.store.delete_images([image_id])
 
     def wait(self, path: str, photo: CatalogPhoto) -> None:
         """Its row is written once it is decoded: see decoded()."""
@@ -189,15 +205,36 @@ class _Plan:
                 summary.pruned = len(gone)
 
 
-def _catalog_entries(catalog: Catalog) -> Iterator[tuple[FileEntry | Problem, CatalogPhoto]]:
-    """The catalog's photos as files, or as problems when their originals are missing."""
+@dataclass(frozen=True)
+class MissingOriginal:
+    """A catalog photo whose original is gone but whose catalog preview is there."""
+
+    path: str  # the original's
+    size: int  # the preview's, like mtime: what tells whether it changed
+    mtime: float
+    preview: Preview
+
+
+Entry = FileEntry | MissingOriginal | Problem
+
+
+def _catalog_entries(catalog: Catalog) -> Iterator[tuple[Entry, CatalogPhoto]]:
+    """The catalog's photos as files, previews standing in for missing originals, or problems."""
     for photo in catalog.photos():
         try:
             st = os.stat(photo.path)
         except FileNotFoundError:
-            yield Problem(display_path(photo.path), "read",
-                          f"original not found ({catalog.source} id {photo.catalog_id})",
-                          catalog=catalog.path), photo
+            preview = catalog.preview(photo)
+            try:
+                found = preview is not None and os.stat(preview.path)
+            except OSError:
+                found = None
+            if found:
+                yield MissingOriginal(photo.path, found.st_size, found.st_mtime, preview), photo
+            else:
+                yield Problem(display_path(photo.path), "read",
+                              f"original not found ({catalog.source} id {photo.catalog_id})",
+                              catalog=catalog.path), photo
             continue
         except OSError as e:
             yield Problem(display_path(photo.path), "read", f"cannot read: {e.strerror or e}",
@@ -211,7 +248,7 @@ def _catalog_entries(catalog: Catalog) -> Iterator[tuple[FileEntry | Problem, Ca
 
 def _plan(
     store: Store,
-    entries: Iterable[tuple[FileEntry | Problem, CatalogPhoto | None]],
+    entries: Iterable[tuple[Entry, CatalogPhoto | None]],
     key: FingerprintKey,
     input_size: tuple[int, int],
     options: ImportOptions,
@@ -225,7 +262,14 @@ def _plan(
         if isinstance(item, Problem):
             _record(store, item, summary)
             continue
-        request = _classify(store, item, key, input_size, options, summary)
+        if photo is not None:
+            plan.follow(photo, item.path)
+        if isinstance(item, MissingOriginal):
+            request = _classify_stand_in(store, item, key, input_size, summary)
+        else:
+            request = _classify(store, item, key, input_size, options, summary)
+            if request is not None and photo is not None:
+                request.preview = plan.catalog.preview(photo)  # in case the original cannot be decoded
         if request is not None:
             todo.append(request)
         if photo is None:
@@ -292,6 +336,23 @@ def _classify(
     return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, sha256)
 
 
+def _classify_stand_in(
+    store: Store,
+    entry: MissingOriginal,
+    key: FingerprintKey,
+    input_size: tuple[int, int],
+    summary: ImportSummary,
+) -> DecodeRequest | None:
+    """Like :func:`_classify` for a photo known only by its preview (nothing to move or copy)."""
+    known = store.image_at(entry.path)
+    if (known is not None and known.size == entry.size and known.mtime == entry.mtime
+            and store.has_fingerprint(known.id, key)):
+        summary.unchanged += 1
+        return None
+    return DecodeRequest(entry.path, entry.size, entry.mtime, input_size,
+                         preview=entry.preview, original_missing=True)
+
+
 def _reuse_twin(
     store: Store,
     entry: FileEntry,
@@ -355,6 +416,7 @@ def _decode_and_fingerprint(
                 store.record_problem(problem)
         summary.imported += len(batch)
         summary.exif_warnings += sum(1 for item in batch if item.capture.error)
+        summary.from_previews += sum(1 for item in batch if item.pixels_from == "lightroom-preview")
         summary.failed += len(problems)
         progress.advance(len(batch) + len(problems))
         batch.clear()

@@ -24,8 +24,12 @@ def is_raw(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in RAW_EXTENSIONS
 
 
-def open_raw(path: str, preview_size: int) -> tuple[Image.Image, str, int, int]:
-    """(image, format, width, height before orientation) of a RAW file."""
+def open_raw(path: str, preview_size: int) -> tuple[Image.Image, str, int, int, str]:
+    """(image, format, width, height before orientation, pixel source) of a RAW file.
+
+    The pixel source is ``raw-preview`` (the camera's embedded preview) or
+    ``raw-develop`` (LibRaw's half-size development).
+    """
     try:
         import rawpy
     except ImportError:
@@ -42,11 +46,14 @@ def open_raw(path: str, preview_size: int) -> tuple[Image.Image, str, int, int]:
                 img = Image.open(io.BytesIO(thumb.data))
                 img.draft("RGB", (preview_size, preview_size))
                 img.load()
+                source = "raw-preview"
             elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
                 img = Image.fromarray(thumb.data)
+                source = "raw-preview"
             else:
                 img = Image.fromarray(raw.postprocess(half_size=True, use_camera_wb=True, user_flip=0,
                                                       output_bps=8))
+                source = "raw-develop"
     except rawpy.LibRawError as e:
         raise RawError(f"LibRaw cannot read this {fmt} file ({type(e).__name__}: {e})")
-    return img, fmt, width, height
+    return img, fmt, width, height, source

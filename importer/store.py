@@ -57,7 +57,7 @@ class KnownImage:
 _IMAGE_COLUMNS = (
     "path", "folder", "name", "size", "mtime", "sha256", "format", "width", "height",
     "orientation", "taken", "timestamp", "timestamp_source", "camera_make", "camera_model",
-    "latitude", "longitude", "exif_error", "source", "imported_at",
+    "latitude", "longitude", "exif_error", "source", "imported_at", "pixels_from", "pixels_path",
 )
 
 
@@ -164,6 +164,8 @@ class Store:
             "exif_error": capture.error,
             "source": "folder",
             "imported_at": now(),
+            "pixels_from": item.pixels_from,
+            "pixels_path": item.pixels_path,
         }
         previous = self.image_at(item.path)
         if previous is None:
@@ -229,6 +231,13 @@ class Store:
         )
         self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (entry.path,))
         return new_id
+
+    def relocate(self, image_id: int, path: str) -> None:
+        """A catalog photo's row follows it to a new path; size and mtime still say whether to re-read it."""
+        self.conn.execute(
+            f"update {IMAGES} set path = ?, folder = ?, name = ? where id = ?",
+            (path, os.path.dirname(path), os.path.basename(path), image_id),
+        )
 
     def touch(self, image: KnownImage, entry: FileEntry) -> None:
         """Same content, new size or mtime (e.g. copied back from a backup)."""

@@ -199,16 +199,26 @@ def test_real_iphone_heic(name, taken, size):
     assert out.thumbnail_height > out.thumbnail_width  # portrait, upright
 
 
-def _dng(path, preview: bool = False):
-    """A minimal DNG (a Bayer CFA, EXIF date and camera) written with tifffile."""
+def _dng(path, preview: Image.Image | None = None, compression: str | None = "jpeg"):
+    """A minimal DNG (a Bayer CFA, EXIF date and camera) written with tifffile.
+
+    With ``preview``, laid out as cameras and Adobe's converter write it: IFD0
+    is the reduced-resolution preview (JPEG, or uncompressed RGB with
+    ``compression=None``) and the raw data sits in a SubIFD.
+    """
     tifffile = pytest.importorskip("tifffile")
     cfa = np.asarray(scene(12, (400, 300)).convert("L"), dtype=np.uint16) * 16
+    camera = [(50706, "B", 4, (1, 4, 0, 0), True), (50707, "B", 4, (1, 1, 0, 0), True),
+              (271, "s", 0, "Canon", True), (272, "s", 0, "TestCam", True),
+              (306, "s", 0, "2020:05:06 07:08:09", True)]
+    bayer = [(33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True)]
     with tifffile.TiffWriter(path) as tif:
-        tif.write(cfa, photometric=32803, subfiletype=0, extratags=[
-            (50706, "B", 4, (1, 4, 0, 0), True), (50707, "B", 4, (1, 1, 0, 0), True),
-            (33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True),
-            (271, "s", 0, "Canon", True), (272, "s", 0, "TestCam", True),
-            (306, "s", 0, "2020:05:06 07:08:09", True)])
+        if preview is None:
+            tif.write(cfa, photometric=32803, subfiletype=0, extratags=camera + bayer)
+        else:
+            tif.write(np.asarray(preview), photometric="rgb", compression=compression, subfiletype=1,
+                      subifds=1, extratags=camera)
+            tif.write(cfa, photometric=32803, subfiletype=0, extratags=bayer)
     return path
 
 
@@ -219,6 +229,23 @@ def test_raw_dng_is_developed_and_dated(tmp_path):
     assert (out.format, out.width, out.height) == ("DNG", 400, 300)
     assert out.capture.taken == "2020-05-06T07:08:09" and out.capture.camera_model == "TestCam"
     assert out.pixels.shape == (224, 224, 3) and out.pixels.std() > 5
+    assert (out.pixels_from, out.pixels_path) == ("raw-develop", None)
+
+
+@pytest.mark.parametrize("compression", ["jpeg", None])
+def test_raw_dng_embedded_preview_is_used(tmp_path, compression):
+    """The camera's preview, not the raw data, is what gets fingerprinted (JPEG or RGB preview)."""
+    pytest.importorskip("rawpy", reason="rawpy is part of the importer extra")
+    pytest.importorskip("imagecodecs", reason="tifffile writes JPEG through imagecodecs")
+    look = scene(40, (256, 192))
+    out = decode(request(_dng(tmp_path / "IMG_0002.DNG", preview=look, compression=compression)))
+    assert isinstance(out, Decoded), out
+    assert out.pixels_from == "raw-preview" and out.format == "DNG"
+    assert (out.width, out.height) == (400, 300)  # the raw's size, as the camera wrote it
+    assert out.capture.taken == "2020-05-06T07:08:09"
+    expected = np.asarray(look.resize((224, 224)), dtype=np.float32)
+    developed = decode(request(_dng(tmp_path / "plain.DNG"))).pixels.astype(np.float32)
+    assert np.abs(out.pixels - expected).mean() < 8 < np.abs(developed - expected).mean()
 
 
 def test_a_broken_raw_file_is_a_problem(tmp_path):

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import shutil
+import sqlite3
+import struct
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from .conftest import invoke, rows, save_jpeg, scene, shared_data
 
@@ -93,8 +99,6 @@ def test_windows_catalog_through_a_root_map(runner, tmp_path):
 
 def test_not_a_lightroom_catalog(runner, tmp_path):
     plain = tmp_path / "x.lrcat"
-    import sqlite3
-
     sqlite3.connect(plain).execute("create table t (a)").connection.close()
     result = invoke(runner, "import-lightroom", tmp_path / "p.db", plain, *ARGS, ok=False)
     assert result.exit_code == 1 and "is not a Lightroom Classic catalog" in result.output
@@ -102,3 +106,136 @@ def test_not_a_lightroom_catalog(runner, tmp_path):
     empty.mkdir()
     result = invoke(runner, "import-lightroom", tmp_path / "p.db", empty, *ARGS, ok=False)
     assert result.exit_code == 1 and "no *.lrcat in" in result.output
+
+
+UUID = "3829E5FC-7F3F-4B22-94F3-FB5E2C796026"
+DIGEST = "07cc63f155500a902b21fef7be6585b5"
+
+
+def _jpeg(img) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _block(name: str, data: bytes) -> bytes:
+    """One AgHg block: magic, header length, version, data length, padding length, name; data; padding."""
+    padding = -len(data) % 16
+    header = struct.pack(">4sH2sQQ8s", b"AgHg", 32, b"\0\0", len(data), padding, name.encode())
+    return header + data + b"\0" * padding
+
+
+def _previews(catalog, image_id: int, look, orientation: str = "AB", layout: str = "lrprev"):
+    """A copy of the catalog with a ``Previews.lrdata`` holding one photo's preview in ``layout``."""
+    lrdata = catalog.parent / f"{catalog.stem} Previews.lrdata"
+    bucket = lrdata / UUID[0] / UUID[:4]
+    bucket.mkdir(parents=True)
+    conn = sqlite3.connect(lrdata / "previews.db")
+    conn.executescript("""
+        create table ImageCacheEntry (imageId NOT NULL, uuid NOT NULL, digest NOT NULL, orientation);
+        create table Pyramid (uuid NOT NULL, digest NOT NULL, colorProfile NOT NULL, fileTimeStamp,
+            quality NOT NULL, croppedWidth NOT NULL, croppedHeight NOT NULL, pyramidFileTimeStamp,
+            fingerprint, fromProxy);
+    """)
+    conn.execute("insert into ImageCacheEntry values (?, ?, ?, ?)", (float(image_id), UUID, DIGEST[:16], orientation))
+    conn.execute("insert into Pyramid values (?, ?, 'AdobeRGB', 0, 1.0, ?, ?, 0, null, 0)",
+                 (UUID, DIGEST, *look.size))
+    conn.commit()
+    conn.close()
+    levels = [look.resize((look.width // f, look.height // f)) for f in (8, 4, 1)]
+    if layout == "lrprev":
+        header = f'pyramid = {{ digest = "{DIGEST}", uuid = "{UUID}", levels = {{ ... }} }}'.encode()
+        data = _block("header", header) + b"".join(
+            _block(f"level_{n}", _jpeg(level)) for n, level in enumerate(levels, 1))
+        (bucket / f"{UUID}-{DIGEST}.lrprev").write_bytes(data)
+        # A stale rendering (older develop settings) must not be picked.
+        (bucket / f"{UUID}-{'0' * 32}.lrprev").write_bytes(_block("level_1", _jpeg(scene(99))))
+    else:  # one file per level, named by its long edge, a header before the JPEG
+        for level in levels:
+            (bucket / f"{UUID}-{DIGEST}_{max(level.size)}").write_bytes(b"AdobeHeader\0" * 3 + _jpeg(level))
+    return lrdata
+
+
+@pytest.fixture
+def windows_catalog(tmp_path):
+    """The real Windows catalog, copied, whose one original (id 422) is not on this machine."""
+    real = shared_data("lightroom_catalogs", "Toseris_LITA_Class_Documentation", "Lightroom Catalog.lrcat")
+    catalog = tmp_path / "lr" / "Lightroom Catalog.lrcat"
+    catalog.parent.mkdir()
+    shutil.copy(real, catalog)
+    return catalog
+
+
+@pytest.mark.parametrize("layout", ["lrprev", "levels"])
+def test_a_preview_stands_in_for_a_missing_original(runner, tmp_path, windows_catalog, layout):
+    look = scene(31, (600, 400))
+    lrdata = _previews(windows_catalog, 422, look, orientation="BC", layout=layout)
+    before = hashlib.sha256((lrdata / "previews.db").read_bytes()).hexdigest()
+    db = tmp_path / "photos.db"
+    result = invoke(runner, "import-lightroom", db, windows_catalog, *ARGS)
+    assert "Imported 1," in result.output and "failed 0" in result.output
+    assert "1 photo(s) were fingerprinted from Lightroom's previews" in result.output
+    (path, fmt, pixels_from, pixels_path, taken, orientation, width, height), = rows(
+        db, "select path, format, pixels_from, pixels_path, taken, orientation, width, height from images")
+    assert path == "C:/Users/9999999iiioooooooo/Pictures/IMG-20231202-WA0027.jpg" and fmt == "JPG"
+    assert pixels_from == "lightroom-preview"
+    assert pixels_path.startswith(str(lrdata / UUID[0] / UUID[:4] / f"{UUID}-{DIGEST}"))
+    assert taken == "2024-08-21T15:28:08.460000+00:00"
+    assert (orientation, width, height) == (6, 400, 600)  # BC: turned upright, portrait
+    (thumb,), = rows(db, "select jpeg from thumbnails")
+    upright = look.transpose(Image.Transpose.ROTATE_270).resize((213, 320))
+    shown = Image.open(io.BytesIO(thumb)).convert("RGB")
+    assert shown.size == (213, 320)
+    assert np.abs(np.asarray(shown, float) - np.asarray(upright, float)).mean() < 10
+    assert rows(db, "select count(*) from import_errors") == [(0,)]
+    assert hashlib.sha256((lrdata / "previews.db").read_bytes()).hexdigest() == before
+
+    again = invoke(runner, "import-lightroom", db, windows_catalog, *ARGS)
+    assert "Imported 0, unchanged 1," in again.output
+
+    # The original turns up: its own pixels replace the preview's.
+    pictures = tmp_path / "Pictures"
+    save_jpeg(pictures / "IMG-20231202-WA0027.jpg", scene(32))
+    found = invoke(runner, "import-lightroom", db, windows_catalog, "--root-map",
+                   f"C:/Users/9999999iiioooooooo/Pictures={pictures}", *ARGS)
+    assert "Imported 1," in found.output
+    assert rows(db, "select pixels_from, pixels_path, format from images") == [("file", None, "JPEG")]
+    assert rows(db, "select count(*) from fingerprints") == [(1,)]
+
+
+def test_a_preview_stands_in_for_an_undecodable_original(runner, tmp_path, windows_catalog):
+    _previews(windows_catalog, 422, scene(33))
+    pictures = tmp_path / "Pictures"
+    pictures.mkdir()
+    (pictures / "IMG-20231202-WA0027.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 500)
+    db = tmp_path / "photos.db"
+    maps = ("--root-map", f"C:/Users/9999999iiioooooooo/Pictures={pictures}")
+    invoke(runner, "import-lightroom", db, windows_catalog, *maps, *ARGS)
+    (pixels_from, sha256), = rows(db, "select pixels_from, sha256 from images")
+    assert pixels_from == "lightroom-preview"
+    assert sha256 == hashlib.sha256((pictures / "IMG-20231202-WA0027.jpg").read_bytes()).hexdigest()
+    assert "unchanged 1," in invoke(runner, "import-lightroom", db, windows_catalog, *maps, *ARGS).output
+
+
+def test_an_unreadable_preview_is_a_clear_error(runner, tmp_path, windows_catalog):
+    lrdata = _previews(windows_catalog, 422, scene(34))
+    lrprev = lrdata / UUID[0] / UUID[:4] / f"{UUID}-{DIGEST}.lrprev"
+    lrprev.write_bytes(lrprev.read_bytes()[:300])  # cut inside a block
+    db = tmp_path / "photos.db"
+    invoke(runner, "import-lightroom", db, windows_catalog, *ARGS, ok=False)
+    (message,), = rows(db, "select message from import_errors")
+    assert message == "original not found; its Lightroom preview is unreadable too: truncated Lightroom preview " \
+                      "(block 'level_1')"
+
+
+def test_a_moved_library_keeps_its_rows_without_decoding_again(runner, tmp_path):
+    catalog, photos = crossfilter("test_catalog_03")
+    db = tmp_path / "photos.db"
+    invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
+    before = rows(db, "select id, catalog_id, sha256 from images order by id")
+    moved = tmp_path / "new-disk" / "photos"
+    shutil.copytree(photos, moved)  # copies keep their mtimes
+    result = invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={moved}", *ARGS)
+    assert "Imported 0, unchanged 7," in result.output
+    assert rows(db, "select id, catalog_id, sha256 from images order by id") == before
+    assert all(path.startswith(str(moved)) for (path,) in rows(db, "select path from images"))

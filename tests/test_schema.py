@@ -41,7 +41,7 @@ def test_a_newer_schema_is_refused_with_one_line(runner, tmp_path, photo_folder)
 
 
 def test_a_version_1_database_is_migrated_forward(tmp_path):
-    """A database written by schema version 1 gains the catalog columns and tables, keeping its rows."""
+    """A database written by schema version 1 gains the catalog and pixel-source columns, keeping its rows."""
     from datasette_imagecluster.schema import MIGRATIONS
 
     db = sqlite_utils.Database(tmp_path / "v1.db")
@@ -50,8 +50,8 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
     db["images"].insert({"path": "/a.jpg", "size": 1, "mtime": 0.0, "sha256": "x", "timestamp": 0.0,
                          "source": "folder"})
     ensure_schema(db)
-    assert schema_version(db.conn) == SCHEMA_VERSION == 2
+    assert schema_version(db.conn) == SCHEMA_VERSION == 3
     assert {"catalog", "catalog_id", "rating", "pick", "color_label", "title", "caption",
-            "group_leader"} <= set(db["images"].columns_dict)
+            "group_leader", "pixels_from", "pixels_path"} <= set(db["images"].columns_dict)
     assert {"tags", "albums"} <= set(db.table_names())
-    assert db.execute("select path from images").fetchall() == [("/a.jpg",)]
+    assert db.execute("select path, pixels_from from images").fetchall() == [("/a.jpg", None)]
