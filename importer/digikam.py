@@ -10,13 +10,14 @@ internal tags (whose colour and pick labels are read as such).
 from __future__ import annotations
 
 import os
-import sqlite3
+import re
 from typing import Iterator
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .catalog import (
     CatalogError,
     CatalogPhoto,
+    Preview,
     columns,
     find_catalog_file,
     has_tables,
@@ -31,37 +32,60 @@ PICKS = {"Pick Label Rejected": -1, "Pick Label Pending": 0, "Pick Label Accepte
 COMMENT, TITLE = 1, 3  # ImageComments.type
 
 
-def _mount_point(kind: str, value: str) -> str | None:
-    """Where the volume with this filesystem UUID or label is mounted, if it is."""
-    link = f"/dev/disk/by-{kind}/{value}"
+def _udev_name(value: str) -> str:
+    """A filesystem label or UUID as udev names its link in /dev/disk/by-*: unsafe bytes as \\xNN."""
+    safe = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#+-.:=@_")
+    return "".join(c if c in safe or ord(c) > 127 else f"\\x{ord(c):02x}" for c in value)
+
+
+def _unescape_mount(field: str) -> str:
+    """/proc/mounts writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_point(kind: str, value: str, disks: str = "/dev/disk", mounts: str = "/proc/self/mounts") -> str | None:
+    """Where the volume with this filesystem ``uuid`` or ``label`` is mounted, if it is."""
+    link = os.path.join(disks, f"by-{kind}", _udev_name(value))
+    if not os.path.exists(link):
+        return None
+    device = os.path.realpath(link)
     try:
-        device = os.path.realpath(link)
-        with open("/proc/self/mounts") as mounts:
-            for line in mounts:
-                source, target = line.split()[:2]
+        with open(mounts) as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) < 2:
+                    continue
+                source = _unescape_mount(fields[0])
                 if os.path.exists(source) and os.path.realpath(source) == device:
-                    return target.replace("\\040", " ")
+                    return _unescape_mount(fields[1])
     except OSError:
         return None
     return None
 
 
 def root_path(identifier: str, specific_path: str) -> str:
-    """The folder an AlbumRoot stands for on this machine (before any --root-map)."""
+    """The folder an AlbumRoot stands for on this machine (before any --root-map).
+
+    Without a trailing "/": the filesystem's root is "", to which the albums'
+    relative paths ("/Trips") are appended.
+    """
     url = urlsplit(identifier or "")
-    query = parse_qs(url.query)
+    query: dict[str, list[str]] = {}
+    for part in url.query.split("&"):  # not parse_qs: Qt leaves "+" unencoded, it is no space
+        name, _, value = part.partition("=")
+        query.setdefault(name, []).append(unquote(value))
     specific = "" if specific_path in (None, "", "/") else specific_path.rstrip("/")
     if url.scheme == "networkshareid":
         mounts = query.get("mountpath", [])
         readable = [m for m in mounts if os.path.isdir(m)]
         return (readable or mounts or [""])[0].rstrip("/")
     if "path" in query:
-        return unquote(query["path"][0]).rstrip("/")
+        return query["path"][0].rstrip("/")
     if "mountpath" in query:
         return query["mountpath"][0].rstrip("/") + specific
     for kind in ("uuid", "label"):
         if kind in query:
-            mount = _mount_point(kind, query[kind][0]) or "/"
+            mount = mount_point(kind, query[kind][0]) or "/"
             return mount.rstrip("/") + specific
     return specific
 
@@ -165,6 +189,11 @@ class DigikamCatalog:
             slot = 0 if kind == TITLE else 1
             entry[slot] = entry[slot] or text
         return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def preview(self, photo: CatalogPhoto) -> Preview | None:
+        """None: digiKam's only renderings are the thumbnails in its separate thumbnail database
+        (mostly PGF-compressed), which this importer does not read."""
+        return None
 
     def close(self) -> None:
         self.conn.close()

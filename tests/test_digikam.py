@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 
 import pytest
+
+from importer.digikam import mount_point, root_path
 
 from .conftest import invoke, rows, save_jpeg, scene, shared_data
 
@@ -36,7 +39,7 @@ def catalog(tmp_path):
     for rel, (seed, variant, taken) in files.items():
         save_jpeg(photos / rel.lstrip("/"), scene(seed, variant=variant), **({"taken": taken} if taken else {}))
     conn = sqlite3.connect(path)
-    conn.executescript(f"""
+    conn.executescript("""
         insert into AlbumRoots (id, label, status, type, identifier, specificPath)
             values (1, 'Pictures', 0, 1, 'volumeid:?uuid=0000-not-mounted', '/home/alice/Pictures');
         insert into Albums (id, albumRoot, relativePath) values (1, 1, '/'), (2, 1, '/Trips'),
@@ -179,3 +182,59 @@ def test_the_real_digikam_testdb_with_a_root_map(runner, tmp_path):
     tags = rows(db, "select group_concat(tag, ',') from tags group by image_id order by image_id")
     assert tags == [("Calvados,France,Normandy",), ("Calvados,France,Normandy",), ("France,Marina,Normandy",)]
     assert copy.read_bytes() == before
+
+
+@pytest.mark.parametrize("identifier, specific, expected", [
+    ("volumeid:?path=/srv/My%20Photos", "/", "/srv/My Photos"),
+    ("volumeid:?path=/srv/a+b%2541", "/", "/srv/a+b%41"),
+    ("volumeid:?mountpath=/media/alice/CARD", "/DCIM", "/media/alice/CARD/DCIM"),
+    ("volumeid:?mountpath=/media/alice/CARD", "/", "/media/alice/CARD"),
+    ("networkshareid:?mountpath=/nonexistent/nas&mountpath=/tmp/", "/", "/tmp"),  # the first readable one
+    ("networkshareid:?mountpath=/nonexistent/a&mountpath=/nonexistent/b", "/", "/nonexistent/a"),
+    # A volume that is not mounted here: its path inside the volume, from "/" (map it with --root-map).
+    ("volumeid:?uuid=0000-not-mounted", "/home/alice/Pictures", "/home/alice/Pictures"),
+    ("volumeid:?label=NOT%20HERE&directoryhash=abc", "/Photos", "/Photos"),
+])
+def test_album_root_identifiers(identifier, specific, expected):
+    assert root_path(identifier, specific) == expected
+
+
+@pytest.fixture
+def disks(tmp_path):
+    """A /dev/disk tree and a mount table as udev and the kernel write them, for two volumes."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("sdb1", "sdc1"):
+        (dev / name).touch()  # stands for the block device
+    for kind, name, target in (("uuid", "722b9c6f-0249-4fc2-8acf-d9926bb2995a", "sdb1"),
+                               ("label", "My\\x20Photos", "sdc1"), ("label", "BACKUP", "sdb1")):
+        (dev / "disk" / f"by-{kind}").mkdir(parents=True, exist_ok=True)
+        (dev / "disk" / f"by-{kind}" / name).symlink_to(f"../../{target}")
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"proc /proc proc rw 0 0\n{dev}/sdb1 /mnt/data ext4 rw 0 0\n"
+                      f"{dev}/sdc1 /media/alice/My\\040Photos vfat rw 0 0\n")
+    return dev / "disk", mounts
+
+
+@pytest.mark.parametrize("kind, value, expected", [
+    ("uuid", "722b9c6f-0249-4fc2-8acf-d9926bb2995a", "/mnt/data"),
+    ("label", "My Photos", "/media/alice/My Photos"),  # udev's \x20, the kernel's \040
+    ("label", "BACKUP", "/mnt/data"),
+    ("uuid", "0000-not-mounted", None),
+])
+def test_volume_mount_points(disks, kind, value, expected):
+    assert mount_point(kind, value, *map(str, disks)) == expected
+
+
+def test_the_root_filesystem_is_found_by_its_uuid():
+    """On this machine, through the real /dev/disk and /proc/self/mounts, when udev made them."""
+    by_uuid = "/dev/disk/by-uuid"
+    if not os.path.isdir(by_uuid):
+        pytest.skip("this machine has no /dev/disk/by-uuid (no udev, e.g. a container)")
+    root = os.stat("/").st_dev
+    for uuid in os.listdir(by_uuid):
+        device = os.path.realpath(os.path.join(by_uuid, uuid))
+        if os.path.exists(device) and os.stat(device).st_rdev == root:
+            assert mount_point("uuid", uuid) == "/"
+            return
+    pytest.skip("the root filesystem has no UUID link")
