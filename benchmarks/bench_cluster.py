@@ -57,6 +57,15 @@ def database(n: int) -> tuple[Path, Path]:
     return db, arrays
 
 
+def ours_only(n: int) -> list[tuple[str, str]]:
+    """Sizes imagecluster's algorithm cannot run (N = 100,000 needs ~40 GB for its matrix)."""
+    db, _ = database(n)
+    wall, peak, out = run_measured([sys.executable, "-m", "importer", "cluster", str(db),
+                                    "--sim", "0.5", "--alpha", "0.3"])
+    return [(f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
+             f"{wall:.1f} s, peak {peak:.0f} MiB; {out.strip().splitlines()[0] if out.strip() else ''}")]
+
+
 def run(sizes: list[int], show) -> None:
     """Measure each size and hand its rows to ``show`` as soon as they are known."""
     for n in sizes:

@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["import", "models", "memory", "rescan", "cluster"], action="append")
     parser.add_argument("--large", action="store_true", help="also cluster N = 20,000 (baseline: minutes)")
+    parser.add_argument("--huge", action="store_true",
+                        help="also cluster N = 100,000 (ours only: the baseline needs ~40 GB; minutes)")
     args = parser.parse_args()
     only = set(args.only or ["import", "models", "memory", "rescan", "cluster"])
     print(f"Machine: {machine()}")
@@ -56,6 +58,8 @@ def main() -> None:
         sizes = [2000, 5000] if args.quick else [2000, 5000, 10000]
         print("\nClustering (sim 0.5, alpha 0.3, average, euclidean)")
         bench_cluster.run(sizes + ([20000] if args.large else []), lambda rows: table("", rows))
+        if args.huge:
+            table("", bench_cluster.ours_only(100000))
     print(f"\n(benchmarks took {time.perf_counter() - started:.0f} s)")
 
 

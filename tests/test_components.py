@@ -15,13 +15,15 @@ SIMS = (0.3, 0.5, 0.7, 0.9, 0.99)
 ALPHAS = (0.0, 0.3, 0.7, 1.0)
 
 
-@pytest.fixture(params=["in memory", "streamed"])
+@pytest.fixture(params=["one pass", "estimate too low"])
 def always_components(request, monkeypatch):
-    """The component path at any size, with the screen held in memory or streamed by blocks."""
+    """The component path at any size, in many ragged blocks; in one pass, or two when the
+    estimate of the largest distance falls short of it."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    if request.param == "streamed":
-        monkeypatch.setattr(components, "fits_in_memory", lambda n: False)
-        monkeypatch.setattr(components, "BLOCK", 37)  # many blocks, ragged at the end
+    monkeypatch.setattr(components, "BLOCK", 37)
+    if request.param == "estimate too low":
+        estimate = components.Screen.max_estimate
+        monkeypatch.setattr(components.Screen, "max_estimate", lambda self: estimate(self) * 0.6)
 
 
 def bursts(n_groups=60, noise=80, dims=128, seed=1):
@@ -105,6 +107,22 @@ def test_screen_is_close_to_pdist():
     vectors, _, _ = bursts(seed=6, dims=512)
     for metric in ("euclidean", "sqeuclidean", "cosine"):
         exact = pdist(vectors, metric)
-        approx = components.Screen(vectors, metric, keep=True).kept
+        screen = components.Screen(vectors, metric)
+        approx = np.concatenate([row for _, row in screen.rows()])
         scale = exact.max()
         assert np.abs(approx - exact).max() / scale < 1e-4, metric
+        assert abs(screen.max_estimate() - scale) / scale < 1e-4, metric  # the ends are extremes here
+
+
+@pytest.mark.parametrize("factor, passes", [(1.0, 1), (0.6, 2)])
+def test_one_pass_unless_the_estimate_falls_short(monkeypatch, factor, passes):
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    estimate = components.Screen.max_estimate
+    monkeypatch.setattr(components.Screen, "max_estimate", lambda self: estimate(self) * factor)
+    scans, scan = [], components._Scan
+    monkeypatch.setattr(components, "_Scan", lambda *a: scans.append(a) or scan(*a))
+    vectors, timestamps, ids = bursts(seed=7)
+    got = cluster(vectors, timestamps, ids, Params(sim=0.7, alpha=0.3))
+    assert len(scans) == passes
+    assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")
+
