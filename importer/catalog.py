@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -52,10 +55,20 @@ class Preview:
 class Catalog(Protocol):
     source: str  # "digikam", "lightroom"
     path: str
+    snapshot: bool  # read from a copy, the catalog being locked by its program
+
+    def close(self) -> None: ...
 
     def photos(self) -> Iterator[CatalogPhoto]: ...
 
     def preview(self, photo: CatalogPhoto) -> Preview | None: ...
+
+
+LOCK_WAIT = 3.0  # seconds to wait out another program's write before reading a snapshot
+
+
+class CatalogLocked(CatalogError):
+    """The program holding the catalog keeps readers out (Lightroom Classic does, while it runs)."""
 
 
 def open_read_only(path: str) -> sqlite3.Connection:
@@ -64,15 +77,58 @@ def open_read_only(path: str) -> sqlite3.Connection:
         raise CatalogError(f"{path} does not exist")
     uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=10)
+        conn = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT)
         conn.execute("select count(*) from sqlite_master").fetchone()
         return conn
     except sqlite3.DatabaseError as e:
-        if "not a database" in str(e) or "file is encrypted" in str(e):
-            raise CatalogError(f"{path} is not an SQLite database")
-        if "locked" in str(e) or "busy" in str(e):
-            raise CatalogError(f"{path} is locked by another program; close it or try again")
-        raise CatalogError(f"cannot read {path}: {e}")
+        raise _catalog_error(path, e) from None
+
+
+def _catalog_error(path: str, e: sqlite3.DatabaseError) -> CatalogError:
+    if "not a database" in str(e) or "file is encrypted" in str(e):
+        return CatalogError(f"{path} is not an SQLite database")
+    if "locked" in str(e) or "busy" in str(e):
+        return CatalogLocked(f"{path} is locked by another program; close it or try again")
+    return CatalogError(f"cannot read {path}: {e}")
+
+
+class _Snapshot(sqlite3.Connection):
+    """A connection to a private copy of a catalog, deleted with the connection."""
+
+    def close(self) -> None:
+        super().close()
+        self.cleanup()
+
+
+def open_catalog(path: str) -> tuple[sqlite3.Connection, bool]:
+    """The catalog read-only, or (True) a snapshot of it when its program locks readers out.
+
+    SQLite's locks are advisory: the file's bytes can still be read, and
+    between the program's transactions they are a consistent catalog, which
+    ``quick_check`` confirms. The catalog itself is never opened for writing.
+    """
+    try:
+        return open_read_only(path), False
+    except CatalogLocked:
+        pass
+    folder = tempfile.mkdtemp(prefix="imagecluster-catalog-")
+    try:
+        copy = os.path.join(folder, "catalog.db")
+        shutil.copyfile(path, copy)
+        if os.path.exists(path + "-wal"):
+            shutil.copyfile(path + "-wal", copy + "-wal")
+        conn = sqlite3.connect(copy, factory=_Snapshot)
+        conn.cleanup = weakref.finalize(conn, shutil.rmtree, folder, True)
+        if conn.execute("pragma quick_check").fetchone()[0] != "ok":
+            conn.close()
+            raise CatalogError(f"{path} is locked and was being written; try again in a moment")
+        return conn, True
+    except OSError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CatalogError(f"{path} is locked and cannot be copied: {e.strerror or e}") from None
+    except sqlite3.DatabaseError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _catalog_error(path, e) from None
 
 
 def has_tables(conn: sqlite3.Connection, *names: str) -> bool:

@@ -99,6 +99,9 @@ def _run_import(db_path: str, paths: list[str], settings: dict, catalog_factory=
     catalog = None
     try:
         catalog = catalog_factory() if catalog_factory else None
+        if catalog is not None and catalog.snapshot:
+            click.echo(f"Note: {catalog.path} is locked by the program using it: reading a snapshot copy.",
+                       err=True)
         summary = run_import(db_path, paths, options, progress=bar, catalog=catalog)
     except KeyboardInterrupt:
         bar.finish()

@@ -22,7 +22,7 @@ from .catalog import (
     find_catalog_file,
     has_tables,
     map_root,
-    open_read_only,
+    open_catalog,
     parse_catalog_datetime,
 )
 
@@ -96,7 +96,7 @@ class DigikamCatalog:
     def __init__(self, path: str, root_maps: list[tuple[str, str]]):
         self.path = os.path.abspath(find_catalog_file(path, "digikam4.db"))
         self.root_maps = root_maps
-        self.conn = open_read_only(self.path)
+        self.conn, self.snapshot = open_catalog(self.path)
         if not has_tables(self.conn, "AlbumRoots", "Albums", "Images", "Settings"):
             raise CatalogError(f"{self.path} is not a digiKam database (no AlbumRoots, Albums, Images)")
         row = self.conn.execute("select value from Settings where keyword = 'DBVersion'").fetchone()

@@ -21,7 +21,7 @@ from .catalog import (
     find_catalog_file,
     has_tables,
     map_root,
-    open_read_only,
+    open_catalog,
     parse_catalog_datetime,
 )
 from .lightroom_previews import LightroomPreviews
@@ -50,7 +50,7 @@ class LightroomCatalog:
     def __init__(self, path: str, root_maps: list[tuple[str, str]]):
         self.path = os.path.abspath(find_catalog_file(path, "catalog", suffix=".lrcat"))
         self.root_maps = root_maps
-        self.conn = open_read_only(self.path)
+        self.conn, self.snapshot = open_catalog(self.path)
         if not has_tables(self.conn, *REQUIRED):
             raise CatalogError(f"{self.path} is not a Lightroom Classic catalog (no Adobe_images)")
         self.previews = LightroomPreviews(self.path)

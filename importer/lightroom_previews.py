@@ -25,7 +25,7 @@ import re
 import sqlite3
 import struct
 
-from .catalog import CatalogError, Preview, columns, has_tables, open_read_only
+from .catalog import CatalogError, Preview, columns, has_tables, open_catalog
 
 MAGIC = b"AgHg"
 _BLOCK = struct.Struct(">4sH2sQQ")  # magic, header length, version, data length, padding length
@@ -54,7 +54,7 @@ class LightroomPreviews:
         if not os.path.isfile(database):
             return
         try:
-            conn = open_read_only(database)
+            conn, _ = open_catalog(database)  # Lightroom locks it while it runs
         except CatalogError:
             return  # a broken cache only means no stand-ins: the originals are still read
         try:

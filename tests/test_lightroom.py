@@ -7,7 +7,9 @@ import io
 import shutil
 import sqlite3
 import struct
+import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +241,31 @@ def test_a_moved_library_keeps_its_rows_without_decoding_again(runner, tmp_path)
     assert "Imported 0, unchanged 7," in result.output
     assert rows(db, "select id, catalog_id, sha256 from images order by id") == before
     assert all(path.startswith(str(moved)) for (path,) in rows(db, "select path from images"))
+
+
+def test_a_catalog_lightroom_has_locked_is_read_from_a_snapshot(runner, tmp_path):
+    """Lightroom keeps its catalog under an exclusive lock while it runs: readers get a copy."""
+    real, photos = crossfilter("test_catalog_03")
+    catalog = tmp_path / "lr" / real.name
+    catalog.parent.mkdir()
+    shutil.copy(real, catalog)
+    lightroom = sqlite3.connect(catalog, isolation_level=None)
+    lightroom.execute("pragma locking_mode = exclusive")
+    lightroom.execute("begin exclusive")
+    lightroom.execute("update Adobe_images set rating = rating")
+    lightroom.execute("commit")  # the exclusive lock stays until Lightroom quits
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=0.1).execute(
+                "select count(*) from sqlite_master")
+        before = hashlib.sha256(catalog.read_bytes()).hexdigest()
+        snapshots = set(Path(tempfile.gettempdir()).glob("imagecluster-catalog-*"))
+        result = invoke(runner, "import-lightroom", tmp_path / "p.db", catalog,
+                        "--root-map", f"{ROOT}={photos}", *ARGS)
+        assert "is locked by the program using it: reading a snapshot copy" in result.output
+        assert "Imported 7," in result.output
+        assert rows(tmp_path / "p.db", "select rating from images where name = 'Hermann_Hesse_2.jpg'") == [(5,)]
+        assert hashlib.sha256(catalog.read_bytes()).hexdigest() == before
+        assert set(Path(tempfile.gettempdir()).glob("imagecluster-catalog-*")) == snapshots  # copy removed
+    finally:
+        lightroom.close()
