@@ -42,6 +42,7 @@ class CatalogPhoto:
     tags: list[str] = field(default_factory=list)
     albums: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
     group_leader: str | None = None  # catalog id of the photo this one is grouped behind
+    orientation: int | None = None  # EXIF orientation as the catalog has it: users rotate photos there
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 
+# Formats whose decoder turns the pixels upright itself: pillow-heif applies HEIF's rotation
+# (Pillow's AVIF plugin only reports AVIF's, as an EXIF orientation).
+DECODER_ROTATED = frozenset({"HEIF"})
+
 # A truncated photo is an error to report, not something to half-import.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -59,6 +63,8 @@ class DecodeRequest:
     # A catalog's rendering of the photo: used when the original is missing or cannot be decoded.
     preview: Preview | None = None
     original_missing: bool = False  # then size and mtime are the preview's
+    # A catalog's orientation, which wins over the file's: users rotate photos there.
+    orientation: int | None = None
 
 
 @dataclass
@@ -148,7 +154,7 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     return img.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else img
 
 
-def _open_and_orient(path: str, capture: CaptureInfo, mtime: float) -> _Opened:
+def _open_and_orient(path: str, capture: CaptureInfo, mtime: float, catalog_orientation: int | None) -> _Opened:
     if is_raw(path):
         img, fmt, width, height, source = open_raw(path, THUMBNAIL_SIZE)
         orientation = capture.orientation
@@ -167,6 +173,8 @@ def _open_and_orient(path: str, capture: CaptureInfo, mtime: float) -> _Opened:
             if fmt == "JPEG":
                 img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
             img.load()
+    if catalog_orientation and fmt not in DECODER_ROTATED:
+        orientation = capture.orientation = catalog_orientation
     if orientation >= 5:
         width, height = height, width
     return _Opened(_upright(img, orientation), fmt, width, height, capture, source)
@@ -187,7 +195,7 @@ def _open_original(request: DecodeRequest) -> _Opened | Problem:
         return _problem(request, "read", f"cannot read: {e.strerror or _short_reason(e)}")
     request.sha256 = sha256
     try:
-        return _open_and_orient(path, capture, request.mtime)
+        return _open_and_orient(path, capture, request.mtime, request.orientation)
     except Image.DecompressionBombError as e:
         return _problem(request, "decode", f"decompression bomb: {_short_reason(e)}")
     except RawError as e:

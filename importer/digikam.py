@@ -124,14 +124,14 @@ class DigikamCatalog:
             {"latitudeNumber", "longitudeNumber"} <= columns(conn, "ImagePositions")
         query = (
             "select i.id, a.albumRoot, a.relativePath, i.name, "
-            + ("ii.creationDate, ii.rating " if info else "null, null ")
+            + ("ii.creationDate, ii.rating, ii.orientation " if info else "null, null, null ")
             + (", p.latitudeNumber, p.longitudeNumber " if positions else ", null, null ")
             + "from Images i join Albums a on a.id = i.album "
             + ("left join ImageInformation ii on ii.imageid = i.id " if info else "")
             + ("left join ImagePositions p on p.imageid = i.id " if positions else "")
             + "where i.status = 1 and i.album is not null and i.category in (0, 1) order by i.id"
         )
-        for image_id, root_id, relative, name, created, rating, lat, lon in conn.execute(query):
+        for image_id, root_id, relative, name, created, rating, orientation, lat, lon in conn.execute(query):
             folder = roots.get(root_id, "") + ("" if relative in ("/", "", None) else relative)
             path = map_root(f"{folder}/{name}", self.root_maps)
             date = parse_catalog_datetime(created)
@@ -154,6 +154,7 @@ class DigikamCatalog:
                 tags=image_tags,
                 albums=[("album", albums[i]) for i in [image_id] if i in albums],
                 group_leader=str(leaders[image_id]) if image_id in leaders else None,
+                orientation=orientation if orientation in range(1, 9) else None,
             )
 
     def _tags(self) -> dict[int, list[tuple[str, bool]]]:

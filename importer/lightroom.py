@@ -24,7 +24,7 @@ from .catalog import (
     open_catalog,
     parse_catalog_datetime,
 )
-from .lightroom_previews import LightroomPreviews
+from .lightroom_previews import ORIENTATIONS, LightroomPreviews
 
 REQUIRED = ("Adobe_images", "AgLibraryFile", "AgLibraryFolder", "AgLibraryRootFolder")
 REGULAR_COLLECTION = "com.adobe.ag.library.collection"
@@ -68,13 +68,13 @@ class LightroomCatalog:
         # One row per file: the master, not its virtual copies.
         rows = conn.execute(
             "select i.id_local, r.absolutePath, fo.pathFromRoot, fi.baseName, fi.extension, i.captureTime, "
-            "i.rating, i.pick, i.colorLabels from Adobe_images i "
+            "i.rating, i.pick, i.colorLabels, i.orientation from Adobe_images i "
             "join AgLibraryFile fi on fi.id_local = i.rootFile "
             "join AgLibraryFolder fo on fo.id_local = fi.folder "
             "join AgLibraryRootFolder r on r.id_local = fo.rootFolder "
             "where i.masterImage is null order by i.id_local"
         )
-        for image, root, folder, base, extension, captured, rating, pick, color in rows:
+        for image, root, folder, base, extension, captured, rating, pick, color, orientation in rows:
             date = parse_catalog_datetime(captured)
             lat, lon = gps.get(image, (None, None))
             folder_name = (folder or "").strip("/")
@@ -93,6 +93,7 @@ class LightroomCatalog:
                 albums=[("collection", c) for c in collections.get(image, [])]
                 + [("folder", folder_name or "/")],
                 group_leader=leaders.get(image),
+                orientation=ORIENTATIONS.get(str(orientation or "").upper()),
             )
 
     def _keywords(self) -> dict[int, list[str]]:

@@ -267,8 +267,10 @@ def _plan(
         if isinstance(item, MissingOriginal):
             request = _classify_stand_in(store, item, key, input_size, summary)
         else:
-            request = _classify(store, item, key, input_size, options, summary)
+            orientation = photo.orientation if photo is not None else None
+            request = _classify(store, item, key, input_size, options, summary, orientation)
             if request is not None and photo is not None:
+                request.orientation = orientation
                 request.preview = plan.catalog.preview(photo)  # in case the original cannot be decoded
         if request is not None:
             todo.append(request)
@@ -289,11 +291,21 @@ def _classify(
     input_size: tuple[int, int],
     options: ImportOptions,
     summary: ImportSummary,
+    orientation: int | None = None,
 ) -> DecodeRequest | None:
-    """What one file needs; moves, copies and touches are written here and now."""
+    """What one file needs; moves, copies and touches are written here and now.
+
+    ``orientation`` is a catalog's: a photo the user has rotated there since its
+    last import is decoded again, however unchanged the file.
+    """
+
+    def done(image: KnownImage) -> bool:
+        return store.has_fingerprint(image.id, key) and not (
+            orientation and store.needs_rotation(image.id, orientation))
+
     known = store.image_at(entry.path)
     if known is not None and known.size == entry.size and known.mtime == entry.mtime:
-        if store.has_fingerprint(known.id, key):
+        if done(known):
             summary.unchanged += 1
             return None
         return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, known.sha256)
@@ -326,7 +338,7 @@ def _classify(
         if known is not None and known.sha256 == sha256:
             with store.transaction():
                 store.touch(known, entry)
-            if store.has_fingerprint(known.id, key):
+            if done(known):
                 summary.unchanged += 1
                 return None
         elif known is None:

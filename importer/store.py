@@ -30,7 +30,7 @@ from datasette_imagecluster.schema import (
 )
 
 from .catalog import CatalogPhoto
-from .decode import Decoded
+from .decode import DECODER_ROTATED, Decoded
 from .sources import FileEntry, Problem
 
 
@@ -96,6 +96,11 @@ class Store:
             f"select id, path, size, mtime, sha256 from {IMAGES} where path = ?", (path,)
         ).fetchone()
         return KnownImage(*row) if row else None
+
+    def needs_rotation(self, image_id: int, orientation: int) -> bool:
+        """Its pixels were turned upright by another orientation (one its decoder does not apply)."""
+        row = self.conn.execute(f"select orientation, format from {IMAGES} where id = ?", (image_id,)).fetchone()
+        return row is not None and row[0] != orientation and row[1] not in DECODER_ROTATED
 
     def images_of_size(self, size: int) -> list[KnownImage]:
         return [

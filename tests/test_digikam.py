@@ -238,3 +238,32 @@ def test_the_root_filesystem_is_found_by_its_uuid():
             assert mount_point("uuid", uuid) == "/"
             return
     pytest.skip("the root filesystem has no UUID link")
+
+
+def test_the_catalogs_orientation_wins_and_a_rotation_there_is_picked_up(runner, tmp_path, catalog):
+    """Rotating a photo in digiKam (without writing the file) turns its thumbnail and fingerprint."""
+    path, photos = catalog
+    db = tmp_path / "p.db"
+    args = ("import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+
+    def rotate(orientation: int) -> None:
+        conn = sqlite3.connect(path)
+        conn.execute("update ImageInformation set orientation = ? where imageid = 3", (orientation,))
+        conn.commit()
+        conn.close()
+
+    def sea() -> tuple:
+        (row,) = rows(db, "select i.orientation, i.width, i.height, t.width, t.height, f.vector from images i "
+                          "join thumbnails t on t.image_id = i.id join fingerprints f on f.image_id = i.id "
+                          "where name = 'sea.jpg'")
+        return row
+
+    rotate(6)
+    invoke(runner, *args)
+    turned = sea()
+    assert turned[:5] == (6, 360, 480, 240, 320)  # the file says 1 (landscape): digiKam's 6 wins
+    assert "Imported 0, unchanged 4," in invoke(runner, *args).output
+    rotate(1)
+    assert "Imported 1, unchanged 3," in invoke(runner, *args).output
+    upright = sea()
+    assert upright[:5] == (1, 480, 360, 320, 240) and upright[5] != turned[5]

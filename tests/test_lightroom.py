@@ -269,3 +269,21 @@ def test_a_catalog_lightroom_has_locked_is_read_from_a_snapshot(runner, tmp_path
         assert set(Path(tempfile.gettempdir()).glob("imagecluster-catalog-*")) == snapshots  # copy removed
     finally:
         lightroom.close()
+
+
+def test_lightroom_orientation_codes_turn_the_photo(runner, tmp_path):
+    real, photos = crossfilter("test_catalog_03")
+    catalog = tmp_path / real.name
+    shutil.copy(real, catalog)
+    conn = sqlite3.connect(catalog)
+    conn.execute("update Adobe_images set orientation = 'BC' where rootFile = "
+                 "(select id_local from AgLibraryFile where baseName = 'GoldenGateBridge-001')")
+    conn.commit()
+    conn.close()
+    db = tmp_path / "photos.db"
+    invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
+    (orientation, width, height), = rows(db, "select orientation, width, height from images "
+                                             "where name = 'GoldenGateBridge-001.jpg'")
+    with Image.open(photos / "GoldenGateBridge-001.jpg") as original:
+        assert original.width > original.height
+        assert (orientation, width, height) == (6, original.height, original.width)
