@@ -43,6 +43,8 @@ class CatalogPhoto:
     albums: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
     group_leader: str | None = None  # catalog id of the photo this one is grouped behind
     orientation: int | None = None  # EXIF orientation as the catalog has it: users rotate photos there
+    camera_make: str | None = None  # fill in where the file has none (e.g. a preview for a missing original)
+    camera_model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,9 @@ class DigikamCatalog:
         info = "ImageInformation" if has_tables(conn, "ImageInformation") else None
         positions = has_tables(conn, "ImagePositions") and \
             {"latitudeNumber", "longitudeNumber"} <= columns(conn, "ImagePositions")
+        cameras = {image: (make or None, model or None) for image, make, model in conn.execute(
+            "select imageid, make, model from ImageMetadata")} \
+            if has_tables(conn, "ImageMetadata") and {"make", "model"} <= columns(conn, "ImageMetadata") else {}
         query = (
             "select i.id, a.albumRoot, a.relativePath, i.name, "
             + ("ii.creationDate, ii.rating, ii.orientation " if info else "null, null, null ")
@@ -155,6 +158,8 @@ class DigikamCatalog:
                 albums=[("album", albums[i]) for i in [image_id] if i in albums],
                 group_leader=str(leaders[image_id]) if image_id in leaders else None,
                 orientation=orientation if orientation in range(1, 9) else None,
+                camera_make=cameras.get(image_id, (None, None))[0],
+                camera_model=cameras.get(image_id, (None, None))[1],
             )
 
     def _tags(self) -> dict[int, list[tuple[str, bool]]]:

@@ -64,6 +64,10 @@ class LightroomCatalog:
         gps = {image: (lat, lon) for image, lat, lon in conn.execute(
             "select image, gpsLatitude, gpsLongitude from AgHarvestedExifMetadata where hasGPS = 1")} \
             if has_tables(conn, "AgHarvestedExifMetadata") else {}
+        cameras = dict(conn.execute(
+            "select e.image, m.value from AgHarvestedExifMetadata e "
+            "join AgInternedExifCameraModel m on m.id_local = e.cameraModelRef where m.value <> ''")) \
+            if has_tables(conn, "AgHarvestedExifMetadata", "AgInternedExifCameraModel") else {}
         leaders = self._stack_leaders()
         # One row per file: the master, not its virtual copies.
         rows = conn.execute(
@@ -94,6 +98,7 @@ class LightroomCatalog:
                 + [("folder", folder_name or "/")],
                 group_leader=leaders.get(image),
                 orientation=ORIENTATIONS.get(str(orientation or "").upper()),
+                camera_model=cameras.get(image),  # Lightroom keeps no make
             )
 
     def _keywords(self) -> dict[int, list[str]]:

@@ -268,9 +268,10 @@ class Store:
         self.conn.execute(
             f"update {IMAGES} set source = ?, catalog = ?, catalog_id = ?, rating = ?, pick = ?, "
             "color_label = ?, title = ?, caption = ?, latitude = coalesce(?, latitude), "
-            "longitude = coalesce(?, longitude) where id = ?",
+            "longitude = coalesce(?, longitude), camera_make = coalesce(camera_make, ?), "
+            "camera_model = coalesce(camera_model, ?) where id = ?",
             (source, catalog, photo.catalog_id, photo.rating, photo.pick, photo.color_label, photo.title,
-             photo.caption, photo.latitude, photo.longitude, image_id),
+             photo.caption, photo.latitude, photo.longitude, photo.camera_make, photo.camera_model, image_id),
         )
         if photo.timestamp is not None:
             self.conn.execute(

@@ -267,3 +267,20 @@ def test_the_catalogs_orientation_wins_and_a_rotation_there_is_picked_up(runner,
     assert "Imported 1, unchanged 3," in invoke(runner, *args).output
     upright = sea()
     assert upright[:5] == (1, 480, 360, 320, 240) and upright[5] != turned[5]
+
+
+def test_the_catalogs_camera_fills_in_where_the_file_has_none(runner, tmp_path, catalog):
+    path, photos = catalog
+    save_jpeg(photos / "Trips" / "burst1.jpg", scene(1), taken="2021:06:01 10:00:00", make="SONY", model="ILCE-7M3")
+    conn = sqlite3.connect(path)
+    conn.execute("insert into ImageMetadata (imageid, make, model) values (1, 'Sony', 'A7 III'), "
+                 "(3, 'Canon', 'EOS R5')")
+    conn.commit()
+    conn.close()
+    db = tmp_path / "p.db"
+    invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+    got = dict((name, (make, model)) for name, make, model in rows(
+        db, "select name, camera_make, camera_model from images"))
+    assert got["sea.jpg"] == ("Canon", "EOS R5")  # no EXIF camera: digiKam's
+    assert got["burst1.jpg"] == ("SONY", "ILCE-7M3")  # the file's own wins
+    assert got["home.jpg"] == (None, None)

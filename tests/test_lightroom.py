@@ -172,6 +172,11 @@ def windows_catalog(tmp_path):
 def test_a_preview_stands_in_for_a_missing_original(runner, tmp_path, windows_catalog, layout):
     look = scene(31, (600, 400))
     lrdata = _previews(windows_catalog, 422, look, orientation="BC", layout=layout)
+    conn = sqlite3.connect(windows_catalog)
+    conn.execute("insert into AgInternedExifCameraModel (id_local, searchIndex, value) values (9001, '', 'Pixel 7')")
+    conn.execute("update AgHarvestedExifMetadata set cameraModelRef = 9001 where image = 422")
+    conn.commit()
+    conn.close()
     before = hashlib.sha256((lrdata / "previews.db").read_bytes()).hexdigest()
     db = tmp_path / "photos.db"
     result = invoke(runner, "import-lightroom", db, windows_catalog, *ARGS)
@@ -184,6 +189,7 @@ def test_a_preview_stands_in_for_a_missing_original(runner, tmp_path, windows_ca
     assert pixels_path.startswith(str(lrdata / UUID[0] / UUID[:4] / f"{UUID}-{DIGEST}"))
     assert taken == "2024-08-21T15:28:08.460000+00:00"
     assert (orientation, width, height) == (6, 400, 600)  # BC: turned upright, portrait
+    assert rows(db, "select camera_model from images") == [("Pixel 7",)]  # the preview has no EXIF: the catalog's
     (thumb,), = rows(db, "select jpeg from thumbnails")
     upright = look.transpose(Image.Transpose.ROTATE_270).resize((213, 320))
     shown = Image.open(io.BytesIO(thumb)).convert("RGB")
