@@ -154,6 +154,16 @@ def connect(db_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(db_path))
 
 
+def change(db_path: Path, sql: str, params: tuple = ()) -> None:
+    """One committed statement on a database file (a catalog edited the way its program would)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     """All rows of a query on a database file, the connection closed again."""
     conn = connect(db_path)

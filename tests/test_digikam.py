@@ -11,7 +11,7 @@ import pytest
 
 from importer.digikam import mount_point, root_path
 
-from .conftest import invoke, rows, save_jpeg, scene, shared_data
+from .conftest import change, invoke, rows, save_jpeg, scene, shared_data
 
 ARGS = ("--weights", "none", "--workers", "0", "-s")
 
@@ -144,10 +144,7 @@ def test_bad_catalogs_are_one_line_errors(runner, tmp_path, catalog, problem, me
         path = tmp_path / "plain.db"
         sqlite3.connect(path).execute("create table t (a)").connection.close()
     elif problem == "version":
-        conn = sqlite3.connect(path)
-        conn.execute("update Settings set value = '9' where keyword = 'DBVersion'")
-        conn.commit()
-        conn.close()
+        change(path, "update Settings set value = '9' where keyword = 'DBVersion'")
     elif problem == "folder":
         path = tmp_path / "empty-folder"
         path.mkdir()
@@ -247,10 +244,7 @@ def test_the_catalogs_orientation_wins_and_a_rotation_there_is_picked_up(runner,
     args = ("import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
 
     def rotate(orientation: int) -> None:
-        conn = sqlite3.connect(path)
-        conn.execute("update ImageInformation set orientation = ? where imageid = 3", (orientation,))
-        conn.commit()
-        conn.close()
+        change(path, "update ImageInformation set orientation = ? where imageid = 3", (orientation,))
 
     def sea() -> tuple:
         (row,) = rows(db, "select i.orientation, i.width, i.height, t.width, t.height, f.vector from images i "
@@ -272,11 +266,8 @@ def test_the_catalogs_orientation_wins_and_a_rotation_there_is_picked_up(runner,
 def test_the_catalogs_camera_fills_in_where_the_file_has_none(runner, tmp_path, catalog):
     path, photos = catalog
     save_jpeg(photos / "Trips" / "burst1.jpg", scene(1), taken="2021:06:01 10:00:00", make="SONY", model="ILCE-7M3")
-    conn = sqlite3.connect(path)
-    conn.execute("insert into ImageMetadata (imageid, make, model) values (1, 'Sony', 'A7 III'), "
+    change(path, "insert into ImageMetadata (imageid, make, model) values (1, 'Sony', 'A7 III'), "
                  "(3, 'Canon', 'EOS R5')")
-    conn.commit()
-    conn.close()
     db = tmp_path / "p.db"
     invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
     got = dict((name, (make, model)) for name, make, model in rows(

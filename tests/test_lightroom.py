@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import invoke, rows, save_jpeg, scene, shared_data
+from .conftest import change, invoke, rows, save_jpeg, scene, shared_data
 
 ARGS = ("--weights", "none", "--workers", "0", "-s")
 ROOT = "/Users/thad/Library/CloudStorage/Dropbox/thad/gdrive/src/monorepo/thad/lightroom/db_reader/testdata/test_photos"
@@ -172,11 +172,9 @@ def windows_catalog(tmp_path):
 def test_a_preview_stands_in_for_a_missing_original(runner, tmp_path, windows_catalog, layout):
     look = scene(31, (600, 400))
     lrdata = _previews(windows_catalog, 422, look, orientation="BC", layout=layout)
-    conn = sqlite3.connect(windows_catalog)
-    conn.execute("insert into AgInternedExifCameraModel (id_local, searchIndex, value) values (9001, '', 'Pixel 7')")
-    conn.execute("update AgHarvestedExifMetadata set cameraModelRef = 9001 where image = 422")
-    conn.commit()
-    conn.close()
+    change(windows_catalog, "insert into AgInternedExifCameraModel (id_local, searchIndex, value) "
+                            "values (9001, '', 'Pixel 7')")
+    change(windows_catalog, "update AgHarvestedExifMetadata set cameraModelRef = 9001 where image = 422")
     before = hashlib.sha256((lrdata / "previews.db").read_bytes()).hexdigest()
     db = tmp_path / "photos.db"
     result = invoke(runner, "import-lightroom", db, windows_catalog, *ARGS)
@@ -281,11 +279,8 @@ def test_lightroom_orientation_codes_turn_the_photo(runner, tmp_path):
     real, photos = crossfilter("test_catalog_03")
     catalog = tmp_path / real.name
     shutil.copy(real, catalog)
-    conn = sqlite3.connect(catalog)
-    conn.execute("update Adobe_images set orientation = 'BC' where rootFile = "
-                 "(select id_local from AgLibraryFile where baseName = 'GoldenGateBridge-001')")
-    conn.commit()
-    conn.close()
+    change(catalog, "update Adobe_images set orientation = 'BC' where rootFile = "
+                    "(select id_local from AgLibraryFile where baseName = 'GoldenGateBridge-001')")
     db = tmp_path / "photos.db"
     invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
     (orientation, width, height), = rows(db, "select orientation, width, height from images "
