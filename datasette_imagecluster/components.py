@@ -193,13 +193,16 @@ def build(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str
             break
         bound, slack = dc_max, SLACK  # the estimate fell short: once more with the true maximum
 
-    def mixed(dc: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """As clustering.mixed_distances computes d, operation for operation."""
+    def mix(dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        """d from content and time distances, as clustering.mixed_distances computes it, operation for operation."""
         d = dc / dc_max
         if alpha == 0:
             return d
-        dt = _time(t64[i], t64[j], time_metric) / dt_max if time_on else np.zeros_like(d)
+        dt = dt / dt_max if time_on else np.zeros_like(d)
         return d * (1 - alpha) + dt * alpha
+
+    def mixed(dc: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return mix(dc, _time(t64[i], t64[j], time_metric))
 
     if time_on:
         d_max = _exact_max(vectors, *scan.mixed.pairs(), metric, mixed)
@@ -208,8 +211,7 @@ def build(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str
     keep = mixed(scan.dc.astype(np.float64), scan.i, scan.j) <= d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
     graph = coo_matrix((np.ones(int(keep.sum()), np.int8), (scan.i[keep], scan.j[keep])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    return _combine(vectors, t64, labels, alpha, method, metric, time_metric, dc_max, dt_max, time_on,
-                    d_max), d_max
+    return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max), d_max
 
 
 class _Scan:
@@ -256,8 +258,7 @@ class TooConnected(Exception):
     """At this sim nearly every photo is within reach of every other: use the full matrix."""
 
 
-def _combine(vectors, t64, labels, alpha, method, metric, time_metric, dc_max, dt_max, time_on,
-             d_max) -> np.ndarray:
+def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max) -> np.ndarray:
     """Exact linkage inside each component, joined into one tree at height d_max."""
     n = len(vectors)
     order = np.argsort(labels, kind="stable")
@@ -270,12 +271,7 @@ def _combine(vectors, t64, labels, alpha, method, metric, time_metric, dc_max, d
         if len(members) == 1:
             roots.append((int(members[0]), 1))
             continue
-        dc = distance.pdist(vectors[members], metric)
-        d = dc / dc_max
-        if alpha != 0:
-            dt = distance.pdist(t64[members][:, None], time_metric)
-            dt = dt / dt_max if time_on else np.zeros_like(dt)
-            d = d * (1 - alpha) + dt * alpha
+        d = mix(distance.pdist(vectors[members], metric), distance.pdist(t64[members][:, None], time_metric))
         z = hierarchy.linkage(d, method=method)
         m = len(members)
         ids = np.concatenate([members, np.arange(next_id, next_id + m - 1)])

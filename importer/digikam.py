@@ -141,6 +141,7 @@ class DigikamCatalog:
             image_tags = [t for t, internal in tags.get(image_id, []) if not internal]
             labels = [t for t, internal in tags.get(image_id, []) if internal]
             title, caption = comments.get(image_id, (None, None))
+            make, model = cameras.get(image_id, (None, None))
             yield CatalogPhoto(
                 path=path,
                 catalog_id=str(image_id),
@@ -158,8 +159,8 @@ class DigikamCatalog:
                 albums=[("album", albums[i]) for i in [image_id] if i in albums],
                 group_leader=str(leaders[image_id]) if image_id in leaders else None,
                 orientation=orientation if orientation in range(1, 9) else None,
-                camera_make=cameras.get(image_id, (None, None))[0],
-                camera_model=cameras.get(image_id, (None, None))[1],
+                camera_make=make,
+                camera_model=model,
             )
 
     def _tags(self) -> dict[int, list[tuple[str, bool]]]:

@@ -298,14 +298,9 @@ def _classify(
     ``orientation`` is a catalog's: a photo the user has rotated there since its
     last import is decoded again, however unchanged the file.
     """
-
-    def done(image: KnownImage) -> bool:
-        return store.has_fingerprint(image.id, key) and not (
-            orientation and store.needs_rotation(image.id, orientation))
-
     known = store.image_at(entry.path)
     if known is not None and known.size == entry.size and known.mtime == entry.mtime:
-        if done(known):
+        if _done(store, known, key, orientation):
             summary.unchanged += 1
             return None
         return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, known.sha256)
@@ -338,7 +333,7 @@ def _classify(
         if known is not None and known.sha256 == sha256:
             with store.transaction():
                 store.touch(known, entry)
-            if done(known):
+            if _done(store, known, key, orientation):
                 summary.unchanged += 1
                 return None
         elif known is None:
@@ -357,12 +352,16 @@ def _classify_stand_in(
 ) -> DecodeRequest | None:
     """Like :func:`_classify` for a photo known only by its preview (nothing to move or copy)."""
     known = store.image_at(entry.path)
-    if (known is not None and known.size == entry.size and known.mtime == entry.mtime
-            and store.has_fingerprint(known.id, key)):
+    if known is not None and known.size == entry.size and known.mtime == entry.mtime and _done(store, known, key):
         summary.unchanged += 1
         return None
     return DecodeRequest(entry.path, entry.size, entry.mtime, input_size,
                          preview=entry.preview, original_missing=True)
+
+
+def _done(store: Store, image: KnownImage, key: FingerprintKey, orientation: int | None = None) -> bool:
+    """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says."""
+    return store.has_fingerprint(image.id, key) and not (orientation and image.needs_rotation(orientation))
 
 
 def _reuse_twin(

@@ -52,6 +52,15 @@ class KnownImage:
     size: int
     mtime: float
     sha256: str
+    orientation: int | None
+    format: str | None
+
+    def needs_rotation(self, orientation: int) -> bool:
+        """Its pixels were turned upright by another orientation (one its decoder does not apply)."""
+        return self.orientation != orientation and self.format not in DECODER_ROTATED
+
+
+_KNOWN = "id, path, size, mtime, sha256, orientation, format"
 
 
 _IMAGE_COLUMNS = (
@@ -93,20 +102,15 @@ class Store:
 
     def image_at(self, path: str) -> KnownImage | None:
         row = self.conn.execute(
-            f"select id, path, size, mtime, sha256 from {IMAGES} where path = ?", (path,)
+            f"select {_KNOWN} from {IMAGES} where path = ?", (path,)
         ).fetchone()
         return KnownImage(*row) if row else None
-
-    def needs_rotation(self, image_id: int, orientation: int) -> bool:
-        """Its pixels were turned upright by another orientation (one its decoder does not apply)."""
-        row = self.conn.execute(f"select orientation, format from {IMAGES} where id = ?", (image_id,)).fetchone()
-        return row is not None and row[0] != orientation and row[1] not in DECODER_ROTATED
 
     def images_of_size(self, size: int) -> list[KnownImage]:
         return [
             KnownImage(*row)
             for row in self.conn.execute(
-                f"select id, path, size, mtime, sha256 from {IMAGES} where size = ? order by id",
+                f"select {_KNOWN} from {IMAGES} where size = ? order by id",
                 (size,),
             )
         ]
