@@ -35,7 +35,7 @@ setup(
             "rawpy>=0.19",
             "exifread>=3",
         ],
-        "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright", "tifffile", "imagecodecs"],
+        "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright", "tifffile", "imagecodecs", "hypothesis"],
     },
     entry_points={
         "datasette": ["imagecluster = datasette_imagecluster"],

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from . import sql_functions, views
 from .fingerprints import has_fingerprints_table
 from .permissions import can_view
-from .schema import IMAGES, THUMBNAILS
+from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
 
 
 @hookimpl
@@ -25,11 +25,15 @@ def prepare_connection(conn, database, datasette):
 
 @hookimpl
 def register_routes():
+    # The last two own the rest of the plugin's URL space, so every URL under
+    # it gets the plugin's own 404 (core 0.65's fallback 404 can fail with a 500).
     return [
         (r"^/-/cluster$", views.cluster_index),
-        (r"^/(?P<database>[^/]+)/-/cluster(\.(?P<format>json))?$", views.cluster_view),
+        (r"^/(?P<database>[^/]+)/-/cluster(\.(?P<format>[^/]*))?$", views.cluster_view),
         (r"^/(?P<database>[^/]+)/-/cluster/thumbnail/(?P<id>[^/]+)\.jpg$", views.thumbnail_view),
         (r"^/(?P<database>[^/]+)/-/cluster/similar/(?P<id>[^/]+)\.json$", views.similar_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/.*$", views.not_found_view),
+        (r"^/-/cluster/.*$", views.not_found_view),
     ]
 
 
@@ -46,7 +50,7 @@ def menu_links(datasette, actor):
     async def inner():
         for name in datasette.databases:
             if name != "_internal" and await _has_fingerprints(datasette, name) and \
-                    await can_view(datasette, actor, name, (IMAGES,)):
+                    await can_view(datasette, actor, name, (IMAGES, FINGERPRINTS)):
                 return [{"href": datasette.urls.path("/-/cluster"), "label": "Photo clusters"}]
         return []
 

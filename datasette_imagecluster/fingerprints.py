@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +34,25 @@ class FingerprintSet:
 
 @dataclass
 class Library:
-    """The fingerprints of one set, aligned with their image ids and timestamps."""
+    """The fingerprints of one set, aligned with their image ids, timestamps, paths and capture times.
+
+    Paths and capture times are read in the same statement as the vectors, so
+    the details a page or JSON answer shows always belong to the photos it
+    clustered (a prune between two reads can't make one vanish).
+    """
 
     fingerprint_set: FingerprintSet
     ids: np.ndarray
     vectors: np.ndarray
     timestamps: np.ndarray
+    paths: list[str]
+    taken: list[str | None]
+
+    def details(self, image_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """``{id: {"id", "path", "taken"}}`` for photos of this library."""
+        rows = np.searchsorted(self.ids, image_ids)
+        return {int(i): {"id": int(i), "path": self.paths[r], "taken": self.taken[r]}
+                for i, r in zip(image_ids, rows)}
 
 
 def has_fingerprints_table(conn: sqlite3.Connection) -> bool:
@@ -119,15 +133,17 @@ def load_library(
     ids = np.empty(capacity, dtype=np.int64)
     timestamps = np.empty(capacity, dtype=np.float64)
     vectors = np.empty((capacity, s.dims), dtype=np.float32)
+    paths: list[str] = []
+    taken: list[str | None] = []
     cursor = conn.execute(
-        f"select f.image_id, i.timestamp, f.vector from {FINGERPRINTS} f "
+        f"select f.image_id, i.timestamp, f.vector, i.path, i.taken from {FINGERPRINTS} f "
         f"join {IMAGES} i on i.id = f.image_id "
         "where f.model = ? and f.layer = ? and f.weights = ? order by f.image_id",
         (s.model, s.layer, s.weights),
     )
     n = 0
     expected = s.dims * DTYPE.itemsize
-    for image_id, timestamp, blob in cursor:
+    for image_id, timestamp, blob, path, when in cursor:
         if image_ids is not None and image_id not in image_ids:
             continue
         if n == capacity:  # rows added since the count: cluster what was counted
@@ -139,8 +155,10 @@ def load_library(
         ids[n] = image_id
         timestamps[n] = timestamp
         vectors[n] = np.frombuffer(blob, dtype=DTYPE)
+        paths.append(path)
+        taken.append(when)
         n += 1
-    return Library(s, ids[:n], vectors[:n], timestamps[:n])
+    return Library(s, ids[:n], vectors[:n], timestamps[:n], paths, taken)
 
 
 def library_signature(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> tuple:

@@ -35,7 +35,16 @@ async def can_view(datasette, actor, database: str, tables: tuple[str, ...] = ()
 
 
 async def can_execute_sql(datasette, actor, database: str) -> bool:
+    """True exactly when core would run this actor's arbitrary SQL (``?sql=``) on this database.
+
+    0.65's query view first requires the database to be visible
+    (``view-database``, then ``view-instance``) and then ``execute-sql``;
+    1.0a resolves ``execute-sql`` with its ``also_requires`` chain, which
+    includes ``view-database``.
+    """
     if DatabaseResource is None:
-        return await datasette.permission_allowed(actor, "execute-sql", database, default=True)
+        visible, _ = await datasette.check_visibility(
+            actor, permissions=[("view-database", database), "view-instance"])
+        return visible and await datasette.permission_allowed(actor, "execute-sql", database, default=True)
     return await datasette.allowed(action="execute-sql", resource=DatabaseResource(database=database),
                                    actor=actor)

@@ -2,9 +2,11 @@
 
 Cheap per call: clustering functions go through the shared caches in
 :mod:`.trees`, so ``imagecluster_label(id, ...)`` over a whole table builds one
-tree and one label map, not one per row. Bad arguments raise, which SQLite
-reports as an error for the query (Python's sqlite3 gives every such error
-the same text, "user-defined function raised exception").
+tree and one label map, not one per row. Each call reads its fingerprint set
+and library in one read transaction (:mod:`.snapshot`), so an import landing
+mid-call can't mix two states of the database. Bad arguments raise, which
+SQLite reports as an error for the query (Python's sqlite3 gives every such
+error the same text, "user-defined function raised exception").
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 from scipy.spatial import distance as scipy_distance
 
 from .clustering import METRICS, ClusterError, Params
-from .fingerprints import FingerprintSet, choose_set, fingerprint_sets
+from .fingerprints import Library, choose_set, fingerprint_sets
+from .snapshot import nested_read_transaction
 from .trees import labels_for, library_for, nearest, result_for
 from .vectors import decode
 
@@ -59,9 +62,12 @@ class Functions:
         self.conn = conn
         self.config = config
 
-    def fingerprint_set(self) -> FingerprintSet:
-        return choose_set(fingerprint_sets(self.conn), self.config.get("model"), self.config.get("layer"),
-                          self.config.get("weights"))
+    def library(self) -> tuple[tuple, Library]:
+        """The configured fingerprint set's library and its cache key, read from one snapshot."""
+        with nested_read_transaction(self.conn):
+            chosen = choose_set(fingerprint_sets(self.conn), self.config.get("model"),
+                                self.config.get("layer"), self.config.get("weights"))
+            return library_for(self.conn, chosen)
 
     def params(self, sim, alpha, min_csize=None, method=None, metric=None) -> Params:
         c = self.config
@@ -71,18 +77,17 @@ class Functions:
                       metric=metric or c.get("metric", "euclidean"))
 
     def clusters(self, sim, alpha, min_csize=None, method=None, metric=None) -> str:
-        result, _ = result_for(self.conn, self.fingerprint_set(),
-                               self.params(sim, alpha, min_csize, method, metric))
+        result, _ = result_for(*self.library(), self.params(sim, alpha, min_csize, method, metric))
         return json.dumps([[int(i) for i in members] for members in result.clusters])
 
     def label(self, image_id, sim, alpha) -> int | None:
-        return labels_for(self.conn, self.fingerprint_set(), self.params(sim, alpha)).get(int(image_id))
+        return labels_for(*self.library(), self.params(sim, alpha)).get(int(image_id))
 
     def similar(self, image_id, k) -> str:
         k = int(k)
         if not 1 <= k <= MAX_SIMILAR:
             raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
-        _, library = library_for(self.conn, self.fingerprint_set())
+        _, library = self.library()
         return json.dumps([[i, d] for i, d in nearest(library, int(image_id), k)])
 
 

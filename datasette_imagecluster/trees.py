@@ -90,26 +90,23 @@ def library_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet,
     return key, libraries.get(key, lambda: load_library(conn, fingerprint_set, subset))
 
 
-def result_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, params: Params,
-               subset: frozenset[int] | None = None) -> tuple[Result, Tree]:
-    """Cluster in this thread, through the caches (for SQL functions)."""
-    key, library = library_for(conn, fingerprint_set, subset)
-    tree = cached_tree(tree_key(key, params), params)
+def result_for(lib_key: tuple, library: Library, params: Params) -> tuple[Result, Tree]:
+    """Cluster in this thread, through the tree cache (for SQL functions)."""
+    tree = cached_tree(tree_key(lib_key, params), params)
     if tree is None:
         tree = make_tree(library, params)
-        trees.put(tree_key(key, params), tree)
+        trees.put(tree_key(lib_key, params), tree)
     return group(cut_tree(tree, params.sim), library.ids, library.timestamps, params), tree
 
 
-def labels_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, params: Params) -> dict:
+def labels_for(lib_key: tuple, library: Library, params: Params) -> dict:
     """``{image_id: cluster number}`` for photos in clusters, numbered from 1 as reported."""
-    key, _ = library_for(conn, fingerprint_set)
 
     def make() -> dict:
-        result, _ = result_for(conn, fingerprint_set, params)
+        result, _ = result_for(lib_key, library, params)
         return {int(i): n for n, members in enumerate(result.clusters, start=1) for i in members}
 
-    return labels.get((tree_key(key, params), params.sim, params.min_csize), make)
+    return labels.get((tree_key(lib_key, params), params.sim, params.min_csize), make)
 
 
 def nearest(library: Library, image_id: int, k: int) -> list[tuple[int, float]]:

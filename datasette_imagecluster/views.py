@@ -1,9 +1,11 @@
 """The plugin's pages: where a clustering becomes gallery cards, JSON and thumbnails.
 
 Every view checks the actor's permissions first, parses request parameters
-into validated values (never into SQL), loads fingerprints with
-``db.execute_fn`` and builds trees in a private executor, so the event loop
-stays free while a large clustering runs.
+into validated values (never into SQL), reads everything it needs in one
+``db.execute_fn`` inside one read transaction (:mod:`.snapshot`), and builds
+trees in a private executor, so the event loop stays free while a large
+clustering runs and a concurrent import or prune can't change the data
+halfway through a request.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from datasette import Forbidden, NotFound, Response
 
 from .clustering import METHODS, METRICS, ClusterError, Params, cut_tree, group
 from .dendrogram import dendrogram_svg
-from .fingerprints import FingerprintSet, choose_set, fingerprint_sets, has_fingerprints_table
+from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets, has_fingerprints_table
 from .permissions import can_execute_sql, can_view
-from .results import image_details, result_json
-from .schema import IMAGES, THUMBNAILS
+from .results import result_json
+from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
+from .snapshot import read_transaction
+from .subsets import SubsetError, check_subset_sql, run_subset
 from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees
 
 PLUGIN = "datasette-imagecluster"
@@ -139,36 +143,42 @@ def _database(datasette, request):
         raise NotFound(f"Database not found: {name}")
 
 
-async def _subset(datasette, request, db, sql: str) -> frozenset[int] | None:
-    """Image ids from the first column of a read-only query, for an actor allowed to run SQL."""
+async def _check_subset(datasette, request, db, sql: str) -> None:
+    """``?sql=`` only where core would run this actor's SQL on this database, and only a SELECT."""
     if not sql:
-        return None
+        return
     if not await can_execute_sql(datasette, request.actor, db.name):
-        raise Forbidden("You do not have permission to run SQL on this database")
+        raise Forbidden("You do not have permission to execute SQL on this database")
     try:
-        results = await db.execute(sql)
-    except Exception as e:  # any SQL error, interruption or rejection is the user's to fix
-        raise BadRequest(f"the sql parameter failed: {e}")
-    ids = set()
-    for row in results.rows:
-        if not row or not isinstance(row[0], int):
-            raise BadRequest("the sql parameter must return image ids (integers) in its first column")
-        ids.add(row[0])
-    return frozenset(ids)
+        check_subset_sql(sql)
+    except SubsetError as e:
+        raise BadRequest(str(e))
 
 
-async def _cluster(datasette, db, form: Form, subset: frozenset[int] | None, wait: float):
+def _read_library(conn, form: Form, time_limit_ms: int):
+    """The subset, the fingerprint sets and the chosen library, from one snapshot of the database."""
+    with read_transaction(conn):
+        try:
+            subset = run_subset(conn, form.sql, time_limit_ms) if form.sql else None
+        except SubsetError as e:
+            raise BadRequest(str(e))
+        sets = fingerprint_sets(conn)
+        if not sets:
+            raise NotFound("There are no fingerprints in this database: run 'imagecluster import' first")
+        chosen = choose_set(sets, form.model, form.layer, form.weights)  # the page's menu offers the others
+        lib_key, library = library_for(conn, chosen, subset)
+    return sets, lib_key, library
+
+
+async def _cluster(datasette, db, form: Form, wait: float):
     """The cut clustering for a form, using the caches; the tree is built off the event loop."""
-    sets = await db.execute_fn(fingerprint_sets)
-    if not sets:
-        raise NotFound(f"There are no fingerprints in database {db.name}: run 'imagecluster import' first")
-    chosen = choose_set(sets, form.model, form.layer, form.weights)  # the page's menu offers the others
-    lib_key, library = await db.execute_fn(lambda conn: library_for(conn, chosen, subset))
+    time_limit_ms = datasette.sql_time_limit_ms
+    sets, lib_key, library = await db.execute_fn(lambda conn: _read_library(conn, form, time_limit_ms))
     if len(library.ids) < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
     tree = await _tree_for(tree_key(lib_key, form.params), library, form.params, wait)
     result = group(cut_tree(tree, form.params.sim), library.ids, library.timestamps, form.params)
-    return chosen, sets, tree, result
+    return library, sets, tree, result
 
 
 def thumbnail_url(datasette, database: str, image_id: int) -> str:
@@ -211,15 +221,16 @@ def _escape(text: str) -> str:
 async def cluster_view(datasette, request):
     """``/<database>/-/cluster`` and ``/<database>/-/cluster.json``."""
     as_json = request.url_vars.get("format") == "json"
+    if request.url_vars.get("format") not in (None, "json"):
+        return _error(f"Unknown format: {request.url_vars['format']!r} (the page, or .json)", 404, False)
     try:
         db = _database(datasette, request)
-        if not await can_view(datasette, request.actor, db.name, (IMAGES,)):
+        if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
             raise Forbidden("You do not have permission to view this database")
         settings = config(datasette, db.name)
         form = parse_form(request.args, settings)
-        subset = await _subset(datasette, request, db, form.sql)
-        chosen, sets, tree, result = await _cluster(datasette, db, form, subset,
-                                                    float(settings["wait_seconds"]))
+        await _check_subset(datasette, request, db, form.sql)
+        library, sets, tree, result = await _cluster(datasette, db, form, float(settings["wait_seconds"]))
     except Computing as e:
         return _computing(str(e), as_json)
     except NotFound as e:
@@ -231,12 +242,12 @@ async def cluster_view(datasette, request):
             return _error(str(e), 400, True)
         return await _render(datasette, request, db, None, error=str(e), status=400)
     if as_json:
-        report = await db.execute_fn(lambda conn: result_json(conn, result, chosen))
+        report = result_json(result, library)
         for c in report["clusters"]:
             for image in c["images"]:
                 image["thumbnail"] = thumbnail_url(datasette, db.name, image["id"])
         return Response.json(report)
-    return await _render(datasette, request, db, (form, chosen, sets, tree, result, settings))
+    return await _render(datasette, request, db, (form, library, sets, tree, result, settings))
 
 
 async def _render(datasette, request, db, clustered, error: str | None = None, status: int = 200):
@@ -253,14 +264,14 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
     return Response.html(html, status=status)
 
 
-async def _gallery(datasette, request, db, form: Form, chosen: FingerprintSet, sets, tree, result,
-                   settings) -> dict:
+async def _gallery(datasette, request, db, form: Form, library: Library, sets: list[FingerprintSet],
+                   tree, result, settings) -> dict:
     pages = max(1, -(-len(result.clusters) // form.page_size))
     page = min(form.page, pages)
     shown = result.clusters[(page - 1) * form.page_size: page * form.page_size]
     per_card = int(settings["thumbnails_per_cluster"])
     ids = [int(i) for members in shown for i in members]
-    details = await db.execute_fn(lambda conn: image_details(conn, ids))
+    details = library.details(ids)
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
     cards = []
@@ -292,7 +303,7 @@ async def _gallery(datasette, request, db, form: Form, chosen: FingerprintSet, s
                    "min_csize": p.min_csize, "pca": "" if p.pca is None else p.pca, "sql": form.sql},
         "can_sql": can_sql,
         "sets": sets if len(sets) > 1 else [],
-        "chosen": chosen,
+        "chosen": library.fingerprint_set,
         "stats": result.stats(),
         "n_images": result.n_images,
         "n_clustered": result.n_clustered,
@@ -304,7 +315,7 @@ async def _gallery(datasette, request, db, form: Form, chosen: FingerprintSet, s
         "next_url": f"{base}?{form.query(page=page + 1)}" if page < pages else None,
         "json_url": f"{base}.json?{form.query(page=None)}",
         "dendrogram": dendrogram_svg(tree, p.sim),
-        "random_weights": chosen.weights.startswith("random-"),
+        "random_weights": library.fingerprint_set.weights.startswith("random-"),
     }
 
 
@@ -313,7 +324,7 @@ async def cluster_index(datasette, request):
     for name, db in datasette.databases.items():
         if name == "_internal":
             continue
-        if not await can_view(datasette, request.actor, name, (IMAGES,)):
+        if not await can_view(datasette, request.actor, name, (IMAGES, FINGERPRINTS)):
             continue
         if await db.execute_fn(has_fingerprints_table):
             target = datasette.urls.path(f"/{_route(datasette, name)}/-/cluster")
@@ -328,8 +339,8 @@ async def thumbnail_view(datasette, request):
     if not await can_view(datasette, request.actor, db.name, (IMAGES, THUMBNAILS)):
         return Response.text("Forbidden", status=403)
     try:
-        image_id = int(request.url_vars["id"])
-    except ValueError:
+        image_id = _int("id", request.url_vars["id"], 0, 2**63 - 1)
+    except BadRequest:  # not an id SQLite could hold: no such thumbnail
         return Response.text("Not found", status=404)
     row = await db.execute_fn(lambda conn: _thumbnail(conn, image_id))
     if row is None or not isinstance(row[0], bytes):
@@ -352,16 +363,12 @@ async def similar_view(datasette, request):
     """``/<database>/-/cluster/similar/<id>.json``: the most similar photos, for row pages."""
     try:
         db = _database(datasette, request)
-        if not await can_view(datasette, request.actor, db.name, (IMAGES,)):
+        if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
             return _error("Forbidden", 403, True)
         settings = config(datasette, db.name)
         image_id = _int("id", request.url_vars["id"], 0, 2**63 - 1)
         k = _int("k", request.args.get("k") or 8, 1, 100)
-        sets = await db.execute_fn(fingerprint_sets)
-        if not sets:
-            return _error("no fingerprints in this database", 404, True)
-        chosen = choose_set(sets, settings.get("model"), settings.get("layer"), settings.get("weights"))
-        _, library = await db.execute_fn(lambda conn: library_for(conn, chosen))
+        library = await db.execute_fn(lambda conn: _read_photo_library(conn, image_id, settings))
         found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, nearest, library, image_id, k)
     except NotFound as e:
         return _error(str(e), 404, True)
@@ -373,3 +380,25 @@ async def similar_view(datasette, request):
         "similar": [{"id": i, "distance": d, "thumbnail": thumbnail_url(datasette, db.name, i),
                      "url": datasette.urls.row(db.name, IMAGES, str(i))} for i, d in found],
     })
+
+
+def _read_photo_library(conn, image_id: int, settings: dict) -> Library:
+    """The configured library, from one snapshot; NotFound, as core's row page, for a missing photo."""
+    with read_transaction(conn):
+        sets = fingerprint_sets(conn)
+        if not sets:
+            raise NotFound("There are no fingerprints in this database: run 'imagecluster import' first")
+        chosen = choose_set(sets, settings.get("model"), settings.get("layer"), settings.get("weights"))
+        if conn.execute(f"select 1 from {IMAGES} where id = ?", (image_id,)).fetchone() is None:
+            raise NotFound(f"Record not found: {image_id}")
+        _, library = library_for(conn, chosen)
+    if image_id not in library.ids:
+        raise NotFound(f"Photo {image_id} has no fingerprint in {chosen.label}")
+    return library
+
+
+async def not_found_view(datasette, request):
+    """Any other URL under ``/-/cluster/``: 404, in JSON where the URL asks for JSON."""
+    return _error("Not found: the cluster pages are /-/cluster, /<database>/-/cluster(.json), "
+                  "/<database>/-/cluster/thumbnail/<id>.jpg and /<database>/-/cluster/similar/<id>.json",
+                  404, request.path.endswith(".json"))

@@ -281,7 +281,7 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         chosen = choose_set(sets, model, layer, weights)
         library = load_library(conn, chosen)
         result = run_cluster(library.vectors, library.timestamps, library.ids, params)
-        report = result_json(conn, result, chosen)
+        report = result_json(result, library)
     except ClusterError as e:
         raise click.ClickException(str(e))
     finally:

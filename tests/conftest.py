@@ -8,7 +8,15 @@ that folder is absent (override its place with IMAGECLUSTER_SHARED_DATA).
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +179,48 @@ def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def datasette_server(*args: str) -> Iterator[str]:
+    """A real ``datasette serve`` process on a free loopback port; yields its base URL.
+
+    Its output goes to a file (a pipe nobody reads would fill and block it),
+    printed when the block fails so that pytest shows it.
+    """
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "datasette", "serve", *map(str, args), "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/-/versions.json", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("datasette did not start")
+                time.sleep(0.2)
+        yield url
+    except BaseException:
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-20_000:])
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
