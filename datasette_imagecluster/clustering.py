@@ -98,7 +98,12 @@ def parse_pca(value: object) -> int | float | None:
 
 @dataclass(frozen=True)
 class Params:
-    """Every parameter of one clustering, validated on construction."""
+    """Every parameter of one clustering, validated on construction.
+
+    The field defaults are imagecluster's own, for code that uses this core as
+    imagecluster; the product's defaults (what the CLI, the page and the SQL
+    functions use) are :data:`.parameters.SHIPPED`.
+    """
 
     sim: float = 0.5
     alpha: float = 0.3

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -25,6 +25,8 @@ CLUSTERINGS = "clusterings"
 CLUSTER_MEMBERS = "cluster_members"
 TAGS = "tags"
 ALBUMS = "albums"
+VERDICTS = "verdicts"
+TUNED_PARAMS = "tuned_params"
 
 
 class SchemaError(Exception):
@@ -177,8 +179,31 @@ def _add_pixel_sources_v3(db: sqlite_utils.Database) -> None:
             db[IMAGES].add_column(name, str)
 
 
+def _add_verdicts_and_tuning_v4(db: sqlite_utils.Database) -> None:
+    """Users' verdicts on pairs of photos, and each fingerprint set's tuned parameters.
+
+    Verdicts are keyed by the photos' content (SHA-256, smaller first), so
+    they survive moves, renames and re-imports.
+    """
+    db[VERDICTS].create(
+        {"sha256_a": str, "sha256_b": str, "verdict": str, "created_at": str},
+        pk=("sha256_a", "sha256_b"),
+        if_not_exists=True,
+        not_null={"verdict"},
+    )
+    db[TUNED_PARAMS].create(
+        {"model": str, "layer": str, "weights": str, "method": str, "metric": str, "alpha": float,
+         "sim": float, "min_csize": int, "pca": str, "labels": str, "labelled_pairs": int,
+         "precision": float, "recall": float, "f1": float, "cv_f1": float, "tuned_at": str},
+        pk=("model", "layer", "weights"),
+        if_not_exists=True,
+        not_null={"method", "metric", "alpha", "sim", "min_csize"},
+    )
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _add_catalogs_v2, _add_pixel_sources_v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1, _add_catalogs_v2, _add_pixel_sources_v3, _add_verdicts_and_tuning_v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

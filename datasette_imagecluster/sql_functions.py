@@ -19,6 +19,7 @@ from scipy.spatial import distance as scipy_distance
 
 from .clustering import METRICS, ClusterError, Params
 from .fingerprints import Library, choose_set, fingerprint_sets
+from .parameters import choose_params, tuned
 from .snapshot import nested_read_transaction
 from .trees import labels_for, library_for, nearest, result_for
 from .vectors import decode
@@ -56,38 +57,43 @@ def vector(blob: bytes) -> str:
 
 
 class Functions:
-    """The clustering functions of one connection, with the plugin's configuration."""
+    """The clustering functions of one connection, with the plugin's configuration.
+
+    Parameters left out (or null) come from the configuration, then the
+    database's tuned parameters, then the shipped defaults (:mod:`.parameters`).
+    """
 
     def __init__(self, conn: sqlite3.Connection, config: dict):
         self.conn = conn
         self.config = config
 
-    def library(self) -> tuple[tuple, Library]:
-        """The configured fingerprint set's library and its cache key, read from one snapshot."""
+    def library(self) -> tuple[tuple, Library, dict | None]:
+        """The configured fingerprint set's library, cache key and tuned parameters, from one snapshot."""
         with nested_read_transaction(self.conn):
             chosen = choose_set(fingerprint_sets(self.conn), self.config.get("model"),
                                 self.config.get("layer"), self.config.get("weights"))
-            return library_for(self.conn, chosen)
+            key, library = library_for(self.conn, chosen)
+            return key, library, tuned(self.conn, chosen)
 
-    def params(self, sim, alpha, min_csize=None, method=None, metric=None) -> Params:
-        c = self.config
-        return Params(sim=sim, alpha=alpha,
-                      min_csize=c.get("min_csize", 2) if min_csize is None else min_csize,
-                      method=method or c.get("method", "average"),
-                      metric=metric or c.get("metric", "euclidean"))
+    def params(self, tuned_row: dict | None, sim=None, alpha=None, min_csize=None, method=None,
+               metric=None) -> Params:
+        given = {"sim": sim, "alpha": alpha, "min_csize": min_csize, "method": method, "metric": metric}
+        return choose_params(given, self.config, tuned_row).params
 
-    def clusters(self, sim, alpha, min_csize=None, method=None, metric=None) -> str:
-        result, _ = result_for(*self.library(), self.params(sim, alpha, min_csize, method, metric))
+    def clusters(self, sim=None, alpha=None, min_csize=None, method=None, metric=None) -> str:
+        key, library, tuned_row = self.library()
+        result, _ = result_for(key, library, self.params(tuned_row, sim, alpha, min_csize, method, metric))
         return json.dumps([[int(i) for i in members] for members in result.clusters])
 
-    def label(self, image_id, sim, alpha) -> int | None:
-        return labels_for(*self.library(), self.params(sim, alpha)).get(int(image_id))
+    def label(self, image_id, sim=None, alpha=None) -> int | None:
+        key, library, tuned_row = self.library()
+        return labels_for(key, library, self.params(tuned_row, sim, alpha)).get(int(image_id))
 
     def similar(self, image_id, k) -> str:
         k = int(k)
         if not 1 <= k <= MAX_SIMILAR:
             raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
-        _, library = self.library()
+        _, library, _ = self.library()
         return json.dumps([[i, d] for i, d in nearest(library, int(image_id), k)])
 
 
@@ -106,6 +112,6 @@ def register(conn: sqlite3.Connection, config: dict) -> None:
     conn.create_function("imagecluster_similarity", 2, similarity, deterministic=True)
     conn.create_function("imagecluster_dims", 1, dims, deterministic=True)
     conn.create_function("imagecluster_vector", 1, vector, deterministic=True)
-    conn.create_function("imagecluster_clusters", -1, _checked(functions.clusters, 2, 3, 4, 5))
-    conn.create_function("imagecluster_label", 3, functions.label)
+    conn.create_function("imagecluster_clusters", -1, _checked(functions.clusters, 0, 1, 2, 3, 4, 5))
+    conn.create_function("imagecluster_label", -1, _checked(functions.label, 1, 3))
     conn.create_function("imagecluster_similar", 2, functions.similar)

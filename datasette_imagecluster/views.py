@@ -21,7 +21,11 @@ from datasette import Forbidden, NotFound, Response
 from .clustering import METHODS, METRICS, ClusterError, Params, cut_tree, group
 from .dendrogram import dendrogram_svg
 from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets, has_fingerprints_table
+from .labels import load_labels
+from .parameters import NAMES as PARAMETER_NAMES
+from .parameters import Chosen, choose_params, tuned
 from .permissions import can_execute_sql, can_view
+from .quality import LabelError, LabelIndex, flat_clusters
 from .results import result_json
 from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
 from .snapshot import read_transaction
@@ -30,8 +34,8 @@ from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees
 
 PLUGIN = "datasette-imagecluster"
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
-DEFAULTS = {"sim": 0.5, "alpha": 0.3, "method": "average", "metric": "euclidean", "min_csize": 2,
-            "page_size": 20, "thumbnails_per_cluster": 24, "wait_seconds": 5}
+# The page's own settings; clustering parameters come from parameters.choose_params.
+DEFAULTS = {"page_size": 20, "thumbnails_per_cluster": 24, "wait_seconds": 5}
 MAX_PAGE_SIZE = 500
 
 
@@ -92,13 +96,15 @@ def _int(name: str, value, lo: int, hi: int) -> int:
 
 @dataclass
 class Form:
-    params: Params
+    given: dict  # clustering parameters in the URL
+    configured: dict  # clustering parameters in the plugin's configuration
     model: str | None
     layer: str | None
     weights: str | None
     sql: str
     page: int
     page_size: int
+    params: Params | None = None  # once the database's tuned parameters are read
 
     def query(self, **changes) -> str:
         values = {"sim": self.params.sim, "alpha": self.params.alpha, "method": self.params.method,
@@ -115,9 +121,10 @@ def parse_form(args, settings: dict) -> Form:
         value = args.get(name)
         return settings.get(name) if value is None or value == "" else value
 
+    given = {name: args.get(name) for name in PARAMETER_NAMES if args.get(name) not in (None, "")}
+    configured = {name: settings[name] for name in PARAMETER_NAMES if settings.get(name) is not None}
     try:
-        params = Params(sim=arg("sim"), alpha=arg("alpha"), method=arg("method"), metric=arg("metric"),
-                        min_csize=arg("min_csize"), pca=args.get("pca"))
+        choose_params(given, configured, None)  # every value given is valid before anything is read
     except ClusterError as e:
         raise BadRequest(str(e))
     chosen = {name: args.get(name) or settings.get(name) for name in ("model", "layer", "weights")}
@@ -127,7 +134,8 @@ def parse_form(args, settings: dict) -> Form:
             raise BadRequest("set must be model|layer|weights")
         chosen = dict(zip(("model", "layer", "weights"), parts))
     return Form(
-        params=params,
+        given=given,
+        configured=configured,
         **chosen,
         sql=(args.get("sql") or "").strip(),
         page=_int("page", args.get("page") or 1, 1, 10**9),
@@ -156,7 +164,8 @@ async def _check_subset(datasette, request, db, sql: str) -> None:
 
 
 def _read_library(conn, form: Form, time_limit_ms: int):
-    """The subset, the fingerprint sets and the chosen library, from one snapshot of the database."""
+    """The subset, the fingerprint sets, the chosen library, its parameters and the user's labels,
+    from one snapshot of the database."""
     with read_transaction(conn):
         try:
             subset = run_subset(conn, form.sql, time_limit_ms) if form.sql else None
@@ -167,18 +176,31 @@ def _read_library(conn, form: Form, time_limit_ms: int):
             raise NotFound("There are no fingerprints in this database: run 'imagecluster import' first")
         chosen = choose_set(sets, form.model, form.layer, form.weights)  # the page's menu offers the others
         lib_key, library = library_for(conn, chosen, subset)
-    return sets, lib_key, library
+        parameters = choose_params(form.given, form.configured, tuned(conn, chosen))
+        try:
+            labels = load_labels(conn)
+        except LabelError:  # conflicting labels: tune says so; the page just shows no agreement
+            labels = None
+    return sets, lib_key, library, parameters, labels
 
 
 async def _cluster(datasette, db, form: Form, wait: float):
     """The cut clustering for a form, using the caches; the tree is built off the event loop."""
     time_limit_ms = datasette.sql_time_limit_ms
-    sets, lib_key, library = await db.execute_fn(lambda conn: _read_library(conn, form, time_limit_ms))
+    sets, lib_key, library, parameters, labels = await db.execute_fn(
+        lambda conn: _read_library(conn, form, time_limit_ms))
+    form.params = params = parameters.params
     if len(library.ids) < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
-    tree = await _tree_for(tree_key(lib_key, form.params), library, form.params, wait)
-    result = group(cut_tree(tree, form.params.sim), library.ids, library.timestamps, form.params)
-    return library, sets, tree, result
+    tree = await _tree_for(tree_key(lib_key, params), library, params, wait)
+    labels_cut = cut_tree(tree, params.sim)
+    result = group(labels_cut, library.ids, library.timestamps, params)
+    agreement = None
+    if labels is not None and labels.positive_pairs:
+        index = LabelIndex(labels, library.ids)
+        if index.positives:
+            agreement = (labels, index.score(flat_clusters(labels_cut, params.min_csize)))
+    return library, sets, tree, result, parameters, agreement
 
 
 def thumbnail_url(datasette, database: str, image_id: int) -> str:
@@ -230,7 +252,8 @@ async def cluster_view(datasette, request):
         settings = config(datasette, db.name)
         form = parse_form(request.args, settings)
         await _check_subset(datasette, request, db, form.sql)
-        library, sets, tree, result = await _cluster(datasette, db, form, float(settings["wait_seconds"]))
+        library, sets, tree, result, parameters, agreement = await _cluster(
+            datasette, db, form, float(settings["wait_seconds"]))
     except Computing as e:
         return _computing(str(e), as_json)
     except NotFound as e:
@@ -247,7 +270,8 @@ async def cluster_view(datasette, request):
             for image in c["images"]:
                 image["thumbnail"] = thumbnail_url(datasette, db.name, image["id"])
         return Response.json(report)
-    return await _render(datasette, request, db, (form, library, sets, tree, result, settings))
+    return await _render(datasette, request, db,
+                         (form, library, sets, tree, result, settings, parameters, agreement))
 
 
 async def _render(datasette, request, db, clustered, error: str | None = None, status: int = 200):
@@ -255,8 +279,7 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
                "form_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")}
     if clustered is None:
         settings = config(datasette, db.name)
-        context["values"] = {k: request.args.get(k, settings.get(k, "")) for k in
-                             ("sim", "alpha", "method", "metric", "min_csize", "pca", "sql")}
+        context["values"] = {k: request.args.get(k, settings.get(k, "")) for k in (*PARAMETER_NAMES, "sql")}
         context["can_sql"] = await can_execute_sql(datasette, request.actor, db.name)
     else:
         context.update(await _gallery(datasette, request, db, *clustered))
@@ -265,7 +288,7 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
 
 
 async def _gallery(datasette, request, db, form: Form, library: Library, sets: list[FingerprintSet],
-                   tree, result, settings) -> dict:
+                   tree, result, settings, parameters: Chosen, agreement) -> dict:
     pages = max(1, -(-len(result.clusters) // form.page_size))
     page = min(form.page, pages)
     shown = result.clusters[(page - 1) * form.page_size: page * form.page_size]
@@ -316,6 +339,10 @@ async def _gallery(datasette, request, db, form: Form, library: Library, sets: l
         "json_url": f"{base}.json?{form.query(page=None)}",
         "dendrogram": dendrogram_svg(tree, p.sim),
         "random_weights": library.fingerprint_set.weights.startswith("random-"),
+        "params_from": parameters.describe(),
+        "agreement": None if agreement is None else {
+            "labels": agreement[0].describe(), "precision": agreement[1].precision,
+            "recall": agreement[1].recall, "f1": agreement[1].f1},
     }
 
 

@@ -13,15 +13,18 @@ from pathlib import Path
 
 import click
 
-from datasette_imagecluster.clustering import METHODS, METRICS, ClusterError, Params
+from datasette_imagecluster.clustering import METHODS, METRICS, ClusterError
 from datasette_imagecluster.clustering import cluster as run_cluster
 from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
+from datasette_imagecluster.labels import BUILT_IN
+from datasette_imagecluster.parameters import SHIPPED, choose_params, tuned
 from datasette_imagecluster.results import params_json, result_json
 from datasette_imagecluster.schema import IMAGES, SchemaError, schema_version
 
 from .models import ARCHITECTURES
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+DEFAULT = SHIPPED
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -240,21 +243,30 @@ def _open_read_only(db_path: str) -> sqlite3.Connection:
     return conn
 
 
+def _fingerprint_set_options(command):
+    for option in reversed([
+        click.option("--model", default=None, help="fingerprint model (default: of the largest fingerprint set)"),
+        click.option("--layer", default=None, help="fingerprint layer (default: of the largest fingerprint set)"),
+        click.option("--weights", default=None, help="fingerprint weights identity, e.g. imagenet"),
+    ]):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-@click.option("--sim", default="0.5", show_default=True, metavar="FLOAT",
-              help="similarity 0..1: higher makes smaller, tighter clusters")
-@click.option("--alpha", default="0.3", show_default=True, metavar="FLOAT",
-              help="time weight 0..1: 0 content only, 1 capture time only")
-@click.option("--method", type=click.Choice(METHODS), default="average", show_default=True,
-              help="linkage method")
-@click.option("--metric", type=click.Choice(METRICS), default="euclidean", show_default=True,
-              help="distance metric")
-@click.option("--min-csize", default="2", show_default=True, metavar="INTEGER", help="smallest cluster reported")
+@click.option("--sim", default=None, metavar="FLOAT",
+              help=f"similarity 0..1: higher makes smaller, tighter clusters [default: tuned, else {DEFAULT.sim}]")
+@click.option("--alpha", default=None, metavar="FLOAT",
+              help=f"time weight 0..1: 0 content only, 1 capture time only [default: tuned, else {DEFAULT.alpha}]")
+@click.option("--method", type=click.Choice(METHODS), default=None,
+              help=f"linkage method [default: tuned, else {DEFAULT.method}]")
+@click.option("--metric", type=click.Choice(METRICS), default=None,
+              help=f"distance metric [default: tuned, else {DEFAULT.metric}]")
+@click.option("--min-csize", default=None, metavar="INTEGER",
+              help=f"smallest cluster reported [default: tuned, else {DEFAULT.min_csize}]")
 @click.option("--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)")
-@click.option("--model", default=None, help="fingerprint model (default: of the largest fingerprint set)")
-@click.option("--layer", default=None, help="fingerprint layer (default: of the largest fingerprint set)")
-@click.option("--weights", default=None, help="fingerprint weights identity, e.g. imagenet")
+@_fingerprint_set_options
 @click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
 @click.option("--links", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos")
@@ -266,7 +278,8 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
 
     Hierarchical clustering of the fingerprints, mixed with capture-time
     distance by --alpha, cut at --sim; prints imagecluster's table of
-    cluster sizes.
+    cluster sizes. Parameters not given come from 'imagecluster tune --save'
+    when it was run for these fingerprints, else the shipped defaults.
 
     \b
     Example:
@@ -276,9 +289,12 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
     """
     conn = _open_read_only(db_path)
     try:
-        params = Params(sim=sim, alpha=alpha, method=method, metric=metric, min_csize=min_csize, pca=pca)
         sets = fingerprint_sets(conn)
         chosen = choose_set(sets, model, layer, weights)
+        given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize,
+                 "pca": pca}
+        parameters = choose_params(given, {}, tuned(conn, chosen))
+        params = parameters.params
         library = load_library(conn, chosen)
         result = run_cluster(library.vectors, library.timestamps, library.ids, params)
         report = result_json(result, library)
@@ -297,6 +313,8 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
     if chosen.weights.startswith("random-"):
         click.echo(f"Note: these fingerprints come from random weights ({chosen.weights}), "
                    "not a pretrained model.", err=True)
+    if parameters.origin == "tuned":
+        click.echo(f"Parameters not given: {parameters.describe()}.", err=True)
     paths = [[image["path"] for image in c["images"]] for c in report["clusters"]]
     if links:
         from .links import LinksError, make_links
@@ -320,6 +338,164 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         finally:
             store.close()
         click.echo(f"Saved as clustering {save!r}", err=True)
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.option("--labels", "sources", multiple=True, type=click.Choice(BUILT_IN),
+              help="a label source in the database (repeatable; default: all of them): catalog groups and "
+                   "stacks, same-shot siblings, exact duplicates, verdicts")
+@click.option("--labels-csv", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+              help="a CSV with columns path,group (paths as imported) or image_id,group")
+@click.option("--labels-table", default=None, metavar="TABLE",
+              help="a table in the database with a group column and a path or image_id column")
+@click.option("--min-precision", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="choose the highest recall at this precision instead of the best F1")
+@click.option("--method", "methods", multiple=True, type=click.Choice(METHODS),
+              help="linkage methods to search (repeatable; default: ward, average, complete, weighted, single)")
+@click.option("--pca", "pcas", multiple=True, metavar="N|FRACTION",
+              help="also search PCA to N components or this variance fraction (repeatable)")
+@click.option("--folds", default=3, show_default=True, type=click.IntRange(2, 20),
+              help="folds of the label groups for cross-validation")
+@_fingerprint_set_options
+@click.option("--json", "as_json", is_flag=True, help="print every candidate's scores as JSON")
+@click.option("--save", is_flag=True, help="store the chosen parameters as this fingerprint set's defaults")
+def tune(db_path, sources, labels_csv, labels_table, min_precision, methods, pcas, folds, model, layer,
+         weights, as_json, save):
+    """Find the clustering parameters that agree best with labels you already have.
+
+    Searches method, alpha and sim (and --pca) for the fingerprint set, scoring
+    each candidate by pairwise precision and recall against the labels:
+    photos in one label group belong together, photos in two groups don't.
+    It cross-validates over folds of the groups and keeps the defaults unless
+    the labels clearly say otherwise, so a small label set is not memorised.
+    With --save, 'imagecluster cluster', the /-/cluster page and the SQL
+    functions use the chosen parameters when none are given.
+
+    \b
+    Example:
+        imagecluster tune photos.db                       # catalog groups, siblings, duplicates, verdicts
+        imagecluster tune photos.db --labels-csv groups.csv --save
+        imagecluster tune photos.db --min-precision 0.9 --json
+    """
+    from datasette_imagecluster.clustering import parse_pca
+    from datasette_imagecluster.quality import LabelError
+
+    from .tuning import gather_labels, run_tune
+
+    conn = _open_read_only(db_path)
+    try:
+        chosen = choose_set(fingerprint_sets(conn), model, layer, weights)
+        labels, singletons = gather_labels(conn, sources, labels_csv, labels_table)
+        result = run_tune(conn, chosen, labels, min_precision=min_precision, folds=folds, methods=methods,
+                          pcas=(None, *(parse_pca(p) for p in pcas)))
+    except (ClusterError, LabelError) as e:
+        raise click.ClickException(str(e))
+    finally:
+        conn.close()
+    tuning = result.tuning
+    candidate, score = tuning.best
+    if as_json:
+        click.echo(json.dumps(_tune_json(result, chosen), indent=2))
+    else:
+        _print_tuning(result)
+    if singletons:
+        click.echo(f"Note: {singletons} label groups have one photo: each says that photo belongs with no "
+                   "other labelled photo.", err=True)
+    for note in tuning.notes:
+        click.echo(f"Note: {note}.", err=True)
+    if chosen.weights.startswith("random-"):
+        click.echo(f"Note: these fingerprints come from random weights ({chosen.weights}), not a pretrained model.",
+                   err=True)
+    if not save:
+        click.echo("Not saved: run again with --save to use these parameters by default.", err=True)
+        return
+    from .store import Store
+
+    store = Store(db_path)
+    try:
+        store.save_tuned((chosen.model, chosen.layer, chosen.weights), candidate.params(result.defaults).as_dict(),
+                         labels.describe(), score.positive_pairs, score.precision, score.recall, score.f1,
+                         tuning.cv.f1 if tuning.cv else None)
+    except sqlite3.Error as e:
+        raise click.ClickException(f"cannot save to {db_path}: {e}")
+    finally:
+        store.close()
+    click.echo(f"Saved as the defaults for {chosen.label}.", err=True)
+
+
+def _tune_json(result, chosen) -> dict:
+    tuning = result.tuning
+    candidate, score = tuning.best
+    return {
+        "fingerprints": {"model": chosen.model, "layer": chosen.layer, "weights": chosen.weights},
+        "labels": {"described": result.labels.describe(), "groups": len(result.labels.groups),
+                   "positive_pairs": score.positive_pairs},
+        "chosen": {**candidate.params(result.defaults).as_dict(), **score.as_dict()},
+        "cross_validated": tuning.cv.as_dict() if tuning.cv else None,
+        "defaults": {**result.defaults.as_dict(), **result.at_defaults.as_dict()},
+        "candidates": [{"method": c.method, "alpha": c.alpha, "pca": c.pca, "sim": c.sim, **s.as_dict()}
+                       for c, s in zip(tuning.candidates, tuning.overall)],
+    }
+
+
+def _print_tuning(result) -> None:
+    """The best sim of every method and alpha tried, best first, then the choice and the defaults."""
+    tuning = result.tuning
+    best: dict = {}
+    for c, s in zip(tuning.candidates, tuning.overall):
+        key = (c.method, c.alpha, c.pca)
+        if key not in best or s.f1 > best[key][1].f1:
+            best[key] = (c, s)
+    click.echo(f"Labels: {result.labels.describe()} ({len(result.labels.groups)} groups)")
+    click.echo(f"{'method':<9} {'alpha':>5} {'pca':>5} {'sim':>5} {'P':>5} {'R':>5} {'F1':>5} "
+               f"{'clusters':>8} {'clustered':>9}")
+    for c, s in sorted(best.values(), key=lambda cs: -cs[1].f1):
+        click.echo(f"{c.method:<9} {c.alpha:>5.2f} {str(c.pca or '-'):>5} {c.sim:>5.2f} {s.precision:>5.2f} "
+                   f"{s.recall:>5.2f} {s.f1:>5.2f} {s.clusters:>8} {s.clustered:>9}")
+    candidate, score = tuning.best
+    d, ds = result.defaults, result.at_defaults
+    click.echo(f"Chosen: {candidate.method}, alpha {candidate.alpha}, sim {candidate.sim}"
+               + (f", pca {candidate.pca}" if candidate.pca else "")
+               + f": precision {score.precision:.2f}, recall {score.recall:.2f}, F1 {score.f1:.2f}"
+               + (f"; cross-validated F1 {tuning.cv.f1:.2f} ({len(tuning.folds)} folds)" if tuning.cv else ""))
+    click.echo(f"Defaults: {d.method}, alpha {d.alpha}, sim {d.sim}: precision {ds.precision:.2f}, "
+               f"recall {ds.recall:.2f}, F1 {ds.f1:.2f}")
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.argument("verdict", type=click.Choice(["same", "different", "forget"]))
+@click.argument("image_ids", nargs=-1, required=True, type=int)
+def verdict(db_path, verdict, image_ids):
+    """Say that photos belong together (same), don't (different), or take that back (forget).
+
+    Verdicts are stored by the photos' content, so they survive moves,
+    renames and re-imports; 'imagecluster tune' uses them as labels.
+
+    \b
+    Example:
+        imagecluster verdict photos.db same 12 13 14
+        imagecluster verdict photos.db different 12 40
+        imagecluster verdict photos.db forget 12 40
+    """
+    from datasette_imagecluster.quality import LabelError
+
+    from .store import Store
+    from .tuning import verdict_pairs
+
+    store = Store(db_path)
+    try:
+        pairs = verdict_pairs(store.conn, verdict, image_ids)
+        store.set_verdicts(pairs, None if verdict == "forget" else verdict)
+    except LabelError as e:
+        raise click.ClickException(str(e))
+    except sqlite3.Error as e:
+        raise click.ClickException(f"cannot write to {db_path}: {e}")
+    finally:
+        store.close()
+    what = {"same": "belong together", "different": "differ", "forget": "have no verdict"}[verdict]
+    click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {what}.", err=True)
 
 
 def _print_stats(report: dict) -> None:

@@ -26,6 +26,8 @@ from datasette_imagecluster.schema import (
     IMAGES,
     IMPORT_ERRORS,
     THUMBNAILS,
+    TUNED_PARAMS,
+    VERDICTS,
     ensure_schema,
 )
 
@@ -343,3 +345,28 @@ class Store:
                 ],
             )
         return clustering_id
+
+    def set_verdicts(self, pairs: list[tuple[str, str]], verdict: str | None) -> None:
+        """Record a verdict (``same``/``different``) on pairs of photos by content hash; None forgets."""
+        keyed = [(min(a, b), max(a, b)) for a, b in pairs]
+        with self.transaction():
+            if verdict is None:
+                self.conn.executemany(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", keyed)
+            else:
+                self.conn.executemany(
+                    f"insert or replace into {VERDICTS} (sha256_a, sha256_b, verdict, created_at) "
+                    "values (?, ?, ?, ?)", [(a, b, verdict, now()) for a, b in keyed])
+
+    def save_tuned(self, fingerprint_set: tuple[str, str, str], params: dict, labels: str, pairs: int,
+                   precision: float, recall: float, f1: float, cv_f1: float | None) -> None:
+        """Store tuned parameters as the defaults of one fingerprint set (model, layer, weights)."""
+        model, layer, weights = fingerprint_set
+        pca = params.get("pca")
+        with self.transaction():
+            self.conn.execute(
+                f"insert or replace into {TUNED_PARAMS} (model, layer, weights, method, metric, alpha, sim, "
+                "min_csize, pca, labels, labelled_pairs, precision, recall, f1, cv_f1, tuned_at) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model, layer, weights, params["method"], params["metric"], params["alpha"], params["sim"],
+                 params["min_csize"], None if pca is None else str(pca), labels, pairs, precision, recall,
+                 f1, cv_f1, now()))

@@ -272,14 +272,14 @@ def test_cli_links_and_save(runner, tmp_path, photo_folder):
     shutil.copy2(photo_folder / "trip" / "a1.jpg", photo_folder / "other" / "a1.jpg")
     invoke(runner, "import", db, photo_folder, "--weights", "none", "-s")
     links = tmp_path / "clusters"
-    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--links", links, "--save", "bursts")
+    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--method", "average", "--links", links, "--save", "bursts")
     made = sorted(str(p.relative_to(links)) for p in links.rglob("*.jpg"))
     assert made == ["cluster_with_2/cluster_0/b1.jpg", "cluster_with_2/cluster_0/b2.jpg",
                     "cluster_with_4/cluster_0/a1.jpg", "cluster_with_4/cluster_0/a1~2.jpg",
                     "cluster_with_4/cluster_0/a2.jpg", "cluster_with_4/cluster_0/a3.jpg"]
     assert all(os.path.isabs(os.readlink(p)) and p.resolve().exists() for p in links.rglob("*.jpg"))
     # A re-run replaces its own folder, and never a folder of the user's.
-    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--links", links)
+    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--method", "average", "--links", links)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("precious")

@@ -10,7 +10,6 @@ never does either. Both Datasette lines run these tests (``.ci/run``).
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import urllib.error

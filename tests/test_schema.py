@@ -19,7 +19,7 @@ def test_ensure_schema_is_idempotent_and_versioned(tmp_path):
     assert schema_version(db.conn) == SCHEMA_VERSION
     assert set(db.table_names()) == {
         "images", "thumbnails", "fingerprints", "import_errors", "clusterings", "cluster_members", "tags",
-        "albums"}
+        "albums", "verdicts", "tuned_params"}
     assert db["images"].columns_dict["timestamp"] is float
     assert db["fingerprints"].columns_dict["vector"] is bytes
     assert db["fingerprints"].pks == ["image_id", "model", "layer", "weights"]
@@ -50,7 +50,7 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
     db["images"].insert({"path": "/a.jpg", "size": 1, "mtime": 0.0, "sha256": "x", "timestamp": 0.0,
                          "source": "folder"})
     ensure_schema(db)
-    assert schema_version(db.conn) == SCHEMA_VERSION == 3
+    assert schema_version(db.conn) == SCHEMA_VERSION == 4
     assert {"catalog", "catalog_id", "rating", "pick", "color_label", "title", "caption",
             "group_leader", "pixels_from", "pixels_path"} <= set(db["images"].columns_dict)
     assert {"tags", "albums"} <= set(db.table_names())
