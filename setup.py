@@ -24,6 +24,7 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "click>=8",
+        "pluggy>=1.0",
     ],
     extras_require={
         "importer": [

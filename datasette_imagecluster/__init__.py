@@ -1,30 +1,36 @@
 """Datasette plugin: photo clusters, similar photos and thumbnails for an imagecluster database.
 
 This module holds the hooks only (views in :mod:`.views`, SQL functions in
-:mod:`.sql_functions`). It never imports TensorFlow or the importer, so a
-published catalog serves without them.
+:mod:`.sql_functions`). It never imports a deep-learning framework or the
+importer, so a published catalog serves without them. It doesn't import
+Datasette either: the hooks are marked with pluggy's marker for Datasette's
+project name (what ``datasette.hookimpl`` is) and import the views when
+called, so the importer, which shares this package's schema and clustering
+modules, and its decoder processes never load Datasette, Jinja or the views.
 """
 
 from __future__ import annotations
 
 import json
 
-from datasette import hookimpl
-from markupsafe import Markup, escape
+import pluggy
 
-from . import sql_functions, views
-from .fingerprints import has_fingerprints_table
-from .permissions import can_view
 from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
+
+hookimpl = pluggy.HookimplMarker("datasette")
 
 
 @hookimpl
 def prepare_connection(conn, database, datasette):
+    from . import sql_functions, views
+
     sql_functions.register(conn, views.config(datasette, database))
 
 
 @hookimpl
 def register_routes():
+    from . import views
+
     # The last two own the rest of the plugin's URL space, so every URL under
     # it gets the plugin's own 404 (core 0.65's fallback 404 can fail with a 500).
     return [
@@ -38,6 +44,8 @@ def register_routes():
 
 
 async def _has_fingerprints(datasette, database: str) -> bool:
+    from .fingerprints import has_fingerprints_table
+
     try:
         db = datasette.get_database(database)
     except KeyError:
@@ -47,6 +55,8 @@ async def _has_fingerprints(datasette, database: str) -> bool:
 
 @hookimpl
 def menu_links(datasette, actor):
+    from .permissions import can_view
+
     async def inner():
         for name in datasette.databases:
             if name != "_internal" and await _has_fingerprints(datasette, name) and \
@@ -86,6 +96,10 @@ def table_actions(datasette, actor, database, table):
 def render_cell(row, value, column, table, database, datasette):
     """Thumbnail BLOBs render as images in table views, not as download links."""
     if table == THUMBNAILS and column == "jpeg" and isinstance(value, bytes):
+        from markupsafe import Markup, escape
+
+        from . import views
+
         try:
             image_id = row["image_id"]
             if isinstance(image_id, dict):  # a foreign key Datasette expanded to {value, label}

@@ -430,6 +430,16 @@ def test_plugin_never_imports_a_deep_learning_framework_or_the_importer():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("module", ["importer.pipeline", "importer.decode", "importer.cli"])
+def test_the_importer_and_its_workers_never_load_datasette(module):
+    """The plugin's hooks import the views when Datasette calls them, not when the package is imported."""
+    code = (f"import sys, {module}\n"
+            "print([m for m in sys.modules if m.split('.')[0] in ('datasette', 'jinja2')\n"
+            "       or m == 'datasette_imagecluster.views'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.mark.asyncio
 async def test_several_fingerprint_sets_are_offered_and_chosen(db_path):
     conn = sqlite3.connect(db_path)
