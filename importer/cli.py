@@ -68,13 +68,15 @@ def fingerprint_options(command):
     """The options every importing command shares."""
     options = [
         click.option("--model", type=click.Choice(list(ARCHITECTURES)), default="vgg16", show_default=True,
-                     help="CNN that fingerprints each photo: imagecluster's vgg16, or a faster backbone"),
+                     help="CNN that fingerprints each photo: imagecluster's vgg16, a faster backbone, or "
+                          "efficientnet-lite0 (PyTorch; its ImageNet weights install with a package: works offline)"),
         click.option("--layer", default=None,
                      help="vgg16's layer whose activations are the fingerprint: fc2 (default), fc1 or "
                           "flatten; the other models use their pooled features (avgpool)"),
         click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
-                     help="pretrained ImageNet weights (downloaded once by Keras), a local weights file, "
-                          "or none for random weights (deterministic, NOT pretrained: for tests)"),
+                     help="pretrained ImageNet weights (downloaded once by Keras; for efficientnet-lite0 the "
+                          "file its package installs), a local weights file, or none for random weights "
+                          "(deterministic, NOT pretrained: for tests)"),
         click.option("--seed", default=0, show_default=True, help="seed of the random weights of --weights none"),
         click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 1024),
                      help="photos per model call and per database transaction"),
