@@ -40,6 +40,7 @@ setup(
             "pillow-heif>=0.18",
             "rawpy>=0.19",
             "exifread>=3",
+            "lxml>=5",
         ],
         "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright", "tifffile", "imagecodecs", "hypothesis"],
     },

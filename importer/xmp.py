@@ -5,14 +5,16 @@ Keywords are written where digiKam and Lightroom read them: the hierarchy in
 ``digiKam:TagsList`` (``imagecluster/trips/cluster-0042``), the leaf in
 ``dc:subject``. Every other element, attribute, namespace prefix, comment and
 the ``xpacket`` wrapper are kept; only the keywords of the clustering being
-written are replaced.
+written are replaced. lxml keeps each document's own prefixes (``ns0:``
+included) without ElementTree's process-wide prefix registry, and its parser
+is set never to resolve entities or reach the network.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import xml.etree.ElementTree as ET
+
+from lxml import etree
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 X = "adobe:ns:meta/"
@@ -35,36 +37,35 @@ def keyword(clustering: str, cluster: int) -> list[str]:
     return ["imagecluster", clustering, f"cluster-{cluster:04d}"]
 
 
-def _namespaces(data: bytes) -> list[tuple[str, str]]:
-    found = []
-    for _, (prefix, uri) in ET.iterparse(io.BytesIO(data), events=("start-ns",)):
-        found.append((prefix, uri))
-    return found
+_PARSER = etree.XMLParser(remove_comments=False, remove_pis=False, resolve_entities=False, no_network=True)
 
 
-def _parse(data: bytes) -> ET.ElementTree:
-    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
-    return ET.ElementTree(ET.fromstring(data, parser=parser))
+def _element(parent: etree._Element, tag: str, attributes: dict | None = None) -> etree._Element:
+    """A child; a namespace not yet in scope is declared on it with its usual prefix."""
+    uri = tag[1:].split("}")[0]
+    declared = uri in parent.nsmap.values()
+    nsmap = None if declared else {p: u for p, u in PREFIXES.items() if u == uri} or None
+    return etree.SubElement(parent, tag, attributes or {}, nsmap=nsmap)
 
 
-def _description(root: ET.Element) -> ET.Element:
+def _description(root: etree._Element) -> etree._Element:
     rdf = root if root.tag == f"{{{RDF}}}RDF" else root.find(f".//{{{RDF}}}RDF")
     if rdf is None:
         raise SidecarError("no rdf:RDF element")
     description = rdf.find(f"{{{RDF}}}Description")
     if description is None:
-        description = ET.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})
+        description = _element(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})
     return description
 
 
-def _items(description: ET.Element, prop: str, container: str) -> tuple[ET.Element, list[str]]:
+def _items(description: etree._Element, prop: str, container: str) -> tuple[etree._Element, list[str]]:
     element = description.find(prop)
     if element is None:
-        element = ET.SubElement(description, prop)
+        element = _element(description, prop)
     box = next((b for b in (element.find(f"{{{RDF}}}{kind}") for kind in (container, "Bag", "Seq", "Alt"))
                 if b is not None), None)
     if box is None:
-        box = ET.SubElement(element, f"{{{RDF}}}{container}")
+        box = _element(element, f"{{{RDF}}}{container}")
     return box, [li.text or "" for li in box.findall(f"{{{RDF}}}li")]
 
 
@@ -76,18 +77,12 @@ def merge(data: bytes | None, clustering: str, path: list[str] | None) -> tuple[
     """
     if data:
         try:
-            namespaces = _namespaces(data)
-            tree = _parse(data)
-        except ET.ParseError as e:
+            root = etree.fromstring(data, parser=_PARSER)
+        except etree.XMLSyntaxError as e:
             raise SidecarError(f"not well-formed XML ({e})")
-        root = tree.getroot()
     else:
-        namespaces = []
-        root = ET.Element(f"{{{X}}}xmpmeta")
-        ET.SubElement(ET.SubElement(root, f"{{{RDF}}}RDF"), f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})
-    for prefix, uri in [*namespaces, *PREFIXES.items()]:
-        if prefix:
-            ET.register_namespace(prefix, uri)
+        root = etree.Element(f"{{{X}}}xmpmeta", nsmap=PREFIXES)
+        etree.SubElement(etree.SubElement(root, f"{{{RDF}}}RDF"), f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})
     description = _description(root)
     ours = f"imagecluster|{clustering}|"
     added, removed = [], []
@@ -110,12 +105,14 @@ def merge(data: bytes | None, clustering: str, path: list[str] | None) -> tuple[
         for li in box.findall(f"{{{RDF}}}li"):
             box.remove(li)
         for value in keep + [w for w in wanted if w not in keep]:
-            ET.SubElement(box, f"{{{RDF}}}li").text = value
+            etree.SubElement(box, f"{{{RDF}}}li").text = value
         if not len(box):
             description.remove(description.find(prop))
-    body = ET.tostring(root, encoding="unicode")
+    body = etree.tostring(root, encoding="unicode")
     had_packet = bool(data) and b"<?xpacket" in data
     text = (PACKET_HEAD + body + PACKET_TAIL) if (had_packet or not data) else body + "\n"
+    if data and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml"):  # kept: readers need it
+        text = '<?xml version="1.0" encoding="UTF-8"?>\n' + text
     return text.encode("utf-8"), added, removed
 
 

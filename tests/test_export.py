@@ -80,6 +80,38 @@ def test_sidecars_carry_cluster_keywords_that_exiftool_reads(runner, clustered):
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in photos.rglob("*.jpg")} == originals
 
 
+# As ElementTree writes XMP: generated ns0:/ns1: prefixes (ElementTree itself refuses to register them).
+ELEMENTTREE_STYLE = """<?xml version='1.0' encoding='utf-8'?>
+<ns0:xmpmeta xmlns:ns0="adobe:ns:meta/" xmlns:ns1="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+ xmlns:ns2="http://ns.adobe.com/xap/1.0/" xmlns:ns3="http://purl.org/dc/elements/1.1/">
+ <ns1:RDF><ns1:Description ns1:about="" ns2:Rating="3" ns2:Label="Red">
+  <ns3:subject><ns1:Bag><ns1:li>Paris</ns1:li></ns1:Bag></ns3:subject>
+ </ns1:Description></ns1:RDF>
+</ns0:xmpmeta>
+"""
+
+
+def test_a_sidecar_with_ns0_prefixes_is_merged_keeping_every_field(runner, clustered):
+    import xml.etree.ElementTree as ET
+
+    db, photos = clustered
+    sidecar = photos / "trip" / "a1.jpg.xmp"
+    sidecar.write_text(ELEMENTTREE_STYLE, encoding="utf-8")
+    before = exiftool(sidecar)
+    registry = dict(ET._namespace_map)
+    result = invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    assert "Traceback" not in result.output
+    after = exiftool(sidecar)
+    assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == \
+        {k: v for k, v in before.items() if k not in KEYWORD_TAGS}
+    assert after["XMP-xmp:Rating"] == 3 and after["XMP-xmp:Label"] == "Red"
+    assert sorted(as_list(after["XMP-dc:Subject"])) == ["Paris", "cluster-0001"]
+    assert as_list(after["XMP-lr:HierarchicalSubject"]) == ["imagecluster|bursts|cluster-0001"]
+    text = sidecar.read_text(encoding="utf-8")
+    assert "ns2:Rating" in text and text.startswith("<?xml")  # the file's own prefixes and declaration stay
+    assert dict(ET._namespace_map) == registry  # no process-wide namespace registry was touched
+
+
 def test_an_existing_sidecar_keeps_every_field_and_other_keywords(runner, clustered):
     db, photos = clustered
     sidecar = photos / "trip" / "a1.jpg.xmp"
