@@ -10,7 +10,9 @@ def get_long_description():
 
 setup(
     name="datasette-imagecluster",
-    description="Group a photo library by what its pictures show and when they were taken, and explore the groups in Datasette",
+    description=(
+        "Group a photo library by what its pictures show and when they were taken, and explore the groups in Datasette"
+    ),
     long_description=get_long_description(),
     long_description_content_type="text/markdown",
     version=VERSION,

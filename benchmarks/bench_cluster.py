@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import sqlite_utils
-
 from common import DATA, python_measured, run_measured, structured_fingerprints
 
 from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
@@ -47,12 +46,35 @@ def database(n: int) -> tuple[Path, Path]:
     np.savez(arrays, vectors=vectors, timestamps=timestamps)
     d = sqlite_utils.Database(db)
     ensure_schema(d)
-    d["images"].insert_all(({"id": int(i), "path": f"/photos/{i}.jpg", "size": 1, "mtime": 0.0,
-                             "sha256": str(i), "timestamp": float(t), "source": "folder"}
-                            for i, t in zip(ids, timestamps)), batch_size=1000)
-    d["fingerprints"].insert_all(({"image_id": int(i), "model": "vgg16", "layer": "fc2",
-                                   "weights": "random-seed-0", "dims": vectors.shape[1],
-                                   "vector": encode(v)} for i, v in zip(ids, vectors)), batch_size=500)
+    d["images"].insert_all(
+        (
+            {
+                "id": int(i),
+                "path": f"/photos/{i}.jpg",
+                "size": 1,
+                "mtime": 0.0,
+                "sha256": str(i),
+                "timestamp": float(t),
+                "source": "folder",
+            }
+            for i, t in zip(ids, timestamps)
+        ),
+        batch_size=1000,
+    )
+    d["fingerprints"].insert_all(
+        (
+            {
+                "image_id": int(i),
+                "model": "vgg16",
+                "layer": "fc2",
+                "weights": "random-seed-0",
+                "dims": vectors.shape[1],
+                "vector": encode(v),
+            }
+            for i, v in zip(ids, vectors)
+        ),
+        batch_size=500,
+    )
     d.conn.close()
     return db, arrays
 
@@ -60,10 +82,15 @@ def database(n: int) -> tuple[Path, Path]:
 def ours_only(n: int) -> list[tuple[str, str]]:
     """Sizes imagecluster's algorithm cannot run (N = 100,000 needs ~40 GB for its matrix)."""
     db, _ = database(n)
-    wall, peak, out = run_measured([sys.executable, "-m", "importer", "cluster", str(db),
-                                    "--sim", "0.5", "--alpha", "0.3"])
-    return [(f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
-             f"{wall:.1f} s, peak {peak:.0f} MiB; {out.strip().splitlines()[0] if out.strip() else ''}")]
+    wall, peak, out = run_measured(
+        [sys.executable, "-m", "importer", "cluster", str(db), "--sim", "0.5", "--alpha", "0.3"]
+    )
+    return [
+        (
+            f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
+            f"{wall:.1f} s, peak {peak:.0f} MiB; {out.strip().splitlines()[0] if out.strip() else ''}",
+        )
+    ]
 
 
 def run(sizes: list[int], show) -> None:
@@ -72,16 +99,29 @@ def run(sizes: list[int], show) -> None:
         rows = []
         db, arrays = database(n)
         base_wall, base_peak, out = python_measured(BASELINE, str(arrays))
-        ours_wall, ours_peak, _ = run_measured([sys.executable, "-m", "importer", "cluster", str(db),
-                                                "--sim", "0.5", "--alpha", "0.3"])
-        rows.append((f"N = {n:,} x 4096: imagecluster's algorithm (process, of which clustering)",
-                     f"{base_wall:.1f} s ({float(out):.1f} s), peak {base_peak:.0f} MiB"))
-        rows.append((f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
-                     f"{ours_wall:.1f} s, peak {ours_peak:.0f} MiB = {base_wall / ours_wall:.2f}x"))
+        ours_wall, ours_peak, _ = run_measured(
+            [sys.executable, "-m", "importer", "cluster", str(db), "--sim", "0.5", "--alpha", "0.3"]
+        )
+        rows.append(
+            (
+                f"N = {n:,} x 4096: imagecluster's algorithm (process, of which clustering)",
+                f"{base_wall:.1f} s ({float(out):.1f} s), peak {base_peak:.0f} MiB",
+            )
+        )
+        rows.append(
+            (
+                f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
+                f"{ours_wall:.1f} s, peak {ours_peak:.0f} MiB = {base_wall / ours_wall:.2f}x",
+            )
+        )
         data = np.load(arrays)
         tree = build_tree(data["vectors"], data["timestamps"], alpha=0.3, sim=0.5)
         start = time.perf_counter()
         group(cut_tree(tree, 0.7), np.arange(n), data["timestamps"], Params(sim=0.7))
-        rows.append((f"N = {n:,}: re-cut of the cached tree at sim 0.7 (plugin)",
-                     f"{(time.perf_counter() - start) * 1000:.0f} ms"))
+        rows.append(
+            (
+                f"N = {n:,}: re-cut of the cached tree at sim 0.7 (plugin)",
+                f"{(time.perf_counter() - start) * 1000:.0f} ms",
+            )
+        )
         show(rows)

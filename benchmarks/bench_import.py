@@ -67,11 +67,14 @@ def run(quick: bool) -> list[tuple[str, str]]:
     w1, _ = _import(folder, small)
     w2, peak = _import(folder, large)
     rate = (large - small) / (w2 - w1)
-    rows.append((f"imagecluster import, 12 Mpx JPEGs (marginal, {small} -> {large} photos)",
-                 f"{rate:.1f} photos/s = {rate / model_rate:.0%} of model only, "
-                 f"{rate / shape_rate:.1f}x imagecluster's shape"))
-    rows.append((f"imagecluster import of {large} photos, wall time and peak RSS",
-                 f"{w2:.1f} s, {peak:.0f} MiB"))
+    rows.append(
+        (
+            f"imagecluster import, 12 Mpx JPEGs (marginal, {small} -> {large} photos)",
+            f"{rate:.1f} photos/s = {rate / model_rate:.0%} of model only, "
+            f"{rate / shape_rate:.1f}x imagecluster's shape",
+        )
+    )
+    rows.append((f"imagecluster import of {large} photos, wall time and peak RSS", f"{w2:.1f} s, {peak:.0f} MiB"))
     return rows
 
 

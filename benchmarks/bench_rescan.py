@@ -16,9 +16,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import DATA, run_measured
+from PIL import Image
 
 from importer.decode import Decoded
 from importer.exif import CaptureInfo
@@ -44,9 +43,20 @@ def library(count: int) -> tuple[Path, Path]:
             Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(out, "JPEG")
             path.write_bytes(out.getvalue())
             st = os.stat(path)
-            item = Decoded(str(path), st.st_size, st.st_mtime, file_sha256(str(path)), "JPEG", 32, 24,
-                           CaptureInfo("2024-01-01T00:00:00", 1.7e9 + i, "exif:DateTimeOriginal"),
-                           thumb.getvalue(), 32, 24, np.zeros((1, 1, 3), np.uint8))
+            item = Decoded(
+                str(path),
+                st.st_size,
+                st.st_mtime,
+                file_sha256(str(path)),
+                "JPEG",
+                32,
+                24,
+                CaptureInfo("2024-01-01T00:00:00", 1.7e9 + i, "exif:DateTimeOriginal"),
+                thumb.getvalue(),
+                32,
+                24,
+                np.zeros((1, 1, 3), np.uint8),
+            )
             store.write_decoded(item, key, rng.random(4096, dtype=np.float32).tobytes())
     store.close()
     return folder, db
@@ -61,9 +71,12 @@ def run(quick: bool, shape_rate: float | None = None) -> list[tuple[str, str]]:
     walls = sorted(run_measured(args)[0] for _ in range(3))
     out = run_measured(args)[2]
     assert f"unchanged {count}" in out, out
-    rows = [(f"re-run over an unchanged library of {count:,} files (median of 3, whole process)",
-             f"{walls[1]:.2f} s")]
+    rows = [(f"re-run over an unchanged library of {count:,} files (median of 3, whole process)", f"{walls[1]:.2f} s")]
     if shape_rate:
-        rows.append(("imagecluster's re-run of the same library (recomputes all; estimated)",
-                     f"{count / shape_rate / 60:.0f} min = {count / shape_rate / walls[1]:.0f}x slower"))
+        rows.append(
+            (
+                "imagecluster's re-run of the same library (recomputes all; estimated)",
+                f"{count / shape_rate / 60:.0f} min = {count / shape_rate / walls[1]:.0f}x slower",
+            )
+        )
     return rows

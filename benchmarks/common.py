@@ -33,7 +33,7 @@ def machine() -> str:
     import scipy
 
     versions = f"Python {platform.python_version()}, numpy {numpy.__version__}, scipy {scipy.__version__}"
-    return (f"{cpu}, {os.cpu_count()} cores{' (AVX-512)' if avx512 else ''}, {memory:.0f} GiB; {versions}")
+    return f"{cpu}, {os.cpu_count()} cores{' (AVX-512)' if avx512 else ''}, {memory:.0f} GiB; {versions}"
 
 
 def median_time(fn, repeat: int = 3) -> float:

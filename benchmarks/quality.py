@@ -51,6 +51,7 @@ def _from_csv(folder: str, group_column: str):
     def truth() -> dict[str, str]:
         with open(SHARED / folder / "GROUND_TRUTH.csv", newline="") as f:
             return {row["file"]: row[group_column] for row in csv.DictReader(f)}
+
     return truth
 
 
@@ -60,8 +61,9 @@ def _imagededup() -> dict[str, str]:
     for path in sorted((SHARED / "imagededup_testdata").rglob("*")):
         if path.is_file() and path.suffix.lower() != ".md":
             match = re.match(r"ukbench(\d{5})", path.name)
-            truth[str(path.relative_to(SHARED / "imagededup_testdata"))] = \
+            truth[str(path.relative_to(SHARED / "imagededup_testdata"))] = (
                 f"ukbench-{int(match.group(1)) // 4}" if match else path.name
+            )
     return truth
 
 
@@ -76,8 +78,10 @@ def models() -> list[tuple[str, str, str]]:
     """(model, weights, what) for every model whose weights are at hand."""
     from importer.models import ARCHITECTURES, KerasArchitecture
 
-    found = [("vgg16", "none", "VGG16 fc2, random weights (the floor)"),
-             ("efficientnet-lite0", "imagenet", "EfficientNet-Lite0, ImageNet (packaged weights)")]
+    found = [
+        ("vgg16", "none", "VGG16 fc2, random weights (the floor)"),
+        ("efficientnet-lite0", "imagenet", "EfficientNet-Lite0, ImageNet (packaged weights)"),
+    ]
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
     for name, arch in ARCHITECTURES.items():
         if isinstance(arch, KerasArchitecture) and (keras_home / arch.imagenet_file).exists():
@@ -94,15 +98,17 @@ def library(set_name: str, model: str, weights: str):
     db.parent.mkdir(parents=True, exist_ok=True)
     run_import(str(db), [str(SHARED / folder)], ImportOptions(model=model, weights=weights, workers=1))
     conn = sqlite3.connect(db)
-    rows = conn.execute("select i.id, i.timestamp, f.vector, i.path from images i "
-                        "join fingerprints f on f.image_id = i.id order by i.id").fetchall()
+    rows = conn.execute(
+        "select i.id, i.timestamp, f.vector, i.path from images i "
+        "join fingerprints f on f.image_id = i.id order by i.id"
+    ).fetchall()
     conn.close()
     groups = truth()
     base = str(SHARED / folder) + os.sep
     ids = np.array([r[0] for r in rows])
     timestamps = np.array([r[1] for r in rows], dtype=np.float64)
     vectors = np.stack([np.frombuffer(r[2], "<f4") for r in rows])
-    true = [groups[r[3][len(base):]] for r in rows]
+    true = [groups[r[3][len(base) :]] for r in rows]
     return ids, timestamps, vectors, true
 
 
@@ -146,8 +152,9 @@ def grid(ids, timestamps, vectors, true, base: Params):
 
 
 def at_params(ids, timestamps, vectors, true, params: Params):
-    tree = build_tree(vectors, timestamps, alpha=params.alpha, method=params.method, metric=params.metric,
-                      pca=params.pca)
+    tree = build_tree(
+        vectors, timestamps, alpha=params.alpha, method=params.method, metric=params.metric, pca=params.pca
+    )
     flat = quality.flat_clusters(cut_tree(tree, params.sim), params.min_csize)
     return quality.LabelIndex(labels_of(ids, true), ids).score(flat), adjusted_rand_index(true, flat)
 
@@ -166,8 +173,7 @@ def tune_halves(ids, timestamps, vectors, true, defaults: Params, splits: int):
         except quality.LabelError:
             continue  # too few labels in this half: tune refuses, as it should
         held_out = labels_of(ids, true, test)
-        tuned.append(quality.score_params(vectors, timestamps, ids, held_out,
-                                          result.best[0].params(defaults)).f1)
+        tuned.append(quality.score_params(vectors, timestamps, ids, held_out, result.best[0].params(defaults)).f1)
         plain.append(quality.score_params(vectors, timestamps, ids, held_out, defaults).f1)
     if not tuned:
         return None
@@ -183,11 +189,16 @@ def main() -> None:
     print(f"Machine: {machine()}\n")
     started = time.perf_counter()
     defaults = SHIPPED
-    print(f"Shipped defaults: {defaults.method}, alpha {defaults.alpha}, sim {defaults.sim}; "
-          f"tune cross-validated on {args.splits} random halves of the groups\n")
+    print(
+        f"Shipped defaults: {defaults.method}, alpha {defaults.alpha}, sim {defaults.sim}; "
+        f"tune cross-validated on {args.splits} random halves of the groups\n"
+    )
     across: dict[str, dict] = {}
-    summary = ["| set | model | best F1 (P, R; ARI) at | shipped defaults F1 (P, R; ARI) | imagecluster's defaults "
-               "F1 | tune held-out F1 (defaults on the same pairs; worst split) |", "|---|---|---|---|---|---|"]
+    summary = [
+        "| set | model | best F1 (P, R; ARI) at | shipped defaults F1 (P, R; ARI) | imagecluster's defaults "
+        "F1 | tune held-out F1 (defaults on the same pairs; worst split) |",
+        "|---|---|---|---|---|---|",
+    ]
     details = []
     for set_name in SETS:
         for model, weights, what in models():
@@ -195,19 +206,25 @@ def main() -> None:
             table = grid(ids, timestamps, vectors, true, defaults)
             if weights != "none":
                 across.setdefault(model, {})[set_name] = table
-            (method, alpha), i = max(((key, int(np.argmax([s.f1 for s, _ in scores])))
-                                      for key, scores in table.items()), key=lambda k: table[k[0]][k[1]][0].f1)
+            (method, alpha), i = max(
+                ((key, int(np.argmax([s.f1 for s, _ in scores]))) for key, scores in table.items()),
+                key=lambda k: table[k[0]][k[1]][0].f1,
+            )
             best, best_ari = table[method, alpha][i]
             score, ari = at_params(ids, timestamps, vectors, true, defaults)
             theirs, _ = at_params(ids, timestamps, vectors, true, IMAGECLUSTER)
             halves = tune_halves(ids, timestamps, vectors, true, defaults, args.splits)
-            tuned = (f"{halves[0]:.2f} ({halves[1]:.2f}; worst {halves[2]:.2f})"
-                     + (f", {halves[3]} of {args.splits} splits" if halves[3] < args.splits else "")
-                     if halves else "too few labels in every half")
+            tuned = (
+                f"{halves[0]:.2f} ({halves[1]:.2f}; worst {halves[2]:.2f})"
+                + (f", {halves[3]} of {args.splits} splits" if halves[3] < args.splits else "")
+                if halves
+                else "too few labels in every half"
+            )
             summary.append(
                 f"| {set_name} ({len(ids)} photos) | {what} | {best.f1:.2f} ({best.precision:.2f}, "
                 f"{best.recall:.2f}; {best_ari:.2f}) at {method}, alpha {alpha}, sim {quality.TUNE_SIMS[i]} | "
-                f"{score.f1:.2f} ({score.precision:.2f}, {score.recall:.2f}; {ari:.2f}) | {theirs.f1:.2f} | {tuned} |")
+                f"{score.f1:.2f} ({score.precision:.2f}, {score.recall:.2f}; {ari:.2f}) | {theirs.f1:.2f} | {tuned} |"
+            )
             details.append(f"\n{set_name}, {what}: best F1 over sim (at sim)\n")
             details.append("| method | " + " | ".join(f"alpha {a}" for a in quality.TUNE_ALPHAS) + " |")
             details.append("|---|" + "---|" * len(quality.TUNE_ALPHAS))
@@ -223,12 +240,17 @@ def main() -> None:
     print("\n".join(details))
     for model, tables in across.items():
         keys = list(next(iter(tables.values())))
-        mean = {(k, j): np.mean([tables[s][k][j][0].f1 for s in tables]) for k in keys
-                for j in range(len(quality.TUNE_SIMS))}
+        mean = {
+            (k, j): np.mean([tables[s][k][j][0].f1 for s in tables])
+            for k in keys
+            for j in range(len(quality.TUNE_SIMS))
+        }
         (method, alpha), j = max(mean, key=mean.get)
-        print(f"\nBest shared parameters for {model} (mean F1 over {', '.join(tables)}): {method}, alpha {alpha}, "
-              f"sim {quality.TUNE_SIMS[j]}: {mean[(method, alpha), j]:.3f}; "
-              f"shipped defaults: {mean[(defaults.method, defaults.alpha), quality.TUNE_SIMS.index(defaults.sim)]:.3f}")
+        print(
+            f"\nBest shared parameters for {model} (mean F1 over {', '.join(tables)}): {method}, alpha {alpha}, "
+            f"sim {quality.TUNE_SIMS[j]}: {mean[(method, alpha), j]:.3f}; "
+            f"shipped defaults: {mean[(defaults.method, defaults.alpha), quality.TUNE_SIMS.index(defaults.sim)]:.3f}"
+        )
     print(f"\n(quality benchmark took {time.perf_counter() - started:.0f} s)")
 
 

@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["import", "models", "memory", "rescan", "cluster"], action="append")
     parser.add_argument("--large", action="store_true", help="also cluster N = 20,000 (baseline: minutes)")
-    parser.add_argument("--huge", action="store_true",
-                        help="also cluster N = 100,000 (ours only: the baseline needs ~40 GB; minutes)")
+    parser.add_argument(
+        "--huge", action="store_true", help="also cluster N = 100,000 (ours only: the baseline needs ~40 GB; minutes)"
+    )
     args = parser.parse_args()
     only = set(args.only or ["import", "models", "memory", "rescan", "cluster"])
     print(f"Machine: {machine()}")

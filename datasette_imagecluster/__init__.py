@@ -59,8 +59,11 @@ def menu_links(datasette, actor):
 
     async def inner():
         for name in datasette.databases:
-            if name != "_internal" and await _has_fingerprints(datasette, name) and \
-                    await can_view(datasette, actor, name, (IMAGES, FINGERPRINTS)):
+            if (
+                name != "_internal"
+                and await _has_fingerprints(datasette, name)
+                and await can_view(datasette, actor, name, (IMAGES, FINGERPRINTS))
+            ):
                 return [{"href": datasette.urls.path("/-/cluster"), "label": "Photo clusters"}]
         return []
 
@@ -108,8 +111,9 @@ def render_cell(row, value, column, table, database, datasette):
         except (KeyError, IndexError, TypeError, ValueError):
             return None
         url = views.thumbnail_url(datasette, database, image_id)
-        return Markup(f'<img src="{escape(url)}" alt="thumbnail of photo {image_id}" loading="lazy" '
-                      f'style="max-height: 120px">')
+        return Markup(
+            f'<img src="{escape(url)}" alt="thumbnail of photo {image_id}" loading="lazy" style="max-height: 120px">'
+        )
     return None
 
 

@@ -122,9 +122,7 @@ class Params:
         if self.metric not in METRICS:
             raise ClusterError(f"unknown metric {self.metric!r}: choose one of {', '.join(METRICS)}")
         if self.method in EUCLIDEAN_ONLY_METHODS and self.metric != "euclidean":
-            raise ClusterError(
-                f"method {self.method!r} is only defined for the euclidean metric, not {self.metric!r}"
-            )
+            raise ClusterError(f"method {self.method!r} is only defined for the euclidean metric, not {self.metric!r}")
 
     def as_dict(self) -> dict:
         return {
@@ -220,9 +218,7 @@ def _check_memory(n: int, alpha: float) -> None:
         )
 
 
-def mixed_distances(
-    vectors: np.ndarray, timestamps: np.ndarray, alpha: float, metric: str
-) -> np.ndarray:
+def mixed_distances(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, metric: str) -> np.ndarray:
     """The condensed matrix ``(1 - alpha) * d_c / max(d_c) + alpha * d_t / max(d_t)``."""
     content = distance.pdist(vectors, metric)
     if not np.all(np.isfinite(content)):
@@ -269,8 +265,7 @@ def build_tree(
         except components.TooConnected:
             pass
         except ValueError as e:
-            raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): "
-                               "choose another metric")
+            raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): choose another metric")
     _check_memory(n, alpha)
     d = mixed_distances(vectors, timestamps, alpha, metric)
     return Tree(linkage=hierarchy.linkage(d, method=method), dmax=float(d.max()))
@@ -281,9 +276,7 @@ def cut_tree(tree: Tree, sim: float) -> np.ndarray:
     return hierarchy.fcluster(tree.linkage, t=tree.threshold(sim), criterion="distance")
 
 
-def group(
-    labels: np.ndarray, ids: np.ndarray, timestamps: np.ndarray, params: Params
-) -> Result:
+def group(labels: np.ndarray, ids: np.ndarray, timestamps: np.ndarray, params: Params) -> Result:
     """Turn flat labels into ordered clusters of image ids, dropping small ones."""
     ids = np.asarray(ids)
     timestamps = np.asarray(timestamps, dtype=np.float64)
@@ -298,9 +291,7 @@ def group(
     return Result(params=params, n_images=len(ids), clusters=[ids[m] for m in kept])
 
 
-def cluster(
-    vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params: Params
-) -> Result:
+def cluster(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params: Params) -> Result:
     """Build the tree, cut it at ``params.sim`` and group the labels."""
     tree = build_tree(
         vectors,

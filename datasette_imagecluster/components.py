@@ -90,7 +90,7 @@ class Screen:
             i1 = min(n, i0 + BLOCK)
             block = self.between(slice(i0, i1), slice(i0, n))
             for r in range(i0, min(i1, n - 1)):
-                yield r, block[r - i0, r - i0 + 1:]
+                yield r, block[r - i0, r - i0 + 1 :]
 
     def max_estimate(self) -> float:
         """Nearly always the largest distance: from the photos farthest from the centre to all."""
@@ -100,9 +100,8 @@ class Screen:
         else:
             spread = self.sq - 2 * (self.x @ centre)
         k = min(EXTREMES, self.n)
-        extremes = np.argpartition(spread, self.n - k)[self.n - k:]
-        return float(max(self.between(extremes[i:i + BLOCK], slice(None)).max()
-                         for i in range(0, k, BLOCK)))
+        extremes = np.argpartition(spread, self.n - k)[self.n - k :]
+        return float(max(self.between(extremes[i : i + BLOCK], slice(None)).max() for i in range(0, k, BLOCK)))
 
 
 class _NearMax:
@@ -141,13 +140,13 @@ def _float64(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> 
     """Each pair's distance in float64, vectorised: within 1e-12 of pdist, far cheaper per pair."""
     out = np.empty(len(i))
     for k in range(0, len(i), 512):
-        a = vectors[i[k:k + 512]].astype(np.float64)
-        b = vectors[j[k:k + 512]].astype(np.float64)
+        a = vectors[i[k : k + 512]].astype(np.float64)
+        b = vectors[j[k : k + 512]].astype(np.float64)
         if metric == "cosine":
-            out[k:k + 512] = 1 - np.einsum("ij,ij->i", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+            out[k : k + 512] = 1 - np.einsum("ij,ij->i", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         else:
             sq = np.einsum("ij,ij->i", a - b, a - b)
-            out[k:k + 512] = sq if metric == "sqeuclidean" else np.sqrt(sq)
+            out[k : k + 512] = sq if metric == "sqeuclidean" else np.sqrt(sq)
     return out
 
 
@@ -172,8 +171,9 @@ def _time(ti: np.ndarray, tj: np.ndarray, metric: str) -> np.ndarray:
     return np.sqrt((ti - tj) ** 2)
 
 
-def build(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str, metric: str,
-          sim: float) -> tuple[np.ndarray, float]:
+def build(
+    vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str, metric: str, sim: float
+) -> tuple[np.ndarray, float]:
     """A linkage matrix exact below the cut for ``sim``, and max(d) of the mixed distances."""
     n = len(vectors)
     t64 = np.asarray(timestamps, dtype=np.float64)
@@ -224,8 +224,18 @@ class _Scan:
     in for the cut's max(d) until it is known.
     """
 
-    def __init__(self, screen: Screen, t64: np.ndarray, alpha: float, sim: float, bound: float,
-                 slack: float, time_metric: str, dt_max: float, time_on: bool):
+    def __init__(
+        self,
+        screen: Screen,
+        t64: np.ndarray,
+        alpha: float,
+        sim: float,
+        bound: float,
+        slack: float,
+        time_metric: str,
+        dt_max: float,
+        time_on: bool,
+    ):
         n = screen.n
         d_max = 1.0 if time_on or alpha == 0 else 1.0 - alpha
         limit = d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
@@ -239,7 +249,7 @@ class _Scan:
             if alpha != 0:
                 m *= 1 - alpha
                 if time_on:
-                    m += _time(t64[r], t64[r + 1:], time_metric) / dt_max * alpha
+                    m += _time(t64[r], t64[r + 1 :], time_metric) / dt_max * alpha
                     self.mixed.offer(r, m)
             cols = np.flatnonzero(m <= limit)
             if len(cols):

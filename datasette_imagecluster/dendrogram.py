@@ -12,8 +12,7 @@ WIDTH, HEIGHT, MARGIN = 960, 240, 24
 
 def dendrogram_svg(tree: Tree, sim: float, leaves: int = 60) -> Markup:
     """The top ``leaves`` branches of the tree (scipy's ``lastp`` truncation) and the cut."""
-    shape = hierarchy.dendrogram(tree.linkage, no_plot=True, truncate_mode="lastp", p=leaves,
-                                 count_sort="descending")
+    shape = hierarchy.dendrogram(tree.linkage, no_plot=True, truncate_mode="lastp", p=leaves, count_sort="descending")
     icoord, dcoord = shape["icoord"], shape["dcoord"]
     top = max((max(d) for d in dcoord), default=0.0) or tree.dmax or 1.0
     top = max(top, tree.threshold(sim))

@@ -51,8 +51,7 @@ class Library:
     def details(self, image_ids: list[int]) -> dict[int, dict[str, Any]]:
         """``{id: {"id", "path", "taken"}}`` for photos of this library."""
         rows = np.searchsorted(self.ids, image_ids)
-        return {int(i): {"id": int(i), "path": self.paths[r], "taken": self.taken[r]}
-                for i, r in zip(image_ids, rows)}
+        return {int(i): {"id": int(i), "path": self.paths[r], "taken": self.taken[r]} for i, r in zip(image_ids, rows)}
 
 
 def has_fingerprints_table(conn: sqlite3.Connection) -> bool:
@@ -112,8 +111,7 @@ def choose_set(
         raise ClusterError(f"no fingerprints match; this database has {available}")
     if len(matching) > 1:
         raise ClusterError(
-            f"this database has several fingerprint sets ({available}): "
-            f"choose one with model, layer and weights"
+            f"this database has several fingerprint sets ({available}): choose one with model, layer and weights"
         )
     return matching[0]
 
@@ -149,9 +147,7 @@ def load_library(
         if n == capacity:  # rows added since the count: cluster what was counted
             break
         if not isinstance(blob, bytes) or len(blob) != expected:
-            raise ClusterError(
-                f"the fingerprint of image {image_id} is not {s.dims} float32 values: re-import it"
-            )
+            raise ClusterError(f"the fingerprint of image {image_id} is not {s.dims} float32 values: re-import it")
         ids[n] = image_id
         timestamps[n] = timestamp
         vectors[n] = np.frombuffer(blob, dtype=DTYPE)

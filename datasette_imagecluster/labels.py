@@ -23,13 +23,19 @@ from .quality import LabelError, Labels, merge
 from .schema import IMAGES, VERDICTS
 
 BUILT_IN = ("groups", "siblings", "duplicates", "verdicts")
-DESCRIPTIONS = {"groups": "catalog groups and stacks", "siblings": "same-shot siblings",
-                "duplicates": "exact duplicates", "verdicts": "verdicts"}
+DESCRIPTIONS = {
+    "groups": "catalog groups and stacks",
+    "siblings": "same-shot siblings",
+    "duplicates": "exact duplicates",
+    "verdicts": "verdicts",
+}
 
 
 def _table_exists(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?",
-                        (table,)).fetchone() is not None
+    return (
+        conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?", (table,)).fetchone()
+        is not None
+    )
 
 
 def catalog_groups(conn: sqlite3.Connection) -> list[set[int]]:
@@ -54,8 +60,9 @@ def duplicates(conn: sqlite3.Connection) -> list[set[int]]:
     """Files with the same content."""
     groups: dict[str, set[int]] = {}
     for image_id, sha in conn.execute(
-            f"select id, sha256 from {IMAGES} where sha256 in "
-            f"(select sha256 from {IMAGES} group by sha256 having count(*) > 1)"):
+        f"select id, sha256 from {IMAGES} where sha256 in "
+        f"(select sha256 from {IMAGES} group by sha256 having count(*) > 1)"
+    ):
         groups.setdefault(sha, set()).add(image_id)
     return list(groups.values())
 
@@ -66,8 +73,9 @@ def verdicts(conn: sqlite3.Connection) -> tuple[list[set[int]], list[tuple[int, 
         return [], []
     by_sha: dict[str, list[int]] = {}
     for image_id, sha in conn.execute(
-            f"select id, sha256 from {IMAGES} where sha256 in "
-            f"(select sha256_a from {VERDICTS} union select sha256_b from {VERDICTS})"):
+        f"select id, sha256 from {IMAGES} where sha256 in "
+        f"(select sha256_a from {VERDICTS} union select sha256_b from {VERDICTS})"
+    ):
         by_sha.setdefault(sha, []).append(image_id)
     same, different = [], []
     for a, b, verdict in conn.execute(f"select sha256_a, sha256_b, verdict from {VERDICTS}"):
@@ -80,8 +88,9 @@ def verdicts(conn: sqlite3.Connection) -> tuple[list[set[int]], list[tuple[int, 
     return same, different
 
 
-def resolve_rows(conn: sqlite3.Connection, rows: Iterable[tuple[str, object, str]], key: str,
-                 where: str) -> list[set[int]]:
+def resolve_rows(
+    conn: sqlite3.Connection, rows: Iterable[tuple[str, object, str]], key: str, where: str
+) -> list[set[int]]:
     """Groups from ``(line, path or image id, group)`` rows; LabelError naming the line of an unknown photo."""
     groups: dict[str, set[int]] = {}
     count = 0
@@ -112,14 +121,16 @@ def table_rows(conn: sqlite3.Connection, table: str) -> tuple[str, list[tuple[st
     columns = [row[1] for row in conn.execute(f"pragma table_info({quoted})")]
     key = next((c for c in ("image_id", "path") if c in columns), None)
     if key is None or "group" not in columns:
-        raise LabelError(f"table {table!r} needs a 'group' column and a 'path' or 'image_id' column, "
-                         f"not {', '.join(columns)}")
+        raise LabelError(
+            f"table {table!r} needs a 'group' column and a 'path' or 'image_id' column, not {', '.join(columns)}"
+        )
     rows = conn.execute(f'select "{key}", "group" from {quoted}').fetchall()
     return key, [(f"row {n}", value, group) for n, (value, group) in enumerate(rows, start=1)]
 
 
-def load_labels(conn: sqlite3.Connection, sources: Sequence[str] = BUILT_IN,
-                extra: Sequence[tuple[str, list[set[int]]]] = ()) -> Labels:
+def load_labels(
+    conn: sqlite3.Connection, sources: Sequence[str] = BUILT_IN, extra: Sequence[tuple[str, list[set[int]]]] = ()
+) -> Labels:
     """The named built-in sources plus extra ``(description, groups)``, merged into one set of labels."""
     groups: list[set[int]] = []
     different: list[tuple[int, int]] = []

@@ -36,11 +36,15 @@ class Chosen:
     def describe(self) -> str:
         if self.origin == "tuned" and self.tuned:
             t = self.tuned
-            return (f"tuned on {t['labels']}: precision {t['precision']:.2f}, recall {t['recall']:.2f} "
-                    f"(cross-validated F1 {t['cv_f1']:.2f})")
-        return {"given": "as given", "configured": "from the plugin's configuration",
-                "default": "the shipped defaults (run 'imagecluster tune' to fit them to your labels)"}.get(
-            self.origin, self.origin)
+            return (
+                f"tuned on {t['labels']}: precision {t['precision']:.2f}, recall {t['recall']:.2f} "
+                f"(cross-validated F1 {t['cv_f1']:.2f})"
+            )
+        return {
+            "given": "as given",
+            "configured": "from the plugin's configuration",
+            "default": "the shipped defaults (run 'imagecluster tune' to fit them to your labels)",
+        }.get(self.origin, self.origin)
 
 
 def tuned(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> dict | None:
@@ -49,7 +53,8 @@ def tuned(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> dict | N
         return None
     cursor = conn.execute(
         f"select * from {TUNED_PARAMS} where model = ? and layer = ? and weights = ?",
-        (fingerprint_set.model, fingerprint_set.layer, fingerprint_set.weights))
+        (fingerprint_set.model, fingerprint_set.layer, fingerprint_set.weights),
+    )
     row = cursor.fetchone()
     return dict(zip([c[0] for c in cursor.description], row)) if row else None
 
@@ -70,7 +75,11 @@ def choose_params(given: dict, configured: dict, tuned_row: dict | None) -> Chos
     values.update(given)
     if not set(NAMES) - set(given):
         origin = "given"
-    if "method" not in given and "method" not in configured and values.get("metric", "euclidean") != "euclidean" \
-            and values["method"] in EUCLIDEAN_ONLY_METHODS:
+    if (
+        "method" not in given
+        and "method" not in configured
+        and values.get("metric", "euclidean") != "euclidean"
+        and values["method"] in EUCLIDEAN_ONLY_METHODS
+    ):
         values["method"] = FALLBACK_METHOD  # ward is euclidean only: a metric chosen alone picks a method too
     return Chosen(Params(**values), origin, tuned_row)

@@ -24,12 +24,12 @@ async def can_view(datasette, actor, database: str, tables: tuple[str, ...] = ()
             if not visible:
                 return False
         return True
-    if not await datasette.allowed(action="view-database", resource=DatabaseResource(database=database),
-                                   actor=actor):
+    if not await datasette.allowed(action="view-database", resource=DatabaseResource(database=database), actor=actor):
         return False
     for table in tables:
-        if not await datasette.allowed(action="view-table",
-                                       resource=TableResource(database=database, table=table), actor=actor):
+        if not await datasette.allowed(
+            action="view-table", resource=TableResource(database=database, table=table), actor=actor
+        ):
             return False
     return True
 
@@ -43,8 +43,6 @@ async def can_execute_sql(datasette, actor, database: str) -> bool:
     includes ``view-database``.
     """
     if DatabaseResource is None:
-        visible, _ = await datasette.check_visibility(
-            actor, permissions=[("view-database", database), "view-instance"])
+        visible, _ = await datasette.check_visibility(actor, permissions=[("view-database", database), "view-instance"])
         return visible and await datasette.permission_allowed(actor, "execute-sql", database, default=True)
-    return await datasette.allowed(action="execute-sql", resource=DatabaseResource(database=database),
-                                   actor=actor)
+    return await datasette.allowed(action="execute-sql", resource=DatabaseResource(database=database), actor=actor)

@@ -67,12 +67,12 @@ class Labels:
         """Only the groups at these positions, and the differences among their photos."""
         kept = tuple(self.groups[i] for i in groups)
         photos = frozenset().union(*kept) if kept else frozenset()
-        return Labels(kept, frozenset(p for p in self.different if p[0] in photos and p[1] in photos),
-                      self.sources)
+        return Labels(kept, frozenset(p for p in self.different if p[0] in photos and p[1] in photos), self.sources)
 
 
-def merge(groups: Iterable[Iterable[int]], different: Iterable[tuple[int, int]] = (),
-          sources: Sequence[str] = ()) -> Labels:
+def merge(
+    groups: Iterable[Iterable[int]], different: Iterable[tuple[int, int]] = (), sources: Sequence[str] = ()
+) -> Labels:
     """Labels from overlapping groups (belonging together is transitive) and differences.
 
     Raises LabelError naming the photos when a difference joins two photos
@@ -101,8 +101,10 @@ def merge(groups: Iterable[Iterable[int]], different: Iterable[tuple[int, int]] 
         if a == b:
             raise LabelError(f"photo {a} can't be different from itself")
         if a in parent and b in parent and find(a) == find(b):
-            raise LabelError(f"conflicting labels: photos {min(a, b)} and {max(a, b)} are marked different, "
-                             "but other labels put them together")
+            raise LabelError(
+                f"conflicting labels: photos {min(a, b)} and {max(a, b)} are marked different, "
+                "but other labels put them together"
+            )
         pairs.add((min(a, b), max(a, b)))
     ordered = tuple(sorted((frozenset(g) for g in merged.values()), key=min))
     return Labels(ordered, frozenset(pairs), tuple(sources))
@@ -120,10 +122,16 @@ class Score:
     clustered: int = 0
 
     def as_dict(self) -> dict:
-        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4),
-                "f1": round(self.f1, 4), "true_pairs": self.true_pairs,
-                "claimed_pairs": self.claimed_pairs, "positive_pairs": self.positive_pairs,
-                "clusters": self.clusters, "clustered": self.clustered}
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "true_pairs": self.true_pairs,
+            "claimed_pairs": self.claimed_pairs,
+            "positive_pairs": self.positive_pairs,
+            "clusters": self.clusters,
+            "clustered": self.clustered,
+        }
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -163,8 +171,11 @@ class LabelIndex:
         focused = set(self.members[self.in_focus].tolist())
         pairs = [(positions([a]), positions([b])) for a, b in sorted(labels.different)]
         pairs = [(int(a[0]), int(b[0])) for a, b in pairs if len(a) and len(b)]
-        pairs = [(a, b) for a, b in pairs if not (a in grouped and b in grouped)
-                 and (self.whole or a in focused or b in focused)]
+        pairs = [
+            (a, b)
+            for a, b in pairs
+            if not (a in grouped and b in grouped) and (self.whole or a in focused or b in focused)
+        ]
         self.diff_a = np.array([a for a, _ in pairs], dtype=np.int64)
         self.diff_b = np.array([b for _, b in pairs], dtype=np.int64)
 
@@ -183,8 +194,16 @@ class LabelIndex:
         precision = tp / claimed if claimed else 1.0
         recall = tp / self.positives if self.positives else 0.0
         sizes = np.bincount(flat)[1:]
-        return Score(precision, recall, _f1(precision, recall), tp, claimed, self.positives,
-                     int(np.count_nonzero(sizes)), int(sizes.sum()))
+        return Score(
+            precision,
+            recall,
+            _f1(precision, recall),
+            tp,
+            claimed,
+            self.positives,
+            int(np.count_nonzero(sizes)),
+            int(sizes.sum()),
+        )
 
 
 def _pairs(keys: np.ndarray) -> int:
@@ -211,8 +230,14 @@ class Candidate:
     sim: float
 
     def params(self, base: Params) -> Params:
-        return Params(sim=self.sim, alpha=self.alpha, method=self.method, metric=base.metric,
-                      min_csize=base.min_csize, pca=self.pca)
+        return Params(
+            sim=self.sim,
+            alpha=self.alpha,
+            method=self.method,
+            metric=base.metric,
+            min_csize=base.min_csize,
+            pca=self.pca,
+        )
 
 
 @dataclass
@@ -255,10 +280,21 @@ def fold_split(labels: Labels, folds: int, seed: int = 0) -> list[list[int]]:
     return split
 
 
-def tune(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: Labels, prior: Params, *,
-         methods: Sequence[str] = TUNE_METHODS, alphas: Sequence[float] = TUNE_ALPHAS,
-         sims: Sequence[float] = TUNE_SIMS, pcas: Sequence[int | float | None] = TUNE_PCAS,
-         folds: int = 3, min_precision: float | None = None, seed: int = 0) -> Tuning:
+def tune(
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    ids: np.ndarray,
+    labels: Labels,
+    prior: Params,
+    *,
+    methods: Sequence[str] = TUNE_METHODS,
+    alphas: Sequence[float] = TUNE_ALPHAS,
+    sims: Sequence[float] = TUNE_SIMS,
+    pcas: Sequence[int | float | None] = TUNE_PCAS,
+    folds: int = 3,
+    min_precision: float | None = None,
+    seed: int = 0,
+) -> Tuning:
     """Score every candidate against the labels and choose one that holds across folds.
 
     ``prior`` is where the search starts from (the defaults): it supplies what
@@ -270,7 +306,8 @@ def tune(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: L
     if everything.positives < MIN_POSITIVE_PAIRS:
         raise LabelError(
             f"too few labels to tune on: {everything.positives} positive pairs among fingerprinted photos "
-            f"(at least {MIN_POSITIVE_PAIRS} needed); add labels (see 'imagecluster tune --help')")
+            f"(at least {MIN_POSITIVE_PAIRS} needed); add labels (see 'imagecluster tune --help')"
+        )
     split = fold_split(labels, max(2, folds), seed)
     views: dict = {"all": everything}
     for k, part in enumerate(split):
@@ -281,8 +318,9 @@ def tune(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: L
     claimed: dict = {view: [] for view in views}
     for method, alpha, pca in itertools.product(methods, alphas, pcas):
         try:
-            tree = build_tree(vectors, timestamps, alpha=alpha, method=method, metric=prior.metric, pca=pca,
-                              sim=min(sims))
+            tree = build_tree(
+                vectors, timestamps, alpha=alpha, method=method, metric=prior.metric, pca=pca, sim=min(sims)
+            )
         except ClusterError:
             continue  # e.g. ward with a non-euclidean metric: not a candidate
         for sim in sims:
@@ -296,10 +334,16 @@ def tune(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: L
                     overall.append(score)
     if not candidates:
         raise ClusterError("no candidate parameters apply to this metric")
-    tuning = Tuning(candidates, overall, {v: np.array(c, dtype=float) for v, c in true.items()},
-                    {v: np.array(c, dtype=float) for v, c in claimed.items()},
-                    {v: index.positives for v, index in views.items()},
-                    [labels.subset(part) for part in split], prior, min_precision=min_precision)
+    tuning = Tuning(
+        candidates,
+        overall,
+        {v: np.array(c, dtype=float) for v, c in true.items()},
+        {v: np.array(c, dtype=float) for v, c in claimed.items()},
+        {v: index.positives for v, index in views.items()},
+        [labels.subset(part) for part in split],
+        prior,
+        min_precision=min_precision,
+    )
     tuning.chosen = _choose(tuning, "all", len(split))
     held_out = [(_choose(tuning, ("without", k), len(split) - 1), ("fold", k)) for k in range(len(split))]
     true_held = sum(tuning.true[view][c] for c, view in held_out)
@@ -307,8 +351,7 @@ def tune(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: L
     positives_held = sum(tuning.positives[view] for _, view in held_out)
     precision = true_held / claimed_held if claimed_held else 1.0
     recall = true_held / positives_held if positives_held else 0.0
-    tuning.cv = Score(precision, recall, _f1(precision, recall), int(true_held), int(claimed_held),
-                      int(positives_held))
+    tuning.cv = Score(precision, recall, _f1(precision, recall), int(true_held), int(claimed_held), int(positives_held))
     # Tuning must earn its keep: if the prior did as well on the held-out folds, keep the prior.
     prior_at = _nearest(candidates, prior)
     if prior_at is not None and tuning.chosen != prior_at:
@@ -336,8 +379,8 @@ def _smoothed(values: np.ndarray, candidates: list[Candidate]) -> np.ndarray:
     out = np.zeros_like(values)
     for i, c in enumerate(candidates):
         a, s = alphas.index(c.alpha), sims.index(c.sim)
-        for alpha in alphas[max(0, a - 1): a + 2]:
-            for sim in sims[max(0, s - SMOOTHING): s + SMOOTHING + 1]:
+        for alpha in alphas[max(0, a - 1) : a + 2]:
+            for sim in sims[max(0, s - SMOOTHING) : s + SMOOTHING + 1]:
                 j = where.get((c.method, c.pca, alpha, sim))
                 if j is not None:
                     out[i] += values[j]
@@ -388,13 +431,23 @@ def _nearest(candidates: list[Candidate], prior: Params) -> int | None:
 
 def _distance(candidate: Candidate, prior: Params) -> float:
     """How far a candidate is from the prior: another method counts as far as any alpha and sim."""
-    return ((candidate.method != prior.method) * 2.0 + (candidate.pca != prior.pca) * 2.0
-            + abs(candidate.alpha - prior.alpha) + abs(candidate.sim - prior.sim))
+    return (
+        (candidate.method != prior.method) * 2.0
+        + (candidate.pca != prior.pca) * 2.0
+        + abs(candidate.alpha - prior.alpha)
+        + abs(candidate.sim - prior.sim)
+    )
 
 
-def score_params(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: Labels,
-                 params: Params) -> Score:
+def score_params(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: Labels, params: Params) -> Score:
     """One clustering's agreement with the labels."""
-    tree = build_tree(vectors, timestamps, alpha=params.alpha, method=params.method, metric=params.metric,
-                      pca=params.pca, sim=params.sim)
+    tree = build_tree(
+        vectors,
+        timestamps,
+        alpha=params.alpha,
+        method=params.method,
+        metric=params.metric,
+        pca=params.pca,
+        sim=params.sim,
+    )
     return LabelIndex(labels, ids).score(flat_clusters(cut_tree(tree, params.sim), params.min_csize))

@@ -30,7 +30,6 @@ def result_json(result: Result, library: Library) -> dict[str, Any]:
         "n_clustered": result.n_clustered,
         "stats": [{"size": size, "clusters": count} for size, count in result.stats()],
         "clusters": [
-            {"size": len(members), "images": [details[int(i)] for i in members]}
-            for members in result.clusters
+            {"size": len(members), "images": [details[int(i)] for i in members]} for members in result.clusters
         ],
     }

@@ -146,8 +146,16 @@ def _create_v1(db: sqlite_utils.Database) -> None:
 
 def _add_catalogs_v2(db: sqlite_utils.Database) -> None:
     """Photo managers' metadata: which catalog row a photo is, its rating, tags and albums."""
-    columns = {"catalog": str, "catalog_id": str, "rating": int, "pick": int, "color_label": str,
-               "title": str, "caption": str, "group_leader": int}
+    columns = {
+        "catalog": str,
+        "catalog_id": str,
+        "rating": int,
+        "pick": int,
+        "color_label": str,
+        "title": str,
+        "caption": str,
+        "group_leader": int,
+    }
     existing = db[IMAGES].columns_dict
     for name, kind in columns.items():
         if name not in existing:
@@ -192,9 +200,24 @@ def _add_verdicts_and_tuning_v4(db: sqlite_utils.Database) -> None:
         not_null={"verdict"},
     )
     db[TUNED_PARAMS].create(
-        {"model": str, "layer": str, "weights": str, "method": str, "metric": str, "alpha": float,
-         "sim": float, "min_csize": int, "pca": str, "labels": str, "labelled_pairs": int,
-         "precision": float, "recall": float, "f1": float, "cv_f1": float, "tuned_at": str},
+        {
+            "model": str,
+            "layer": str,
+            "weights": str,
+            "method": str,
+            "metric": str,
+            "alpha": float,
+            "sim": float,
+            "min_csize": int,
+            "pca": str,
+            "labels": str,
+            "labelled_pairs": int,
+            "precision": float,
+            "recall": float,
+            "f1": float,
+            "cv_f1": float,
+            "tuned_at": str,
+        },
         pk=("model", "layer", "weights"),
         if_not_exists=True,
         not_null={"method", "metric", "alpha", "sim", "min_csize"},
@@ -203,7 +226,11 @@ def _add_verdicts_and_tuning_v4(db: sqlite_utils.Database) -> None:
 
 # MIGRATIONS[n] takes a database at version n to version n + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _create_v1, _add_catalogs_v2, _add_pixel_sources_v3, _add_verdicts_and_tuning_v4]
+    _create_v1,
+    _add_catalogs_v2,
+    _add_pixel_sources_v3,
+    _add_verdicts_and_tuning_v4,
+]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

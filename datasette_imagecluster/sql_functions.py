@@ -70,13 +70,16 @@ class Functions:
     def library(self) -> tuple[tuple, Library, dict | None]:
         """The configured fingerprint set's library, cache key and tuned parameters, from one snapshot."""
         with nested_read_transaction(self.conn):
-            chosen = choose_set(fingerprint_sets(self.conn), self.config.get("model"),
-                                self.config.get("layer"), self.config.get("weights"))
+            chosen = choose_set(
+                fingerprint_sets(self.conn),
+                self.config.get("model"),
+                self.config.get("layer"),
+                self.config.get("weights"),
+            )
             key, library = library_for(self.conn, chosen)
             return key, library, tuned(self.conn, chosen)
 
-    def params(self, tuned_row: dict | None, sim=None, alpha=None, min_csize=None, method=None,
-               metric=None) -> Params:
+    def params(self, tuned_row: dict | None, sim=None, alpha=None, min_csize=None, method=None, metric=None) -> Params:
         given = {"sim": sim, "alpha": alpha, "min_csize": min_csize, "method": method, "metric": metric}
         return choose_params(given, self.config, tuned_row).params
 
@@ -99,10 +102,12 @@ class Functions:
 
 def _checked(fn, *arities):
     """Wrap a function for SQLite: a clear Python error (logged) for wrong argument counts."""
+
     def call(*args):
         if len(args) not in arities:
             raise ClusterError(f"expects {' or '.join(map(str, arities))} arguments, got {len(args)}")
         return fn(*args)
+
     return call
 
 

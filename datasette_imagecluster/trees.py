@@ -64,8 +64,9 @@ def database_file(conn: sqlite3.Connection) -> str:
     return f"memory:{id(conn)}"
 
 
-def library_key(conn: sqlite3.Connection, fingerprint_set: FingerprintSet,
-                subset: frozenset[int] | None = None) -> tuple:
+def library_key(
+    conn: sqlite3.Connection, fingerprint_set: FingerprintSet, subset: frozenset[int] | None = None
+) -> tuple:
     return (database_file(conn), library_signature(conn, fingerprint_set), fingerprint_set, subset)
 
 
@@ -74,8 +75,15 @@ def tree_key(lib_key: tuple, params: Params) -> tuple:
 
 
 def make_tree(library: Library, params: Params) -> Tree:
-    return build_tree(library.vectors, library.timestamps, alpha=params.alpha, method=params.method,
-                      metric=params.metric, pca=params.pca, sim=params.sim)
+    return build_tree(
+        library.vectors,
+        library.timestamps,
+        alpha=params.alpha,
+        method=params.method,
+        metric=params.metric,
+        pca=params.pca,
+        sim=params.sim,
+    )
 
 
 def cached_tree(key: tuple, params: Params) -> Tree | None:
@@ -84,8 +92,9 @@ def cached_tree(key: tuple, params: Params) -> Tree | None:
     return tree if tree is not None and tree.can_cut(params.sim) else None
 
 
-def library_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet,
-                subset: frozenset[int] | None = None) -> tuple[tuple, Library]:
+def library_for(
+    conn: sqlite3.Connection, fingerprint_set: FingerprintSet, subset: frozenset[int] | None = None
+) -> tuple[tuple, Library]:
     key = library_key(conn, fingerprint_set, subset)
     return key, libraries.get(key, lambda: load_library(conn, fingerprint_set, subset))
 

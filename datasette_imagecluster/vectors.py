@@ -18,7 +18,6 @@ def decode(blob: bytes) -> np.ndarray:
         raise ValueError("a fingerprint must be a BLOB of float32 values")
     if len(blob) == 0 or len(blob) % DTYPE.itemsize:
         raise ValueError(
-            f"a fingerprint BLOB must hold a whole number of float32 values, "
-            f"this one has {len(blob)} bytes"
+            f"a fingerprint BLOB must hold a whole number of float32 values, this one has {len(blob)} bytes"
         )
     return np.frombuffer(blob, dtype=DTYPE)

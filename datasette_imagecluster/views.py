@@ -47,8 +47,10 @@ class Computing(Exception):
     """A tree is still being built: answered with 202 and a page that refreshes itself."""
 
     def __init__(self, photos: int):
-        super().__init__(f"Clustering {photos:,} photos: this takes a while the first time. "
-                         "This page reloads itself until the clusters are ready.")
+        super().__init__(
+            f"Clustering {photos:,} photos: this takes a while the first time. "
+            "This page reloads itself until the clusters are ready."
+        )
 
 
 # Trees being built, by (tree key, sim): concurrent requests wait on one build.
@@ -107,16 +109,26 @@ class Form:
     params: Params | None = None  # once the database's tuned parameters are read
 
     def query(self, **changes) -> str:
-        values = {"sim": self.params.sim, "alpha": self.params.alpha, "method": self.params.method,
-                  "metric": self.params.metric, "min_csize": self.params.min_csize,
-                  "pca": self.params.pca, "model": self.model, "layer": self.layer,
-                  "weights": self.weights, "sql": self.sql or None, "page": self.page}
+        values = {
+            "sim": self.params.sim,
+            "alpha": self.params.alpha,
+            "method": self.params.method,
+            "metric": self.params.metric,
+            "min_csize": self.params.min_csize,
+            "pca": self.params.pca,
+            "model": self.model,
+            "layer": self.layer,
+            "weights": self.weights,
+            "sql": self.sql or None,
+            "page": self.page,
+        }
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v is not None and v != ""})
 
 
 def parse_form(args, settings: dict) -> Form:
     """Request arguments (or the configured defaults) as validated values."""
+
     def arg(name):
         value = args.get(name)
         return settings.get(name) if value is None or value == "" else value
@@ -188,7 +200,8 @@ async def _cluster(datasette, db, form: Form, wait: float):
     """The cut clustering for a form, using the caches; the tree is built off the event loop."""
     time_limit_ms = datasette.sql_time_limit_ms
     sets, lib_key, library, parameters, labels = await db.execute_fn(
-        lambda conn: _read_library(conn, form, time_limit_ms))
+        lambda conn: _read_library(conn, form, time_limit_ms)
+    )
     form.params = params = parameters.params
     if len(library.ids) < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
@@ -215,13 +228,13 @@ def _route(datasette, database: str) -> str:
 def _computing(message: str, as_json: bool) -> Response:
     headers = {"Retry-After": "2"}
     if as_json:
-        return Response.json({"ok": False, "status": "computing", "message": message}, status=202,
-                             headers=headers)
+        return Response.json({"ok": False, "status": "computing", "message": message}, status=202, headers=headers)
     return Response.html(
         '<!DOCTYPE html><html><head><meta http-equiv="refresh" content="2"><title>Clustering…</title>'
         f'</head><body><h1>Clustering…</h1><p class="imagecluster-computing">{_escape(message)}</p>'
         "</body></html>",
-        status=202, headers=headers,
+        status=202,
+        headers=headers,
     )
 
 
@@ -253,7 +266,8 @@ async def cluster_view(datasette, request):
         form = parse_form(request.args, settings)
         await _check_subset(datasette, request, db, form.sql)
         library, sets, tree, result, parameters, agreement = await _cluster(
-            datasette, db, form, float(settings["wait_seconds"]))
+            datasette, db, form, float(settings["wait_seconds"])
+        )
     except Computing as e:
         return _computing(str(e), as_json)
     except NotFound as e:
@@ -270,13 +284,17 @@ async def cluster_view(datasette, request):
             for image in c["images"]:
                 image["thumbnail"] = thumbnail_url(datasette, db.name, image["id"])
         return Response.json(report)
-    return await _render(datasette, request, db,
-                         (form, library, sets, tree, result, settings, parameters, agreement))
+    return await _render(datasette, request, db, (form, library, sets, tree, result, settings, parameters, agreement))
 
 
 async def _render(datasette, request, db, clustered, error: str | None = None, status: int = 200):
-    context = {"database": db.name, "error": error, "methods": METHODS, "metrics": METRICS,
-               "form_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")}
+    context = {
+        "database": db.name,
+        "error": error,
+        "methods": METHODS,
+        "metrics": METRICS,
+        "form_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster"),
+    }
     if clustered is None:
         settings = config(datasette, db.name)
         context["values"] = {k: request.args.get(k, settings.get(k, "")) for k in (*PARAMETER_NAMES, "sql")}
@@ -287,11 +305,22 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
     return Response.html(html, status=status)
 
 
-async def _gallery(datasette, request, db, form: Form, library: Library, sets: list[FingerprintSet],
-                   tree, result, settings, parameters: Chosen, agreement) -> dict:
+async def _gallery(
+    datasette,
+    request,
+    db,
+    form: Form,
+    library: Library,
+    sets: list[FingerprintSet],
+    tree,
+    result,
+    settings,
+    parameters: Chosen,
+    agreement,
+) -> dict:
     pages = max(1, -(-len(result.clusters) // form.page_size))
     page = min(form.page, pages)
-    shown = result.clusters[(page - 1) * form.page_size: page * form.page_size]
+    shown = result.clusters[(page - 1) * form.page_size : page * form.page_size]
     per_card = int(settings["thumbnails_per_cluster"])
     ids = [int(i) for members in shown for i in members]
     details = library.details(ids)
@@ -302,28 +331,45 @@ async def _gallery(datasette, request, db, form: Form, library: Library, sets: l
         member_ids = [int(i) for i in members]
         taken = [details[i]["taken"] for i in member_ids if details[i]["taken"]]
         id_list = ",".join(map(str, member_ids))
-        cards.append({
-            "number": number,
-            "size": len(member_ids),
-            "first": min(taken) if taken else None,
-            "last": max(taken) if taken else None,
-            "images": [
-                {"id": i, "name": details[i]["path"].rsplit("/", 1)[-1], "taken": details[i]["taken"],
-                 "thumbnail": thumbnail_url(datasette, db.name, i),
-                 "url": datasette.urls.row(db.name, IMAGES, str(i))}
-                for i in member_ids[:per_card]
-            ],
-            "more": max(0, len(member_ids) - per_card),
-            "table_url": f"{table_url}?{urlencode({'id__in': id_list})}",
-            "sql_url": (datasette.urls.database(db.name) + "?" + urlencode(
-                {"sql": f"select * from {IMAGES} where id in ({id_list}) order by timestamp"}))
-            if can_sql else None,
-        })
+        cards.append(
+            {
+                "number": number,
+                "size": len(member_ids),
+                "first": min(taken) if taken else None,
+                "last": max(taken) if taken else None,
+                "images": [
+                    {
+                        "id": i,
+                        "name": details[i]["path"].rsplit("/", 1)[-1],
+                        "taken": details[i]["taken"],
+                        "thumbnail": thumbnail_url(datasette, db.name, i),
+                        "url": datasette.urls.row(db.name, IMAGES, str(i)),
+                    }
+                    for i in member_ids[:per_card]
+                ],
+                "more": max(0, len(member_ids) - per_card),
+                "table_url": f"{table_url}?{urlencode({'id__in': id_list})}",
+                "sql_url": (
+                    datasette.urls.database(db.name)
+                    + "?"
+                    + urlencode({"sql": f"select * from {IMAGES} where id in ({id_list}) order by timestamp"})
+                )
+                if can_sql
+                else None,
+            }
+        )
     base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
     p = form.params
     return {
-        "values": {"sim": p.sim, "alpha": p.alpha, "method": p.method, "metric": p.metric,
-                   "min_csize": p.min_csize, "pca": "" if p.pca is None else p.pca, "sql": form.sql},
+        "values": {
+            "sim": p.sim,
+            "alpha": p.alpha,
+            "method": p.method,
+            "metric": p.metric,
+            "min_csize": p.min_csize,
+            "pca": "" if p.pca is None else p.pca,
+            "sql": form.sql,
+        },
         "can_sql": can_sql,
         "sets": sets if len(sets) > 1 else [],
         "chosen": library.fingerprint_set,
@@ -340,9 +386,14 @@ async def _gallery(datasette, request, db, form: Form, library: Library, sets: l
         "dendrogram": dendrogram_svg(tree, p.sim),
         "random_weights": library.fingerprint_set.weights.startswith("random-"),
         "params_from": parameters.describe(),
-        "agreement": None if agreement is None else {
-            "labels": agreement[0].describe(), "precision": agreement[1].precision,
-            "recall": agreement[1].recall, "f1": agreement[1].f1},
+        "agreement": None
+        if agreement is None
+        else {
+            "labels": agreement[0].describe(),
+            "precision": agreement[1].precision,
+            "recall": agreement[1].recall,
+            "f1": agreement[1].f1,
+        },
     }
 
 
@@ -401,12 +452,21 @@ async def similar_view(datasette, request):
         return _error(str(e), 404, True)
     except (BadRequest, ClusterError) as e:
         return _error(str(e), 400, True)
-    return Response.json({
-        "image_id": image_id,
-        "thumbnail": thumbnail_url(datasette, db.name, image_id),
-        "similar": [{"id": i, "distance": d, "thumbnail": thumbnail_url(datasette, db.name, i),
-                     "url": datasette.urls.row(db.name, IMAGES, str(i))} for i, d in found],
-    })
+    return Response.json(
+        {
+            "image_id": image_id,
+            "thumbnail": thumbnail_url(datasette, db.name, image_id),
+            "similar": [
+                {
+                    "id": i,
+                    "distance": d,
+                    "thumbnail": thumbnail_url(datasette, db.name, i),
+                    "url": datasette.urls.row(db.name, IMAGES, str(i)),
+                }
+                for i, d in found
+            ],
+        }
+    )
 
 
 def _read_photo_library(conn, image_id: int, settings: dict) -> Library:
@@ -426,6 +486,9 @@ def _read_photo_library(conn, image_id: int, settings: dict) -> Library:
 
 async def not_found_view(datasette, request):
     """Any other URL under ``/-/cluster/``: 404, in JSON where the URL asks for JSON."""
-    return _error("Not found: the cluster pages are /-/cluster, /<database>/-/cluster(.json), "
-                  "/<database>/-/cluster/thumbnail/<id>.jpg and /<database>/-/cluster/similar/<id>.json",
-                  404, request.path.endswith(".json"))
+    return _error(
+        "Not found: the cluster pages are /-/cluster, /<database>/-/cluster(.json), "
+        "/<database>/-/cluster/thumbnail/<id>.jpg and /<database>/-/cluster/similar/<id>.json",
+        404,
+        request.path.endswith(".json"),
+    )

@@ -158,13 +158,15 @@ def map_root(path: str, maps: list[tuple[str, str]]) -> str:
     """Apply the first matching map (at a path boundary); Windows separators become '/'."""
     for old, new in maps:
         if path == old or path.startswith(old.rstrip("/\\") + "/") or path.startswith(old.rstrip("/\\") + "\\"):
-            rest = path[len(old.rstrip("/\\")):].replace("\\", "/")
+            rest = path[len(old.rstrip("/\\")) :].replace("\\", "/")
             return new + rest
     return path
 
 
-_DATE = re.compile(r"^(?P<date>[0-9:\-/.]+[ T]+\d{1,2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d+))?\s*"
-                   r"(?P<zone>Z|[+-]\d{2}:?\d{2})?\s*$")
+_DATE = re.compile(
+    r"^(?P<date>[0-9:\-/.]+[ T]+\d{1,2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d+))?\s*"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?\s*$"
+)
 
 
 def parse_catalog_datetime(text: str | None) -> tuple[str, float] | None:

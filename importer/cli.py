@@ -49,9 +49,7 @@ class _Bar:
 
     def start(self, total: int) -> None:
         if not self.silent and total and sys.stderr.isatty():
-            self.bar = click.progressbar(
-                length=total, label=self.label, show_eta=True, show_pos=True, file=sys.stderr
-            )
+            self.bar = click.progressbar(length=total, label=self.label, show_eta=True, show_pos=True, file=sys.stderr)
             self.bar.__enter__()
 
     def advance(self, count: int) -> None:
@@ -67,21 +65,43 @@ class _Bar:
 def fingerprint_options(command):
     """The options every importing command shares."""
     options = [
-        click.option("--model", type=click.Choice(list(ARCHITECTURES)), default="vgg16", show_default=True,
-                     help="CNN that fingerprints each photo: imagecluster's vgg16, a faster backbone, or "
-                          "efficientnet-lite0 (PyTorch; its ImageNet weights install with a package: works offline)"),
-        click.option("--layer", default=None,
-                     help="vgg16's layer whose activations are the fingerprint: fc2 (default), fc1 or "
-                          "flatten; the other models use their pooled features (avgpool)"),
-        click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
-                     help="pretrained ImageNet weights (downloaded once by Keras; for efficientnet-lite0 the "
-                          "file its package installs), a local weights file, or none for random weights "
-                          "(deterministic, NOT pretrained: for tests)"),
+        click.option(
+            "--model",
+            type=click.Choice(list(ARCHITECTURES)),
+            default="vgg16",
+            show_default=True,
+            help="CNN that fingerprints each photo: imagecluster's vgg16, a faster backbone, or "
+            "efficientnet-lite0 (PyTorch; its ImageNet weights install with a package: works offline)",
+        ),
+        click.option(
+            "--layer",
+            default=None,
+            help="vgg16's layer whose activations are the fingerprint: fc2 (default), fc1 or "
+            "flatten; the other models use their pooled features (avgpool)",
+        ),
+        click.option(
+            "--weights",
+            default="imagenet",
+            show_default=True,
+            metavar="imagenet|none|PATH",
+            help="pretrained ImageNet weights (downloaded once by Keras; for efficientnet-lite0 the "
+            "file its package installs), a local weights file, or none for random weights "
+            "(deterministic, NOT pretrained: for tests)",
+        ),
         click.option("--seed", default=0, show_default=True, help="seed of the random weights of --weights none"),
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 1024),
-                     help="photos per model call and per database transaction"),
-        click.option("--workers", default=None, type=click.IntRange(0, 256),
-                     help="decoder processes (default: cores - 1; 0 decodes in this process)"),
+        click.option(
+            "--batch-size",
+            default=32,
+            show_default=True,
+            type=click.IntRange(1, 1024),
+            help="photos per model call and per database transaction",
+        ),
+        click.option(
+            "--workers",
+            default=None,
+            type=click.IntRange(0, 256),
+            help="decoder processes (default: cores - 1; 0 decodes in this process)",
+        ),
         click.option("--prune", is_flag=True, help="delete photos that are no longer there"),
         click.option("--retry-errors", is_flag=True, help="retry files that failed before and have not changed"),
         click.option("-s", "--silent", is_flag=True, help="don't show a progress bar"),
@@ -105,13 +125,11 @@ def _run_import(db_path: str, paths: list[str], settings: dict, catalog_factory=
     try:
         catalog = catalog_factory() if catalog_factory else None
         if catalog is not None and catalog.snapshot:
-            click.echo(f"Note: {catalog.path} is locked by the program using it: reading a snapshot copy.",
-                       err=True)
+            click.echo(f"Note: {catalog.path} is locked by the program using it: reading a snapshot copy.", err=True)
         summary = run_import(db_path, paths, options, progress=bar, catalog=catalog)
     except KeyboardInterrupt:
         bar.finish()
-        click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.",
-                   err=True)
+        click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.", err=True)
         sys.exit(130)
     except (ImportFailed, WeightsError, SchemaError, CatalogError) as e:
         bar.finish()
@@ -150,8 +168,13 @@ def import_(db_path, paths, **settings):
 @cli.command(name="import-digikam")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
 @click.argument("digikam_db", type=click.Path(exists=True, allow_dash=False))
-@click.option("--root-map", "root_maps", multiple=True, metavar="OLD=NEW",
-              help="read photos under OLD from NEW (repeatable): a catalog made on another machine or mount")
+@click.option(
+    "--root-map",
+    "root_maps",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="read photos under OLD from NEW (repeatable): a catalog made on another machine or mount",
+)
 @fingerprint_options
 def import_digikam(db_path, digikam_db, root_maps, **settings):
     """Fingerprint the photos of a digiKam catalog, with its dates, ratings, tags and albums.
@@ -176,9 +199,14 @@ def import_digikam(db_path, digikam_db, root_maps, **settings):
 @cli.command(name="import-lightroom")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
 @click.argument("catalog", type=click.Path(exists=True, allow_dash=False))
-@click.option("--root-map", "root_maps", multiple=True, metavar="OLD=NEW",
-              help="read photos under OLD from NEW (repeatable): a catalog made on another machine, "
-                   "e.g. C:/Users/me/Pictures=/mnt/pictures")
+@click.option(
+    "--root-map",
+    "root_maps",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="read photos under OLD from NEW (repeatable): a catalog made on another machine, "
+    "e.g. C:/Users/me/Pictures=/mnt/pictures",
+)
 @fingerprint_options
 def import_lightroom(db_path, catalog, root_maps, **settings):
     """Fingerprint the photos of a Lightroom Classic catalog, with its metadata.
@@ -210,20 +238,23 @@ def _report_import(summary, paths, prune: bool) -> None:
         + (f", {s.rate:.1f} photos/s" if s.imported else "")
     )
     if failed:
-        click.echo(f"Warning: {failed} file(s) could not be imported: see the import_errors table.",
-                   err=True)
+        click.echo(f"Warning: {failed} file(s) could not be imported: see the import_errors table.", err=True)
     if s.exif_warnings:
-        click.echo(f"Warning: {s.exif_warnings} photo(s) have unreadable EXIF (images.exif_error); "
-                   "their file time was used.", err=True)
+        click.echo(
+            f"Warning: {s.exif_warnings} photo(s) have unreadable EXIF (images.exif_error); their file time was used.",
+            err=True,
+        )
     if s.from_previews:
-        click.echo(f"Note: {s.from_previews} photo(s) were fingerprinted from Lightroom's previews, their "
-                   "originals being missing or unreadable (images.pixels_from).", err=True)
+        click.echo(
+            f"Note: {s.from_previews} photo(s) were fingerprinted from Lightroom's previews, their "
+            "originals being missing or unreadable (images.pixels_from).",
+            err=True,
+        )
     if s.vanished:
         verb = "were removed" if prune else "are no longer on disk; --prune removes them"
         click.echo(f"{len(s.vanished)} photo(s) {verb} (e.g. {s.vanished[0]}).", err=True)
     if s.model_loaded and s.weights.startswith("random-"):
-        click.echo(f"Note: fingerprints were made with random weights ({s.weights}), not a "
-                   "pretrained model.", err=True)
+        click.echo(f"Note: fingerprints were made with random weights ({s.weights}), not a pretrained model.", err=True)
     if s.readable == 0:
         if failed:
             raise click.ClickException("nothing could be read: every file failed (see import_errors)")
@@ -246,36 +277,62 @@ def _open_read_only(db_path: str) -> sqlite3.Connection:
 
 
 def _fingerprint_set_options(command):
-    for option in reversed([
-        click.option("--model", default=None, help="fingerprint model (default: of the largest fingerprint set)"),
-        click.option("--layer", default=None, help="fingerprint layer (default: of the largest fingerprint set)"),
-        click.option("--weights", default=None, help="fingerprint weights identity, e.g. imagenet"),
-    ]):
+    for option in reversed(
+        [
+            click.option("--model", default=None, help="fingerprint model (default: of the largest fingerprint set)"),
+            click.option("--layer", default=None, help="fingerprint layer (default: of the largest fingerprint set)"),
+            click.option("--weights", default=None, help="fingerprint weights identity, e.g. imagenet"),
+        ]
+    ):
         command = option(command)
     return command
 
 
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-@click.option("--sim", default=None, metavar="FLOAT",
-              help=f"similarity 0..1: higher makes smaller, tighter clusters [default: tuned, else {DEFAULT.sim}]")
-@click.option("--alpha", default=None, metavar="FLOAT",
-              help=f"time weight 0..1: 0 content only, 1 capture time only [default: tuned, else {DEFAULT.alpha}]")
-@click.option("--method", type=click.Choice(METHODS), default=None,
-              help=f"linkage method [default: tuned, else {DEFAULT.method}]")
-@click.option("--metric", type=click.Choice(METRICS), default=None,
-              help=f"distance metric [default: tuned, else {DEFAULT.metric}]")
-@click.option("--min-csize", default=None, metavar="INTEGER",
-              help=f"smallest cluster reported [default: tuned, else {DEFAULT.min_csize}]")
-@click.option("--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)")
+@click.option(
+    "--sim",
+    default=None,
+    metavar="FLOAT",
+    help=f"similarity 0..1: higher makes smaller, tighter clusters [default: tuned, else {DEFAULT.sim}]",
+)
+@click.option(
+    "--alpha",
+    default=None,
+    metavar="FLOAT",
+    help=f"time weight 0..1: 0 content only, 1 capture time only [default: tuned, else {DEFAULT.alpha}]",
+)
+@click.option(
+    "--method", type=click.Choice(METHODS), default=None, help=f"linkage method [default: tuned, else {DEFAULT.method}]"
+)
+@click.option(
+    "--metric",
+    type=click.Choice(METRICS),
+    default=None,
+    help=f"distance metric [default: tuned, else {DEFAULT.metric}]",
+)
+@click.option(
+    "--min-csize",
+    default=None,
+    metavar="INTEGER",
+    help=f"smallest cluster reported [default: tuned, else {DEFAULT.min_csize}]",
+)
+@click.option(
+    "--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)"
+)
 @_fingerprint_set_options
 @click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
-@click.option("--links", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos")
-@click.option("--save", metavar="NAME", default=None,
-              help="store the clustering in the clusterings and cluster_members tables")
-def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json,
-            links, save):
+@click.option(
+    "--links",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos",
+)
+@click.option(
+    "--save", metavar="NAME", default=None, help="store the clustering in the clusterings and cluster_members tables"
+)
+def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json, links, save):
     """Cluster the photos in DB_PATH by content and capture time.
 
     Hierarchical clustering of the fingerprints, mixed with capture-time
@@ -293,8 +350,7 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
     try:
         sets = fingerprint_sets(conn)
         chosen = choose_set(sets, model, layer, weights)
-        given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize,
-                 "pca": pca}
+        given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize, "pca": pca}
         parameters = choose_params(given, {}, tuned(conn, chosen))
         params = parameters.params
         library = load_library(conn, chosen)
@@ -310,11 +366,15 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         _print_stats(report)
     if len(sets) > 1:
         others = ", ".join(s.label for s in sets if s != chosen)
-        click.echo(f"Note: clustered {chosen.label}; this database also has {others} "
-                   "(choose with --model, --layer and --weights).", err=True)
+        click.echo(
+            f"Note: clustered {chosen.label}; this database also has {others} "
+            "(choose with --model, --layer and --weights).",
+            err=True,
+        )
     if chosen.weights.startswith("random-"):
-        click.echo(f"Note: these fingerprints come from random weights ({chosen.weights}), "
-                   "not a pretrained model.", err=True)
+        click.echo(
+            f"Note: these fingerprints come from random weights ({chosen.weights}), not a pretrained model.", err=True
+        )
     if parameters.origin == "tuned":
         click.echo(f"Parameters not given: {parameters.describe()}.", err=True)
     paths = [[image["path"] for image in c["images"]] for c in report["clusters"]]
@@ -332,7 +392,9 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         store = Store(db_path)
         try:
             store.save_clustering(
-                save, params_json(result, chosen), result.n_images,
+                save,
+                params_json(result, chosen),
+                result.n_images,
                 [[int(i) for i in members] for members in result.clusters],
             )
         except sqlite3.Error as e:
@@ -344,26 +406,73 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
 
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-@click.option("--labels", "sources", multiple=True, type=click.Choice(BUILT_IN),
-              help="a label source in the database (repeatable; default: all of them): catalog groups and "
-                   "stacks, same-shot siblings, exact duplicates, verdicts")
-@click.option("--labels-csv", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
-              help="a CSV with columns path,group (paths as imported) or image_id,group")
-@click.option("--labels-table", default=None, metavar="TABLE",
-              help="a table in the database with a group column and a path or image_id column")
-@click.option("--min-precision", type=click.FloatRange(0, 1), default=None, metavar="P",
-              help="choose the highest recall at this precision instead of the best F1")
-@click.option("--method", "methods", multiple=True, type=click.Choice(METHODS),
-              help="linkage methods to search (repeatable; default: ward, average, complete, weighted, single)")
-@click.option("--pca", "pcas", multiple=True, metavar="N|FRACTION",
-              help="also search PCA to N components or this variance fraction (repeatable)")
-@click.option("--folds", default=3, show_default=True, type=click.IntRange(2, 20),
-              help="folds of the label groups for cross-validation")
+@click.option(
+    "--labels",
+    "sources",
+    multiple=True,
+    type=click.Choice(BUILT_IN),
+    help="a label source in the database (repeatable; default: all of them): catalog groups and "
+    "stacks, same-shot siblings, exact duplicates, verdicts",
+)
+@click.option(
+    "--labels-csv",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="a CSV with columns path,group (paths as imported) or image_id,group",
+)
+@click.option(
+    "--labels-table",
+    default=None,
+    metavar="TABLE",
+    help="a table in the database with a group column and a path or image_id column",
+)
+@click.option(
+    "--min-precision",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="P",
+    help="choose the highest recall at this precision instead of the best F1",
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    type=click.Choice(METHODS),
+    help="linkage methods to search (repeatable; default: ward, average, complete, weighted, single)",
+)
+@click.option(
+    "--pca",
+    "pcas",
+    multiple=True,
+    metavar="N|FRACTION",
+    help="also search PCA to N components or this variance fraction (repeatable)",
+)
+@click.option(
+    "--folds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(2, 20),
+    help="folds of the label groups for cross-validation",
+)
 @_fingerprint_set_options
 @click.option("--json", "as_json", is_flag=True, help="print every candidate's scores as JSON")
 @click.option("--save", is_flag=True, help="store the chosen parameters as this fingerprint set's defaults")
-def tune(db_path, sources, labels_csv, labels_table, min_precision, methods, pcas, folds, model, layer,
-         weights, as_json, save):
+def tune(
+    db_path,
+    sources,
+    labels_csv,
+    labels_table,
+    min_precision,
+    methods,
+    pcas,
+    folds,
+    model,
+    layer,
+    weights,
+    as_json,
+    save,
+):
     """Find the clustering parameters that agree best with labels you already have.
 
     Searches method, alpha and sim (and --pca) for the fingerprint set, scoring
@@ -389,8 +498,15 @@ def tune(db_path, sources, labels_csv, labels_table, min_precision, methods, pca
     try:
         chosen = choose_set(fingerprint_sets(conn), model, layer, weights)
         labels, singletons = gather_labels(conn, sources, labels_csv, labels_table)
-        result = run_tune(conn, chosen, labels, min_precision=min_precision, folds=folds, methods=methods,
-                          pcas=(None, *(parse_pca(p) for p in pcas)))
+        result = run_tune(
+            conn,
+            chosen,
+            labels,
+            min_precision=min_precision,
+            folds=folds,
+            methods=methods,
+            pcas=(None, *(parse_pca(p) for p in pcas)),
+        )
     except (ClusterError, LabelError) as e:
         raise click.ClickException(str(e))
     finally:
@@ -402,13 +518,17 @@ def tune(db_path, sources, labels_csv, labels_table, min_precision, methods, pca
     else:
         _print_tuning(result)
     if singletons:
-        click.echo(f"Note: {singletons} label groups have one photo: each says that photo belongs with no "
-                   "other labelled photo.", err=True)
+        click.echo(
+            f"Note: {singletons} label groups have one photo: each says that photo belongs with no "
+            "other labelled photo.",
+            err=True,
+        )
     for note in tuning.notes:
         click.echo(f"Note: {note}.", err=True)
     if chosen.weights.startswith("random-"):
-        click.echo(f"Note: these fingerprints come from random weights ({chosen.weights}), not a pretrained model.",
-                   err=True)
+        click.echo(
+            f"Note: these fingerprints come from random weights ({chosen.weights}), not a pretrained model.", err=True
+        )
     if not save:
         click.echo("Not saved: run again with --save to use these parameters by default.", err=True)
         return
@@ -416,9 +536,16 @@ def tune(db_path, sources, labels_csv, labels_table, min_precision, methods, pca
 
     store = Store(db_path)
     try:
-        store.save_tuned((chosen.model, chosen.layer, chosen.weights), candidate.params(result.defaults).as_dict(),
-                         labels.describe(), score.positive_pairs, score.precision, score.recall, score.f1,
-                         tuning.cv.f1 if tuning.cv else None)
+        store.save_tuned(
+            (chosen.model, chosen.layer, chosen.weights),
+            candidate.params(result.defaults).as_dict(),
+            labels.describe(),
+            score.positive_pairs,
+            score.precision,
+            score.recall,
+            score.f1,
+            tuning.cv.f1 if tuning.cv else None,
+        )
     except sqlite3.Error as e:
         raise click.ClickException(f"cannot save to {db_path}: {e}")
     finally:
@@ -431,13 +558,18 @@ def _tune_json(result, chosen) -> dict:
     candidate, score = tuning.best
     return {
         "fingerprints": {"model": chosen.model, "layer": chosen.layer, "weights": chosen.weights},
-        "labels": {"described": result.labels.describe(), "groups": len(result.labels.groups),
-                   "positive_pairs": score.positive_pairs},
+        "labels": {
+            "described": result.labels.describe(),
+            "groups": len(result.labels.groups),
+            "positive_pairs": score.positive_pairs,
+        },
         "chosen": {**candidate.params(result.defaults).as_dict(), **score.as_dict()},
         "cross_validated": tuning.cv.as_dict() if tuning.cv else None,
         "defaults": {**result.defaults.as_dict(), **result.at_defaults.as_dict()},
-        "candidates": [{"method": c.method, "alpha": c.alpha, "pca": c.pca, "sim": c.sim, **s.as_dict()}
-                       for c, s in zip(tuning.candidates, tuning.overall)],
+        "candidates": [
+            {"method": c.method, "alpha": c.alpha, "pca": c.pca, "sim": c.sim, **s.as_dict()}
+            for c, s in zip(tuning.candidates, tuning.overall)
+        ],
     }
 
 
@@ -450,19 +582,26 @@ def _print_tuning(result) -> None:
         if key not in best or s.f1 > best[key][1].f1:
             best[key] = (c, s)
     click.echo(f"Labels: {result.labels.describe()} ({len(result.labels.groups)} groups)")
-    click.echo(f"{'method':<9} {'alpha':>5} {'pca':>5} {'sim':>5} {'P':>5} {'R':>5} {'F1':>5} "
-               f"{'clusters':>8} {'clustered':>9}")
+    click.echo(
+        f"{'method':<9} {'alpha':>5} {'pca':>5} {'sim':>5} {'P':>5} {'R':>5} {'F1':>5} {'clusters':>8} {'clustered':>9}"
+    )
     for c, s in sorted(best.values(), key=lambda cs: -cs[1].f1):
-        click.echo(f"{c.method:<9} {c.alpha:>5.2f} {str(c.pca or '-'):>5} {c.sim:>5.2f} {s.precision:>5.2f} "
-                   f"{s.recall:>5.2f} {s.f1:>5.2f} {s.clusters:>8} {s.clustered:>9}")
+        click.echo(
+            f"{c.method:<9} {c.alpha:>5.2f} {str(c.pca or '-'):>5} {c.sim:>5.2f} {s.precision:>5.2f} "
+            f"{s.recall:>5.2f} {s.f1:>5.2f} {s.clusters:>8} {s.clustered:>9}"
+        )
     candidate, score = tuning.best
     d, ds = result.defaults, result.at_defaults
-    click.echo(f"Chosen: {candidate.method}, alpha {candidate.alpha}, sim {candidate.sim}"
-               + (f", pca {candidate.pca}" if candidate.pca else "")
-               + f": precision {score.precision:.2f}, recall {score.recall:.2f}, F1 {score.f1:.2f}"
-               + (f"; cross-validated F1 {tuning.cv.f1:.2f} ({len(tuning.folds)} folds)" if tuning.cv else ""))
-    click.echo(f"Defaults: {d.method}, alpha {d.alpha}, sim {d.sim}: precision {ds.precision:.2f}, "
-               f"recall {ds.recall:.2f}, F1 {ds.f1:.2f}")
+    click.echo(
+        f"Chosen: {candidate.method}, alpha {candidate.alpha}, sim {candidate.sim}"
+        + (f", pca {candidate.pca}" if candidate.pca else "")
+        + f": precision {score.precision:.2f}, recall {score.recall:.2f}, F1 {score.f1:.2f}"
+        + (f"; cross-validated F1 {tuning.cv.f1:.2f} ({len(tuning.folds)} folds)" if tuning.cv else "")
+    )
+    click.echo(
+        f"Defaults: {d.method}, alpha {d.alpha}, sim {d.sim}: precision {ds.precision:.2f}, "
+        f"recall {ds.recall:.2f}, F1 {ds.f1:.2f}"
+    )
 
 
 @cli.command()
@@ -516,9 +655,13 @@ def _print_stats(report: dict) -> None:
 @cli.command(name="export-xmp")
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
 @click.option("--clustering", "name", required=True, help="a clustering saved with 'imagecluster cluster --save'")
-@click.option("--sidecar", type=click.Choice(["appended", "replaced"]), default=None,
-              help="sidecar names: photo.jpg.xmp (appended, digiKam) or photo.xmp (replaced, Lightroom); "
-                   "default: an existing sidecar, else by the program the photo came from")
+@click.option(
+    "--sidecar",
+    type=click.Choice(["appended", "replaced"]),
+    default=None,
+    help="sidecar names: photo.jpg.xmp (appended, digiKam) or photo.xmp (replaced, Lightroom); "
+    "default: an existing sidecar, else by the program the photo came from",
+)
 @click.option("--dry-run", is_flag=True, help="list what would change, write nothing")
 def export_xmp_command(db_path, name, sidecar, dry_run):
     """Write each photo's cluster into its XMP sidecar as a keyword digiKam and Lightroom read.

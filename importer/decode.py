@@ -98,9 +98,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
             arr = arr / 257.0
         gray = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        img.mode == "P" and "transparency" in img.info
-    ):
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -242,9 +240,7 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         return opened
     img = opened.image
     try:
-        pixels = np.asarray(
-            img.resize(request.input_size, Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.uint8
-        )
+        pixels = np.asarray(img.resize(request.input_size, Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
         thumb = img.copy()
         thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()

@@ -110,21 +110,30 @@ class DigikamCatalog:
 
     def photos(self) -> Iterator[CatalogPhoto]:
         conn = self.conn
-        roots = {rid: root_path(identifier, specific)
-                 for rid, identifier, specific in conn.execute(
-                     "select id, identifier, specificPath from AlbumRoots")}
+        roots = {
+            rid: root_path(identifier, specific)
+            for rid, identifier, specific in conn.execute("select id, identifier, specificPath from AlbumRoots")
+        }
         tags = self._tags()
         albums = self._albums()
         comments = self._comments()
-        leaders = {s: o for s, o in conn.execute(
-            "select subject, object from ImageRelations where type = 2")} \
-            if has_tables(conn, "ImageRelations") else {}
+        leaders = (
+            {s: o for s, o in conn.execute("select subject, object from ImageRelations where type = 2")}
+            if has_tables(conn, "ImageRelations")
+            else {}
+        )
         info = "ImageInformation" if has_tables(conn, "ImageInformation") else None
-        positions = has_tables(conn, "ImagePositions") and \
-            {"latitudeNumber", "longitudeNumber"} <= columns(conn, "ImagePositions")
-        cameras = {image: (make or None, model or None) for image, make, model in conn.execute(
-            "select imageid, make, model from ImageMetadata")} \
-            if has_tables(conn, "ImageMetadata") and {"make", "model"} <= columns(conn, "ImageMetadata") else {}
+        positions = has_tables(conn, "ImagePositions") and {"latitudeNumber", "longitudeNumber"} <= columns(
+            conn, "ImagePositions"
+        )
+        cameras = (
+            {
+                image: (make or None, model or None)
+                for image, make, model in conn.execute("select imageid, make, model from ImageMetadata")
+            }
+            if has_tables(conn, "ImageMetadata") and {"make", "model"} <= columns(conn, "ImageMetadata")
+            else {}
+        )
         query = (
             "select i.id, a.albumRoot, a.relativePath, i.name, "
             + ("ii.creationDate, ii.rating, ii.orientation " if info else "null, null, null ")
@@ -149,8 +158,14 @@ class DigikamCatalog:
                 timestamp=date[1] if date else None,
                 rating=rating if isinstance(rating, int) and rating >= 0 else None,
                 pick=next((PICKS[t] for t in labels if t in PICKS), None),
-                color_label=next((t[len("Color Label "):] for t in labels
-                                  if t.startswith("Color Label ") and t != "Color Label None"), None),
+                color_label=next(
+                    (
+                        t[len("Color Label ") :]
+                        for t in labels
+                        if t.startswith("Color Label ") and t != "Color Label None"
+                    ),
+                    None,
+                ),
                 title=title,
                 caption=caption,
                 latitude=lat,
@@ -177,21 +192,27 @@ class DigikamCatalog:
         for image_id, path in rows:
             internal = path == INTERNAL or path.startswith(INTERNAL + "/")
             if internal:
-                path = path[len(INTERNAL) + 1:]  # "Color Label Red", "Pick Label Accepted", ...
+                path = path[len(INTERNAL) + 1 :]  # "Color Label Red", "Pick Label Accepted", ...
             out.setdefault(image_id, []).append((path, internal))
         return out
 
     def _albums(self) -> dict[int, str]:
-        return {image_id: relative.strip("/") or "/" for image_id, relative in self.conn.execute(
-            "select i.id, a.relativePath from Images i join Albums a on a.id = i.album")}
+        return {
+            image_id: relative.strip("/") or "/"
+            for image_id, relative in self.conn.execute(
+                "select i.id, a.relativePath from Images i join Albums a on a.id = i.album"
+            )
+        }
 
     def _comments(self) -> dict[int, tuple[str | None, str | None]]:
         if not has_tables(self.conn, "ImageComments"):
             return {}
         out: dict[int, list] = {}
         for image_id, kind, text in self.conn.execute(
-                "select imageid, type, comment from ImageComments where type in (?, ?) "
-                "order by (language = 'x-default') desc, id", (COMMENT, TITLE)):
+            "select imageid, type, comment from ImageComments where type in (?, ?) "
+            "order by (language = 'x-default') desc, id",
+            (COMMENT, TITLE),
+        ):
             entry = out.setdefault(image_id, [None, None])
             slot = 0 if kind == TITLE else 1
             entry[slot] = entry[slot] or text
@@ -204,4 +225,3 @@ class DigikamCatalog:
 
     def close(self) -> None:
         self.conn.close()
-

@@ -31,9 +31,7 @@ DATE_TAGS = (
     ("exif:DateTime", "Image DateTime", "EXIF SubSecTime", "EXIF OffsetTime"),
 )
 
-_DATE = re.compile(
-    r"^\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T]+(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?"
-)
+_DATE = re.compile(r"^\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T]+(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?")
 _OFFSET = re.compile(r"^\s*(?:(Z)|([+-])(\d{1,2}):?(\d{2}))\s*$")
 
 
@@ -50,8 +48,7 @@ class CaptureInfo:
     error: str | None = None
 
 
-def parse_exif_datetime(value: str, subsec: str | None = None, offset: str | None = None
-                        ) -> tuple[str, float] | None:
+def parse_exif_datetime(value: str, subsec: str | None = None, offset: str | None = None) -> tuple[str, float] | None:
     """``(taken, timestamp)`` from EXIF date text, or None if it is not a real date."""
     m = _DATE.match(value or "")
     if not m:
@@ -171,11 +168,17 @@ def read_capture_info(f: BinaryIO, mtime: float) -> CaptureInfo:
 
 # Pillow's EXIF tag ids under exifread's names, by IFD (None: the main IFD).
 PILLOW_TAGS = {
-    None: {0x010F: "Image Make", 0x0110: "Image Model", 0x0112: "Image Orientation",
-           0x0132: "Image DateTime"},
-    0x8769: {0x9003: "EXIF DateTimeOriginal", 0x9004: "EXIF DateTimeDigitized", 0x9010: "EXIF OffsetTime",
-             0x9011: "EXIF OffsetTimeOriginal", 0x9012: "EXIF OffsetTimeDigitized", 0x9290: "EXIF SubSecTime",
-             0x9291: "EXIF SubSecTimeOriginal", 0x9292: "EXIF SubSecTimeDigitized"},
+    None: {0x010F: "Image Make", 0x0110: "Image Model", 0x0112: "Image Orientation", 0x0132: "Image DateTime"},
+    0x8769: {
+        0x9003: "EXIF DateTimeOriginal",
+        0x9004: "EXIF DateTimeDigitized",
+        0x9010: "EXIF OffsetTime",
+        0x9011: "EXIF OffsetTimeOriginal",
+        0x9012: "EXIF OffsetTimeDigitized",
+        0x9290: "EXIF SubSecTime",
+        0x9291: "EXIF SubSecTimeOriginal",
+        0x9292: "EXIF SubSecTimeDigitized",
+    },
     0x8825: {1: "GPS GPSLatitudeRef", 2: "GPS GPSLatitude", 3: "GPS GPSLongitudeRef", 4: "GPS GPSLongitude"},
 }
 

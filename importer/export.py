@@ -36,13 +36,30 @@ def _connect(db_path: str) -> sqlite3.Connection:
 
 
 def _clustering(conn: sqlite3.Connection, name: str) -> dict:
-    row = conn.execute("select id, name, sim, alpha, method, metric, min_csize, pca, model, layer, weights, "
-                       "n_images, n_clusters, created_at from clusterings where name = ?", (name,)).fetchone()
+    row = conn.execute(
+        "select id, name, sim, alpha, method, metric, min_csize, pca, model, layer, weights, "
+        "n_images, n_clusters, created_at from clusterings where name = ?",
+        (name,),
+    ).fetchone()
     if row is None:
         names = ", ".join(r[0] for r in conn.execute("select name from clusterings order by name")) or "none"
         raise ExportError(f"no clustering named {name!r} (saved: {names})")
-    keys = ("id", "name", "sim", "alpha", "method", "metric", "min_csize", "pca", "model", "layer", "weights",
-            "n_images", "n_clusters", "created_at")
+    keys = (
+        "id",
+        "name",
+        "sim",
+        "alpha",
+        "method",
+        "metric",
+        "min_csize",
+        "pca",
+        "model",
+        "layer",
+        "weights",
+        "n_images",
+        "n_clusters",
+        "created_at",
+    )
     return dict(zip(keys, row))
 
 
@@ -50,7 +67,9 @@ def members(conn: sqlite3.Connection, clustering_id: int) -> list[tuple[int, int
     """(cluster, image id, path, taken, source) of every clustered photo, by cluster then time."""
     return conn.execute(
         "select m.cluster, i.id, i.path, i.taken, i.source from cluster_members m join images i on i.id = "
-        "m.image_id where m.clustering_id = ? order by m.cluster, i.timestamp, i.id", (clustering_id,)).fetchall()
+        "m.image_id where m.clustering_id = ? order by m.cluster, i.timestamp, i.id",
+        (clustering_id,),
+    ).fetchall()
 
 
 def export_table(db_path: str, name: str, fmt: str) -> str:
@@ -71,9 +90,15 @@ def export_table(db_path: str, name: str, fmt: str) -> str:
     for cluster, image_id, path, taken, _ in rows:
         clusters.setdefault(cluster, []).append({"id": image_id, "path": path, "taken": taken})
     info.pop("id")
-    return json.dumps({"clustering": info, "clusters": [
-        {"cluster": number, "size": len(images), "images": images} for number, images in clusters.items()]},
-        indent=2)
+    return json.dumps(
+        {
+            "clustering": info,
+            "clusters": [
+                {"cluster": number, "size": len(images), "images": images} for number, images in clusters.items()
+            ],
+        },
+        indent=2,
+    )
 
 
 def _write_atomically(path: str, data: bytes) -> None:

@@ -59,15 +59,31 @@ class LightroomCatalog:
         conn = self.conn
         keywords = self._keywords()
         collections = self._collections()
-        captions = dict(conn.execute("select image, caption from AgLibraryIPTC where caption <> ''")) \
-            if has_tables(conn, "AgLibraryIPTC") else {}
-        gps = {image: (lat, lon) for image, lat, lon in conn.execute(
-            "select image, gpsLatitude, gpsLongitude from AgHarvestedExifMetadata where hasGPS = 1")} \
-            if has_tables(conn, "AgHarvestedExifMetadata") else {}
-        cameras = dict(conn.execute(
-            "select e.image, m.value from AgHarvestedExifMetadata e "
-            "join AgInternedExifCameraModel m on m.id_local = e.cameraModelRef where m.value <> ''")) \
-            if has_tables(conn, "AgHarvestedExifMetadata", "AgInternedExifCameraModel") else {}
+        captions = (
+            dict(conn.execute("select image, caption from AgLibraryIPTC where caption <> ''"))
+            if has_tables(conn, "AgLibraryIPTC")
+            else {}
+        )
+        gps = (
+            {
+                image: (lat, lon)
+                for image, lat, lon in conn.execute(
+                    "select image, gpsLatitude, gpsLongitude from AgHarvestedExifMetadata where hasGPS = 1"
+                )
+            }
+            if has_tables(conn, "AgHarvestedExifMetadata")
+            else {}
+        )
+        cameras = (
+            dict(
+                conn.execute(
+                    "select e.image, m.value from AgHarvestedExifMetadata e "
+                    "join AgInternedExifCameraModel m on m.id_local = e.cameraModelRef where m.value <> ''"
+                )
+            )
+            if has_tables(conn, "AgHarvestedExifMetadata", "AgInternedExifCameraModel")
+            else {}
+        )
         leaders = self._stack_leaders()
         # One row per file: the master, not its virtual copies.
         rows = conn.execute(
@@ -94,8 +110,7 @@ class LightroomCatalog:
                 latitude=lat,
                 longitude=lon,
                 tags=keywords.get(image, []),
-                albums=[("collection", c) for c in collections.get(image, [])]
-                + [("folder", folder_name or "/")],
+                albums=[("collection", c) for c in collections.get(image, [])] + [("folder", folder_name or "/")],
                 group_leader=leaders.get(image),
                 orientation=ORIENTATIONS.get(str(orientation or "").upper()),
                 camera_model=cameras.get(image),  # Lightroom keeps no make
@@ -123,10 +138,11 @@ class LightroomCatalog:
             return {}
         out: dict[int, list[str]] = {}
         for image, name in self.conn.execute(
-                "select ci.image, c.name from AgLibraryCollectionImage ci "
-                "join AgLibraryCollection c on c.id_local = ci.collection "
-                "where c.creationId = ? and coalesce(c.systemOnly, 0) in (0, '0', 0.0) order by c.name",
-                (REGULAR_COLLECTION,)):
+            "select ci.image, c.name from AgLibraryCollectionImage ci "
+            "join AgLibraryCollection c on c.id_local = ci.collection "
+            "where c.creationId = ? and coalesce(c.systemOnly, 0) in (0, '0', 0.0) order by c.name",
+            (REGULAR_COLLECTION,),
+        ):
             out.setdefault(image, []).append(name)
         return out
 
@@ -135,8 +151,7 @@ class LightroomCatalog:
         if not has_tables(self.conn, "AgLibraryFolderStackImage"):
             return {}
         stacks: dict[int, list[tuple[float, int]]] = {}
-        for stack, image, position in self.conn.execute(
-                "select stack, image, position from AgLibraryFolderStackImage"):
+        for stack, image, position in self.conn.execute("select stack, image, position from AgLibraryFolderStackImage"):
             try:
                 order = float(position)
             except (TypeError, ValueError):

@@ -95,8 +95,11 @@ def _read_entries(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None, 
     if not has_tables(conn, "ImageCacheEntry"):
         return {}
     # ImageCacheEntry.digest may be cut short; Pyramid has the whole one that names the files.
-    digests = dict(conn.execute("select uuid, digest from Pyramid")) \
-        if has_tables(conn, "Pyramid") and {"uuid", "digest"} <= columns(conn, "Pyramid") else {}
+    digests = (
+        dict(conn.execute("select uuid, digest from Pyramid"))
+        if has_tables(conn, "Pyramid") and {"uuid", "digest"} <= columns(conn, "Pyramid")
+        else {}
+    )
     orientation = "orientation" if "orientation" in columns(conn, "ImageCacheEntry") else "null"
     entries = {}
     for image_id, uuid, code in conn.execute(f"select imageId, uuid, {orientation} from ImageCacheEntry"):
@@ -131,10 +134,10 @@ def _blocks(data: bytes) -> list[tuple[str, bytes]]:
         magic, header_length, _, length, padding = _BLOCK.unpack_from(data, offset)
         if magic != MAGIC or header_length < _BLOCK.size:
             raise PreviewError(f"damaged Lightroom preview (no block at byte {offset})")
-        name = data[offset + _BLOCK.size:offset + header_length].rstrip(b"\0").decode("ascii", "replace")
+        name = data[offset + _BLOCK.size : offset + header_length].rstrip(b"\0").decode("ascii", "replace")
         start = offset + header_length
         if start + length > len(data):
             raise PreviewError(f"truncated Lightroom preview (block {name!r})")
-        blocks.append((name, data[start:start + length]))
+        blocks.append((name, data[start : start + length]))
         offset = start + length + padding
     return blocks

@@ -25,8 +25,7 @@ def _prepare(directory: str) -> None:
             shutil.rmtree(directory)
         elif os.listdir(directory):
             raise LinksError(
-                f"{directory} exists and was not made by 'imagecluster cluster --links': "
-                "choose a new or empty folder"
+                f"{directory} exists and was not made by 'imagecluster cluster --links': choose a new or empty folder"
             )
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, MARKER), "w") as f:

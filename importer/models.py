@@ -164,9 +164,7 @@ def resolve_weights(architecture: Architecture, choice: str, seed: int = 0) -> W
         return Weights(None, f"random-seed-{seed}")
     path = os.path.abspath(os.path.expanduser(choice))
     if not os.path.isfile(path):
-        raise WeightsError(
-            f"--weights {choice!r} is neither 'imagenet', 'none' nor an existing weights file"
-        )
+        raise WeightsError(f"--weights {choice!r} is neither 'imagenet', 'none' nor an existing weights file")
     return local_weights(path)
 
 
@@ -214,8 +212,12 @@ class KerasFingerprinter(Fingerprinter):
             keras.utils.set_random_seed(seed)
         try:
             if architecture.pooled:
-                self._model = constructor(weights=weights.source, include_top=False, pooling="avg",
-                                          input_shape=(*architecture.input_size[::-1], 3))
+                self._model = constructor(
+                    weights=weights.source,
+                    include_top=False,
+                    pooling="avg",
+                    input_shape=(*architecture.input_size[::-1], 3),
+                )
             else:
                 base = constructor(weights=weights.source, include_top=True)
                 self._model = keras.Model(base.input, base.get_layer(layer).output)
@@ -255,8 +257,9 @@ class TorchFingerprinter(Fingerprinter):
             self._torch = torch = _quietly(lambda: __import__("torch"))
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as e:
-            raise WeightsError(f"{architecture.name} runs on PyTorch, which is not installed ({e}): "
-                               "see the README's 'Set up'") from None
+            raise WeightsError(
+                f"{architecture.name} runs on PyTorch, which is not installed ({e}): see the README's 'Set up'"
+            ) from None
         torch.manual_seed(seed)
         model = EfficientNet.from_name(architecture.model_name)
         if weights.source is not None:
@@ -265,8 +268,7 @@ class TorchFingerprinter(Fingerprinter):
                 model.load_state_dict(state, strict=True)
             except Exception as e:
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise WeightsError(f"cannot load {architecture.name} weights from {weights.source}: "
-                                   f"{reason}") from None
+                raise WeightsError(f"cannot load {architecture.name} weights from {weights.source}: {reason}") from None
         self._model = model.eval()
         self.dims = architecture.layers[layer]
 

@@ -32,9 +32,9 @@ import numpy as np
 
 from datasette_imagecluster.vectors import encode
 
+from .catalog import Catalog, CatalogPhoto, Preview
 from .decode import Decoded, DecodeRequest, decode
 from .models import ARCHITECTURES, load_fingerprinter, resolve_weights
-from .catalog import Catalog, CatalogPhoto, Preview
 from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
 from .store import FingerprintKey, KnownImage, Store
 
@@ -113,8 +113,7 @@ def run_import(
     options = replace(options, layer=options.layer or architecture.default_layer)
     if options.layer not in architecture.layers:
         raise ImportFailed(
-            f"{options.model} has no layer {options.layer!r}: choose one of "
-            f"{', '.join(architecture.layers)}"
+            f"{options.model} has no layer {options.layer!r}: choose one of {', '.join(architecture.layers)}"
         )
     weights = resolve_weights(architecture, options.weights, options.seed)
     key = FingerprintKey(options.model, options.layer, weights.identity)
@@ -150,8 +149,11 @@ class _Plan:
         self.seen: set[str] = set()
         self.leaders: dict[str, str] = {}
         # catalog id -> (image id, path) of the rows earlier imports of this catalog made
-        self.rows = {catalog_id: (image_id, path) for image_id, catalog_id, path
-                     in store.catalog_rows(catalog.path)} if catalog else {}
+        self.rows = (
+            {catalog_id: (image_id, path) for image_id, catalog_id, path in store.catalog_rows(catalog.path)}
+            if catalog
+            else {}
+        )
 
     def saw(self, photo: CatalogPhoto) -> None:
         """The catalog still has this photo (imported, unchanged or missing): not vanished."""
@@ -194,8 +196,11 @@ class _Plan:
             self.store.write_catalog(image_id, self.catalog.source, self.catalog.path, photo)
 
     def finish_catalog(self, prune: bool, summary: ImportSummary) -> None:
-        gone = [(image_id, path) for image_id, catalog_id, path in self.store.catalog_rows(self.catalog.path)
-                if catalog_id not in self.seen]
+        gone = [
+            (image_id, path)
+            for image_id, catalog_id, path in self.store.catalog_rows(self.catalog.path)
+            if catalog_id not in self.seen
+        ]
         summary.vanished = [path for _, path in gone]
         with self.store.transaction():
             self.write_ready()
@@ -232,13 +237,21 @@ def _catalog_entries(catalog: Catalog) -> Iterator[tuple[Entry, CatalogPhoto]]:
             if found:
                 yield MissingOriginal(photo.path, found.st_size, found.st_mtime, preview), photo
             else:
-                yield Problem(display_path(photo.path), "read",
-                              f"original not found ({catalog.source} id {photo.catalog_id})",
-                              catalog=catalog.path), photo
+                yield (
+                    Problem(
+                        display_path(photo.path),
+                        "read",
+                        f"original not found ({catalog.source} id {photo.catalog_id})",
+                        catalog=catalog.path,
+                    ),
+                    photo,
+                )
             continue
         except OSError as e:
-            yield Problem(display_path(photo.path), "read", f"cannot read: {e.strerror or e}",
-                          catalog=catalog.path), photo
+            yield (
+                Problem(display_path(photo.path), "read", f"cannot read: {e.strerror or e}", catalog=catalog.path),
+                photo,
+            )
             continue
         if not stat.S_ISREG(st.st_mode):
             yield Problem(display_path(photo.path), "read", "not a regular file", catalog=catalog.path), photo
@@ -315,8 +328,11 @@ def _classify(
         return None
     if fmt is None:
         if has_image_extension(entry.path):
-            message = "empty file" if entry.size == 0 else (
-                "not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF or HEIF")
+            message = (
+                "empty file"
+                if entry.size == 0
+                else ("not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF or HEIF")
+            )
             _record(store, Problem(entry.path, "decode", message, entry.size, entry.mtime), summary)
         else:
             summary.not_photos += 1
@@ -355,8 +371,7 @@ def _classify_stand_in(
     if known is not None and known.size == entry.size and known.mtime == entry.mtime and _done(store, known, key):
         summary.unchanged += 1
         return None
-    return DecodeRequest(entry.path, entry.size, entry.mtime, input_size,
-                         preview=entry.preview, original_missing=True)
+    return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, preview=entry.preview, original_missing=True)
 
 
 def _done(store: Store, image: KnownImage, key: FingerprintKey, orientation: int | None = None) -> bool:
@@ -391,8 +406,9 @@ def _reuse_twin(
 
 
 def _unreadable(store: Store, entry: FileEntry, error: OSError, summary: ImportSummary) -> None:
-    _record(store, Problem(entry.path, "read", f"cannot read: {error.strerror or error}", entry.size,
-                           entry.mtime), summary)
+    _record(
+        store, Problem(entry.path, "read", f"cannot read: {error.strerror or error}", entry.size, entry.mtime), summary
+    )
 
 
 def _record(store: Store, problem: Problem, summary: ImportSummary) -> None:
@@ -455,9 +471,7 @@ def _init_worker(parent_pid: int) -> None:
     threading.Thread(target=watch_parent, daemon=True).start()
 
 
-def decode_all(
-    requests: Iterable[DecodeRequest], workers: int, ahead: int = 64
-) -> Iterator[Decoded | Problem]:
+def decode_all(requests: Iterable[DecodeRequest], workers: int, ahead: int = 64) -> Iterator[Decoded | Problem]:
     """Decode in order, in ``workers`` processes with at most ``ahead`` files in flight.
 
     Workers are spawned, never forked: the parent may already hold
@@ -499,8 +513,7 @@ def _find_vanished(store: Store, roots: list[str], prune: bool, summary: ImportS
         root = os.path.abspath(root)
         if not os.path.isdir(root):
             continue
-        gone.extend((image_id, path) for image_id, path in store.images_under(root)
-                    if not os.path.exists(path))
+        gone.extend((image_id, path) for image_id, path in store.images_under(root) if not os.path.exists(path))
     summary.vanished = [path for _, path in gone]
     if prune and gone:
         with store.transaction():

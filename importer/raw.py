@@ -51,8 +51,7 @@ def open_raw(path: str, preview_size: int) -> tuple[Image.Image, str, int, int, 
                 img = Image.fromarray(thumb.data)
                 source = "raw-preview"
             else:
-                img = Image.fromarray(raw.postprocess(half_size=True, use_camera_wb=True, user_flip=0,
-                                                      output_bps=8))
+                img = Image.fromarray(raw.postprocess(half_size=True, use_camera_wb=True, user_flip=0, output_bps=8))
                 source = "raw-develop"
     except rawpy.LibRawError as e:
         raise RawError(f"LibRaw cannot read this {fmt} file ({type(e).__name__}: {e})")

@@ -18,11 +18,36 @@ from dataclasses import dataclass
 
 # Extensions that promise an image: a file with one of these that turns out
 # not to be an image is an error; any other non-image file is simply not ours.
-RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf",
-                            ".rw2", ".raf", ".pef", ".srw", ".3fr", ".iiq", ".rwl", ".x3f", ".erf", ".kdc"})
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif", ".avif", ".heic", ".heif"}
-) | RAW_EXTENSIONS
+RAW_EXTENSIONS = frozenset(
+    {
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".dng",
+        ".orf",
+        ".rw2",
+        ".raf",
+        ".pef",
+        ".srw",
+        ".3fr",
+        ".iiq",
+        ".rwl",
+        ".x3f",
+        ".erf",
+        ".kdc",
+    }
+)
+IMAGE_EXTENSIONS = (
+    frozenset(
+        {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif", ".avif", ".heic", ".heif"}
+    )
+    | RAW_EXTENSIONS
+)
 
 
 @dataclass(frozen=True)
@@ -80,17 +105,25 @@ def sniff(head: bytes) -> str | None:
         return "AVIF"
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "HEIF"
-    if head[4:12] == b"ftypcrx " or head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00") \
-            or head.startswith(b"FUJIFILMCCD-RAW"):
+    if (
+        head[4:12] == b"ftypcrx "
+        or head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")
+        or head.startswith(b"FUJIFILMCCD-RAW")
+    ):
         return "RAW"  # CR3, ORF, RW2, RAF; CR2, NEF, ARW and DNG are TIFF
-    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (
-        12,
-        40,
-        52,
-        56,
-        64,
-        108,
-        124,
+    if (
+        head[:2] == b"BM"
+        and len(head) >= 18
+        and int.from_bytes(head[14:18], "little")
+        in (
+            12,
+            40,
+            52,
+            56,
+            64,
+            108,
+            124,
+        )
     ):
         return "BMP"
     return None
@@ -154,14 +187,10 @@ def _file(path: str, st: os.stat_result) -> Iterator[FileEntry | Problem]:
     except OSError:
         is_photo = False
     if is_photo:
-        yield Problem(
-            display_path(path), "read", "file name is not valid UTF-8: rename it", st.st_size, st.st_mtime
-        )
+        yield Problem(display_path(path), "read", "file name is not valid UTF-8: rename it", st.st_size, st.st_mtime)
 
 
-def _walk_dir(
-    top: str, top_stat: os.stat_result, seen_dirs: set[tuple[int, int]]
-) -> Iterator[FileEntry | Problem]:
+def _walk_dir(top: str, top_stat: os.stat_result, seen_dirs: set[tuple[int, int]]) -> Iterator[FileEntry | Problem]:
     stack = [(top, top_stat)]
     while stack:
         folder, folder_stat = stack.pop()
@@ -191,8 +220,6 @@ def _walk_dir(
             elif stat.S_ISREG(st.st_mode):
                 yield from _file(entry.path, st)
             else:
-                yield Problem(
-                    display_path(entry.path), "read", f"{_special_kind(st.st_mode)}, not a photo"
-                )
+                yield Problem(display_path(entry.path), "read", f"{_special_kind(st.st_mode)}, not a photo")
         # Reversed so that the stack pops them in name order.
         stack.extend(reversed(subfolders))

@@ -21,10 +21,10 @@ from datasette_imagecluster.schema import (
     ALBUMS,
     CLUSTER_MEMBERS,
     CLUSTERINGS,
-    TAGS,
     FINGERPRINTS,
     IMAGES,
     IMPORT_ERRORS,
+    TAGS,
     THUMBNAILS,
     TUNED_PARAMS,
     VERDICTS,
@@ -66,9 +66,28 @@ _KNOWN = "id, path, size, mtime, sha256, orientation, format"
 
 
 _IMAGE_COLUMNS = (
-    "path", "folder", "name", "size", "mtime", "sha256", "format", "width", "height",
-    "orientation", "taken", "timestamp", "timestamp_source", "camera_make", "camera_model",
-    "latitude", "longitude", "exif_error", "source", "imported_at", "pixels_from", "pixels_path",
+    "path",
+    "folder",
+    "name",
+    "size",
+    "mtime",
+    "sha256",
+    "format",
+    "width",
+    "height",
+    "orientation",
+    "taken",
+    "timestamp",
+    "timestamp_source",
+    "camera_make",
+    "camera_model",
+    "latitude",
+    "longitude",
+    "exif_error",
+    "source",
+    "imported_at",
+    "pixels_from",
+    "pixels_path",
 )
 
 
@@ -103,9 +122,7 @@ class Store:
     # -- reading -----------------------------------------------------------
 
     def image_at(self, path: str) -> KnownImage | None:
-        row = self.conn.execute(
-            f"select {_KNOWN} from {IMAGES} where path = ?", (path,)
-        ).fetchone()
+        row = self.conn.execute(f"select {_KNOWN} from {IMAGES} where path = ?", (path,)).fetchone()
         return KnownImage(*row) if row else None
 
     def images_of_size(self, size: int) -> list[KnownImage]:
@@ -120,8 +137,7 @@ class Store:
     def has_fingerprint(self, image_id: int, key: FingerprintKey) -> bool:
         return (
             self.conn.execute(
-                f"select 1 from {FINGERPRINTS} where image_id = ? and model = ? and layer = ? "
-                "and weights = ?",
+                f"select 1 from {FINGERPRINTS} where image_id = ? and model = ? and layer = ? and weights = ?",
                 (image_id, key.model, key.layer, key.weights),
             ).fetchone()
             is not None
@@ -129,9 +145,7 @@ class Store:
 
     def failed_unchanged(self, entry: FileEntry) -> bool:
         """True if this very file (same size and mtime) already failed to import."""
-        row = self.conn.execute(
-            f"select size, mtime from {IMPORT_ERRORS} where path = ?", (entry.path,)
-        ).fetchone()
+        row = self.conn.execute(f"select size, mtime from {IMPORT_ERRORS} where path = ?", (entry.path,)).fetchone()
         return row is not None and row[0] == entry.size and row[1] == entry.mtime
 
     def images_under(self, root: str) -> Iterator[tuple[int, str]]:
@@ -181,8 +195,7 @@ class Store:
         previous = self.image_at(item.path)
         if previous is None:
             cursor = self.conn.execute(
-                f"insert into {IMAGES} ({', '.join(_IMAGE_COLUMNS)}) "
-                f"values ({', '.join('?' for _ in _IMAGE_COLUMNS)})",
+                f"insert into {IMAGES} ({', '.join(_IMAGE_COLUMNS)}) values ({', '.join('?' for _ in _IMAGE_COLUMNS)})",
                 [values[c] for c in _IMAGE_COLUMNS],
             )
             image_id = cursor.lastrowid
@@ -214,8 +227,7 @@ class Store:
         """The same photo under a new path: keep its row, thumbnail and fingerprints."""
         self.conn.execute(
             f"update {IMAGES} set path = ?, folder = ?, name = ?, size = ?, mtime = ? where id = ?",
-            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path),
-             entry.size, entry.mtime, image.id),
+            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.size, entry.mtime, image.id),
         )
         self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (entry.path,))
 
@@ -225,8 +237,7 @@ class Store:
         cursor = self.conn.execute(
             f"insert into {IMAGES} (path, folder, name, mtime, imported_at, {', '.join(columns)}) "
             f"select ?, ?, ?, ?, ?, {', '.join(columns)} from {IMAGES} where id = ?",
-            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.mtime,
-             now(), image.id),
+            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.mtime, now(), image.id),
         )
         new_id = cursor.lastrowid
         self.conn.execute(
@@ -252,9 +263,7 @@ class Store:
 
     def touch(self, image: KnownImage, entry: FileEntry) -> None:
         """Same content, new size or mtime (e.g. copied back from a backup)."""
-        self.conn.execute(
-            f"update {IMAGES} set size = ?, mtime = ? where id = ?", (entry.size, entry.mtime, image.id)
-        )
+        self.conn.execute(f"update {IMAGES} set size = ?, mtime = ? where id = ?", (entry.size, entry.mtime, image.id))
 
     def delete_images(self, image_ids: list[int]) -> None:
         for table, column in (
@@ -265,9 +274,7 @@ class Store:
             (THUMBNAILS, "image_id"),
             (IMAGES, "id"),
         ):
-            self.conn.executemany(
-                f"delete from {table} where {column} = ?", [(i,) for i in image_ids]
-            )
+            self.conn.executemany(f"delete from {table} where {column} = ?", [(i,) for i in image_ids])
 
     def write_catalog(self, image_id: int, source: str, catalog: str, photo: CatalogPhoto) -> None:
         """A catalog's metadata for one photo's row; its date, when it has one, wins over EXIF."""
@@ -276,8 +283,21 @@ class Store:
             "color_label = ?, title = ?, caption = ?, latitude = coalesce(?, latitude), "
             "longitude = coalesce(?, longitude), camera_make = coalesce(camera_make, ?), "
             "camera_model = coalesce(camera_model, ?) where id = ?",
-            (source, catalog, photo.catalog_id, photo.rating, photo.pick, photo.color_label, photo.title,
-             photo.caption, photo.latitude, photo.longitude, photo.camera_make, photo.camera_model, image_id),
+            (
+                source,
+                catalog,
+                photo.catalog_id,
+                photo.rating,
+                photo.pick,
+                photo.color_label,
+                photo.title,
+                photo.caption,
+                photo.latitude,
+                photo.longitude,
+                photo.camera_make,
+                photo.camera_model,
+                image_id,
+            ),
         )
         if photo.timestamp is not None:
             self.conn.execute(
@@ -285,12 +305,15 @@ class Store:
                 (photo.taken, photo.timestamp, image_id),
             )
         self.conn.execute(f"delete from {TAGS} where image_id = ? and source = ?", (image_id, source))
-        self.conn.executemany(f"insert or ignore into {TAGS} (image_id, source, tag) values (?, ?, ?)",
-                              [(image_id, source, tag) for tag in photo.tags])
+        self.conn.executemany(
+            f"insert or ignore into {TAGS} (image_id, source, tag) values (?, ?, ?)",
+            [(image_id, source, tag) for tag in photo.tags],
+        )
         self.conn.execute(f"delete from {ALBUMS} where image_id = ? and source = ?", (image_id, source))
         self.conn.executemany(
             f"insert or ignore into {ALBUMS} (image_id, source, kind, album) values (?, ?, ?, ?)",
-            [(image_id, source, kind, name) for kind, name in photo.albums])
+            [(image_id, source, kind, name) for kind, name in photo.albums],
+        )
 
     def link_groups(self, catalog: str, leaders: dict[str, str]) -> None:
         """``group_leader`` of each photo, from catalog ids to this database's ids."""
@@ -298,7 +321,8 @@ class Store:
         self.conn.executemany(
             f"update {IMAGES} set group_leader = (select id from {IMAGES} where catalog = ? and catalog_id = ?) "
             "where catalog = ? and catalog_id = ?",
-            [(catalog, leader, catalog, member) for member, leader in leaders.items()])
+            [(catalog, leader, catalog, member) for member, leader in leaders.items()],
+        )
 
     def forget_missing_originals(self, catalog: str) -> None:
         """A catalog's missing originals are checked afresh on every import (its paths may be remapped)."""
@@ -307,7 +331,8 @@ class Store:
     def catalog_rows(self, catalog: str) -> Iterator[tuple[int, str, str]]:
         """(id, catalog id, path) of every photo imported from a catalog."""
         yield from self.conn.execute(
-            f"select id, catalog_id, path from {IMAGES} where catalog = ? order by id", (catalog,))
+            f"select id, catalog_id, path from {IMAGES} where catalog = ? order by id", (catalog,)
+        )
 
     def save_clustering(self, name: str, params: dict, n_images: int, clusters: list[list[int]]) -> int:
         """Store a clustering under a name (replacing one of that name); returns its id.
@@ -316,13 +341,9 @@ class Store:
         (model, layer, weights); clusters are numbered from 1 in their order.
         """
         with self.transaction():
-            previous = self.conn.execute(
-                f"select id from {CLUSTERINGS} where name = ?", (name,)
-            ).fetchone()
+            previous = self.conn.execute(f"select id from {CLUSTERINGS} where name = ?", (name,)).fetchone()
             if previous is not None:
-                self.conn.execute(
-                    f"delete from {CLUSTER_MEMBERS} where clustering_id = ?", (previous[0],)
-                )
+                self.conn.execute(f"delete from {CLUSTER_MEMBERS} where clustering_id = ?", (previous[0],))
                 self.conn.execute(f"delete from {CLUSTERINGS} where id = ?", (previous[0],))
             pca = params.get("pca")
             cursor = self.conn.execute(
@@ -330,9 +351,19 @@ class Store:
                 "model, layer, weights, n_images, n_clusters, created_at) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    name, params["sim"], params["alpha"], params["method"], params["metric"],
-                    params["min_csize"], None if pca is None else str(pca), params["model"],
-                    params["layer"], params["weights"], n_images, len(clusters), now(),
+                    name,
+                    params["sim"],
+                    params["alpha"],
+                    params["method"],
+                    params["metric"],
+                    params["min_csize"],
+                    None if pca is None else str(pca),
+                    params["model"],
+                    params["layer"],
+                    params["weights"],
+                    n_images,
+                    len(clusters),
+                    now(),
                 ),
             )
             clustering_id = cursor.lastrowid
@@ -354,11 +385,21 @@ class Store:
                 self.conn.executemany(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", keyed)
             else:
                 self.conn.executemany(
-                    f"insert or replace into {VERDICTS} (sha256_a, sha256_b, verdict, created_at) "
-                    "values (?, ?, ?, ?)", [(a, b, verdict, now()) for a, b in keyed])
+                    f"insert or replace into {VERDICTS} (sha256_a, sha256_b, verdict, created_at) values (?, ?, ?, ?)",
+                    [(a, b, verdict, now()) for a, b in keyed],
+                )
 
-    def save_tuned(self, fingerprint_set: tuple[str, str, str], params: dict, labels: str, pairs: int,
-                   precision: float, recall: float, f1: float, cv_f1: float | None) -> None:
+    def save_tuned(
+        self,
+        fingerprint_set: tuple[str, str, str],
+        params: dict,
+        labels: str,
+        pairs: int,
+        precision: float,
+        recall: float,
+        f1: float,
+        cv_f1: float | None,
+    ) -> None:
         """Store tuned parameters as the defaults of one fingerprint set (model, layer, weights)."""
         model, layer, weights = fingerprint_set
         pca = params.get("pca")
@@ -367,6 +408,22 @@ class Store:
                 f"insert or replace into {TUNED_PARAMS} (model, layer, weights, method, metric, alpha, sim, "
                 "min_csize, pca, labels, labelled_pairs, precision, recall, f1, cv_f1, tuned_at) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (model, layer, weights, params["method"], params["metric"], params["alpha"], params["sim"],
-                 params["min_csize"], None if pca is None else str(pca), labels, pairs, precision, recall,
-                 f1, cv_f1, now()))
+                (
+                    model,
+                    layer,
+                    weights,
+                    params["method"],
+                    params["metric"],
+                    params["alpha"],
+                    params["sim"],
+                    params["min_csize"],
+                    None if pca is None else str(pca),
+                    labels,
+                    pairs,
+                    precision,
+                    recall,
+                    f1,
+                    cv_f1,
+                    now(),
+                ),
+            )

@@ -36,8 +36,11 @@ def read_labels_csv(conn: sqlite3.Connection, path: str) -> list[set[int]]:
             for line, row in enumerate(reader, start=2):
                 row = {k.strip(): v for k, v in row.items() if k}
                 value = row.get(key)
-                if key == "path" and value and conn.execute(
-                        f"select 1 from {IMAGES} where path = ?", (value,)).fetchone() is None:
+                if (
+                    key == "path"
+                    and value
+                    and conn.execute(f"select 1 from {IMAGES} where path = ?", (value,)).fetchone() is None
+                ):
                     value = os.path.abspath(os.path.expanduser(value))  # a path relative to here
                 rows.append((f"line {line}", value, row.get("group")))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
@@ -53,8 +56,9 @@ class TuneResult:
     at_defaults: Score
 
 
-def gather_labels(conn: sqlite3.Connection, sources: tuple[str, ...], csv_path: str | None,
-                  table: str | None) -> tuple[Labels, int]:
+def gather_labels(
+    conn: sqlite3.Connection, sources: tuple[str, ...], csv_path: str | None, table: str | None
+) -> tuple[Labels, int]:
     """Labels from the named sources (every built-in one when none is named), and the one-photo groups."""
     extra = []
     if csv_path:
@@ -67,15 +71,31 @@ def gather_labels(conn: sqlite3.Connection, sources: tuple[str, ...], csv_path: 
     return labels, sum(1 for g in labels.groups if len(g) == 1)
 
 
-def run_tune(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, labels: Labels, *,
-             min_precision: float | None, folds: int, methods: tuple[str, ...],
-             pcas: tuple) -> TuneResult:
+def run_tune(
+    conn: sqlite3.Connection,
+    fingerprint_set: FingerprintSet,
+    labels: Labels,
+    *,
+    min_precision: float | None,
+    folds: int,
+    methods: tuple[str, ...],
+    pcas: tuple,
+) -> TuneResult:
     """Search the parameters for one fingerprint set; the defaults in force are the search's prior."""
     library: Library = load_library(conn, fingerprint_set)
     defaults = choose_params({}, {}, tuned(conn, fingerprint_set)).params
     kwargs = {"methods": methods} if methods else {}
-    result = tune(library.vectors, library.timestamps, library.ids, labels, defaults,
-                  min_precision=min_precision, folds=folds, pcas=pcas, **kwargs)
+    result = tune(
+        library.vectors,
+        library.timestamps,
+        library.ids,
+        labels,
+        defaults,
+        min_precision=min_precision,
+        folds=folds,
+        pcas=pcas,
+        **kwargs,
+    )
     at_defaults = score_params(library.vectors, library.timestamps, library.ids, labels, defaults)
     return TuneResult(result, labels, defaults, at_defaults)
 

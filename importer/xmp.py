@@ -23,8 +23,11 @@ LR = "http://ns.adobe.com/lightroom/1.0/"
 DIGIKAM = "http://www.digikam.org/ns/1.0/"
 PREFIXES = {"x": X, "rdf": RDF, "dc": DC, "lr": LR, "digiKam": DIGIKAM}
 # (property, container, separator) of each keyword field.
-FIELDS = ((f"{{{LR}}}hierarchicalSubject", "Bag", "|"), (f"{{{DIGIKAM}}}TagsList", "Seq", "/"),
-          (f"{{{DC}}}subject", "Bag", None))
+FIELDS = (
+    (f"{{{LR}}}hierarchicalSubject", "Bag", "|"),
+    (f"{{{DIGIKAM}}}TagsList", "Seq", "/"),
+    (f"{{{DC}}}subject", "Bag", None),
+)
 PACKET_HEAD = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
 PACKET_TAIL = '\n<?xpacket end="w"?>\n'
 
@@ -62,8 +65,10 @@ def _items(description: etree._Element, prop: str, container: str) -> tuple[etre
     element = description.find(prop)
     if element is None:
         element = _element(description, prop)
-    box = next((b for b in (element.find(f"{{{RDF}}}{kind}") for kind in (container, "Bag", "Seq", "Alt"))
-                if b is not None), None)
+    box = next(
+        (b for b in (element.find(f"{{{RDF}}}{kind}") for kind in (container, "Bag", "Seq", "Alt")) if b is not None),
+        None,
+    )
     if box is None:
         box = _element(element, f"{{{RDF}}}{container}")
     return box, [li.text or "" for li in box.findall(f"{{{RDF}}}li")]

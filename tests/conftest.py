@@ -147,8 +147,11 @@ def library(tmp_path_factory):
     photos = root / "photos"
     for burst, (seed, day) in enumerate([(1, "2021:06:01"), (2, "2022:01:10"), (7, "2022:08:20")]):
         for shot in range(3 if burst < 2 else 2):
-            save_jpeg(photos / f"burst{burst}" / f"shot{shot}.jpg", scene(seed, variant=shot),
-                      taken=f"{day} 10:00:{10 * shot:02d}")
+            save_jpeg(
+                photos / f"burst{burst}" / f"shot{shot}.jpg",
+                scene(seed, variant=shot),
+                taken=f"{day} 10:00:{10 * shot:02d}",
+            )
     save_jpeg(photos / "loner1.jpg", scene(3), taken="2023:03:03 03:03:03")
     save_jpeg(photos / "loner2.jpg", scene(4), taken="2019:05:05 05:05:05")
     db = root / "photos.db"
@@ -197,9 +200,9 @@ def datasette_server(*args: str) -> Iterator[str]:
     port = free_port()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [sys.executable, "-m", "datasette", "serve", *map(str, args), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "datasette", "serve", *map(str, args), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -34,8 +34,15 @@ def test_gallery_slider_and_row_page_in_chromium(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(server + "/-/cluster?sim=0.5&alpha=0.3")
@@ -47,7 +54,8 @@ def test_gallery_slider_and_row_page_in_chromium(server):
         # Every thumbnail really loaded (natural width > 0), lazily or not.
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
         page.wait_for_function(
-            "[...document.querySelectorAll('.imagecluster-card img')].every(i => i.complete && i.naturalWidth > 0)")
+            "[...document.querySelectorAll('.imagecluster-card img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
 
         slider = page.locator("input[name=sim]")
         slider.fill("0.95")
@@ -56,8 +64,9 @@ def test_gallery_slider_and_row_page_in_chromium(server):
         with page.expect_navigation():
             page.locator("form.imagecluster-form button[type=submit]").click()
         assert "sim=0.95" in page.url and "alpha=1" in page.url
-        sizes = [int(s) for s in page.locator(".imagecluster-card").evaluate_all(
-            "cards => cards.map(c => c.dataset.size)")]
+        sizes = [
+            int(s) for s in page.locator(".imagecluster-card").evaluate_all("cards => cards.map(c => c.dataset.size)")
+        ]
         assert sorted(sizes, reverse=True) == [3, 3, 2]  # the three bursts, by time alone
         page.screenshot(path=str(ARTIFACTS / "cluster-page.png"), full_page=True)
 

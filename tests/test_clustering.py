@@ -222,13 +222,27 @@ def make_fingerprint_db(path, vectors, timestamps, ids, model="vgg16", layer="fc
     db = sqlite_utils.Database(path)
     ensure_schema(db)
     db["images"].insert_all(
-        {"id": int(i), "path": f"/photos/{i}.jpg", "size": 1, "mtime": 0.0, "sha256": str(i),
-         "timestamp": float(t), "taken": str(t), "source": "folder"}
+        {
+            "id": int(i),
+            "path": f"/photos/{i}.jpg",
+            "size": 1,
+            "mtime": 0.0,
+            "sha256": str(i),
+            "timestamp": float(t),
+            "taken": str(t),
+            "source": "folder",
+        }
         for i, t in zip(ids, timestamps)
     )
     db["fingerprints"].insert_all(
-        {"image_id": int(i), "model": model, "layer": layer, "weights": weights,
-         "dims": vectors.shape[1], "vector": encode(v)}
+        {
+            "image_id": int(i),
+            "model": model,
+            "layer": layer,
+            "weights": weights,
+            "dims": vectors.shape[1],
+            "vector": encode(v),
+        }
         for i, v in zip(ids, vectors)
     )
     db.conn.close()
@@ -241,9 +255,8 @@ def test_cli_json_matches_the_reference(runner, tmp_path, method):
     db = make_fingerprint_db(tmp_path / "f.db", vectors, timestamps, ids)
     for alpha in (0.0, 0.3, 1.0):
         for sim in (0.2, 0.5, 0.8, 0.95):
-            out = invoke(runner, "cluster", db, "--sim", sim, "--alpha", alpha, "--method", method,
-                         "--json").output
-            report = json.loads(out[out.index("{"):])
+            out = invoke(runner, "cluster", db, "--sim", sim, "--alpha", alpha, "--method", method, "--json").output
+            report = json.loads(out[out.index("{") :])
             got = {frozenset(img["id"] for img in c["images"]) for c in report["clusters"]}
             assert got == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
             assert report["params"]["method"] == method and report["params"]["sim"] == sim
@@ -255,8 +268,14 @@ def test_cli_clusters_the_largest_fingerprint_set_unless_told(runner, tmp_path):
     db = make_fingerprint_db(tmp_path / "f.db", vectors, timestamps, ids)
     sqlite_db = sqlite_utils.Database(db)
     sqlite_db["fingerprints"].insert_all(
-        {"image_id": int(i), "model": "vgg16", "layer": "fc1", "weights": "imagenet",
-         "dims": 3, "vector": encode(np.ones(3))}
+        {
+            "image_id": int(i),
+            "model": "vgg16",
+            "layer": "fc1",
+            "weights": "imagenet",
+            "dims": 3,
+            "vector": encode(np.ones(3)),
+        }
         for i in ids[:5]
     )
     sqlite_db.conn.close()
@@ -271,7 +290,7 @@ def test_cli_clusters_the_largest_fingerprint_set_unless_told(runner, tmp_path):
 
 
 def _json(output: str) -> dict:
-    return json.loads(output[output.index("{"): output.rindex("}") + 1])
+    return json.loads(output[output.index("{") : output.rindex("}") + 1])
 
 
 @pytest.mark.parametrize(

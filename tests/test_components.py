@@ -125,4 +125,3 @@ def test_one_pass_unless_the_estimate_falls_short(monkeypatch, factor, passes):
     got = cluster(vectors, timestamps, ids, Params(sim=0.7, alpha=0.3))
     assert len(scans) == passes
     assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")
-

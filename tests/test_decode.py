@@ -30,6 +30,7 @@ def test_camera_jpeg_is_drafted_thumbnailed_and_hashed(tmp_path):
     thumb = Image.open(io.BytesIO(out.thumbnail))
     assert thumb.format == "JPEG" and thumb.size == (out.thumbnail_width, out.thumbnail_height)
     import hashlib
+
     assert out.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert out.capture.taken == "2021-06-01T10:00:00"
 
@@ -51,8 +52,19 @@ def test_orientation_6_is_applied_to_size_thumbnail_and_pixels(tmp_path):
 
 @pytest.mark.parametrize(
     "mode, fmt",
-    [("L", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("I;16", "PNG"),
-     ("RGB", "WEBP"), ("RGB", "BMP"), ("RGB", "TIFF"), ("1", "BMP"), ("F", "TIFF")],
+    [
+        ("L", "PNG"),
+        ("LA", "PNG"),
+        ("RGBA", "PNG"),
+        ("P", "GIF"),
+        ("CMYK", "JPEG"),
+        ("I;16", "PNG"),
+        ("RGB", "WEBP"),
+        ("RGB", "BMP"),
+        ("RGB", "TIFF"),
+        ("1", "BMP"),
+        ("F", "TIFF"),
+    ],
 )
 def test_every_mode_and_format_becomes_rgb(tmp_path, mode, fmt):
     img = scene(5, (200, 150))
@@ -154,8 +166,12 @@ def test_every_odd_pillow_file_decodes_or_gives_a_reason():
 
 @pytest.mark.parametrize(
     "name, orientation",
-    [("g4_orientation_6.tif", 6), ("hopper_orientation_5.webp", 5),
-     ("exif_imagemagick_orientation.png", 3), ("xmp_tags_orientation.png", 3)],
+    [
+        ("g4_orientation_6.tif", 6),
+        ("hopper_orientation_5.webp", 5),
+        ("exif_imagemagick_orientation.png", 3),
+        ("xmp_tags_orientation.png", 3),
+    ],
 )
 def test_orientation_outside_jpeg_exif(name, orientation):
     path = shared_data("odd_images", "pillow_Tests_images", name)
@@ -168,8 +184,9 @@ def test_heic_decodes_with_its_capture_time(tmp_path):
     from .conftest import exif_bytes
 
     path = tmp_path / "phone.heic"
-    scene(8, (400, 300)).save(path, format="HEIF",
-                              exif=exif_bytes(taken="2022:02:16 12:55:41", subsec="762", offset="+01:00"))
+    scene(8, (400, 300)).save(
+        path, format="HEIF", exif=exif_bytes(taken="2022:02:16 12:55:41", subsec="762", offset="+01:00")
+    )
     out = decode(request(path))
     assert isinstance(out, Decoded) and out.format == "HEIF"
     assert out.capture.taken == "2022-02-16T12:55:41.762000+01:00"
@@ -185,10 +202,13 @@ def test_png_exif_dates_are_read_through_pillow(tmp_path):
     assert out.capture.taken == "2019-07-07T07:07:07"
 
 
-@pytest.mark.parametrize("name, taken, size", [
-    ("IMG_5195.HEIC", "2021-04-11T15:47:53.054000-05:00", (2566, 3313)),
-    ("mobile/iphone_13_pro_max.HEIC", "2022-02-16T12:55:41.762000+01:00", (3024, 4032)),
-])
+@pytest.mark.parametrize(
+    "name, taken, size",
+    [
+        ("IMG_5195.HEIC", "2021-04-11T15:47:53.054000-05:00", (2566, 3313)),
+        ("mobile/iphone_13_pro_max.HEIC", "2022-02-16T12:55:41.762000+01:00", (3024, 4032)),
+    ],
+)
 def test_real_iphone_heic(name, taken, size):
     pytest.importorskip("pillow_heif", reason="pillow-heif is part of the importer extra")
     path = shared_data("exif_samples", "ianare_exif-samples", "heic", name)
@@ -208,16 +228,26 @@ def _dng(path, preview: Image.Image | None = None, compression: str | None = "jp
     """
     tifffile = pytest.importorskip("tifffile")
     cfa = np.asarray(scene(12, (400, 300)).convert("L"), dtype=np.uint16) * 16
-    camera = [(50706, "B", 4, (1, 4, 0, 0), True), (50707, "B", 4, (1, 1, 0, 0), True),
-              (271, "s", 0, "Canon", True), (272, "s", 0, "TestCam", True),
-              (306, "s", 0, "2020:05:06 07:08:09", True)]
+    camera = [
+        (50706, "B", 4, (1, 4, 0, 0), True),
+        (50707, "B", 4, (1, 1, 0, 0), True),
+        (271, "s", 0, "Canon", True),
+        (272, "s", 0, "TestCam", True),
+        (306, "s", 0, "2020:05:06 07:08:09", True),
+    ]
     bayer = [(33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True)]
     with tifffile.TiffWriter(path) as tif:
         if preview is None:
             tif.write(cfa, photometric=32803, subfiletype=0, extratags=camera + bayer)
         else:
-            tif.write(np.asarray(preview), photometric="rgb", compression=compression, subfiletype=1,
-                      subifds=1, extratags=camera)
+            tif.write(
+                np.asarray(preview),
+                photometric="rgb",
+                compression=compression,
+                subfiletype=1,
+                subifds=1,
+                extratags=camera,
+            )
             tif.write(cfa, photometric=32803, subfiletype=0, extratags=bayer)
     return path
 

@@ -74,8 +74,14 @@ def test_catalog_imports_visible_photos_with_their_metadata(runner, tmp_path, ca
     db = tmp_path / "photos.db"
     result = invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
     assert "Imported 4," in result.output and "failed 1" in result.output
-    got = {r[0]: r[1:] for r in rows(db, "select name, source, catalog_id, taken, timestamp_source, rating, "
-                                          "pick, color_label, title, caption, latitude from images")}
+    got = {
+        r[0]: r[1:]
+        for r in rows(
+            db,
+            "select name, source, catalog_id, taken, timestamp_source, rating, "
+            "pick, color_label, title, caption, latitude from images",
+        )
+    }
     assert set(got) == {"burst1.jpg", "burst2.jpg", "sea.jpg", "home.jpg"}
     assert got["home.jpg"][2:4] == ("1999-12-31T23:59:59", "catalog")  # digiKam's date beats EXIF's
     assert got["burst2.jpg"][2] == "2021-06-01T10:00:05.500000"
@@ -88,7 +94,8 @@ def test_catalog_imports_visible_photos_with_their_metadata(runner, tmp_path, ca
     albums = dict(rows(db, "select i.name, a.album from albums a join images i on i.id = a.image_id"))
     assert albums == {"burst1.jpg": "Trips", "burst2.jpg": "Trips", "sea.jpg": "Trips/Normandy", "home.jpg": "/"}
     assert rows(db, "select m.name, l.name from images m join images l on l.id = m.group_leader") == [
-        ("burst2.jpg", "burst1.jpg")]
+        ("burst2.jpg", "burst1.jpg")
+    ]
     errors = rows(db, "select path, message from import_errors")
     assert errors == [(str(photos / "Trips" / "missing.jpg"), "original not found (digikam id 9)")]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
@@ -110,7 +117,8 @@ def test_reimport_updates_rows_and_a_folder_import_is_the_same_photo(runner, tmp
     assert "Imported 0, unchanged 4" in again.output
     assert rows(db, "select rating from images where name = 'sea.jpg'") == [(2,)]
     assert rows(db, "select tag from tags join images on id = image_id where name = 'sea.jpg'") == [
-        ("Places/France/Normandy",)]
+        ("Places/France/Normandy",)
+    ]
     assert rows(db, "select count(*), count(distinct path) from images") == [(6, 6)]
 
 
@@ -120,21 +128,25 @@ def test_a_catalog_open_in_digikam_is_read_and_left_alone(runner, tmp_path, cata
     writer.execute("begin immediate")  # digiKam in the middle of writing
     writer.execute("update Settings set value = value where keyword = 'DBVersion'")
     try:
-        result = invoke(runner, "import-digikam", tmp_path / "p.db", path,
-                        "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+        result = invoke(
+            runner, "import-digikam", tmp_path / "p.db", path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS
+        )
         assert "Imported 4," in result.output
     finally:
         writer.execute("rollback")
         writer.close()
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("jpeg", "is not an SQLite database"),
-    ("plain", "is not a digiKam database"),
-    ("version", "digiKam schema version 9 is not supported"),
-    ("folder", "no digikam4.db in"),
-    ("root-map", "--root-map takes OLD=NEW"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("jpeg", "is not an SQLite database"),
+        ("plain", "is not a digiKam database"),
+        ("version", "digiKam schema version 9 is not supported"),
+        ("folder", "no digikam4.db in"),
+        ("root-map", "--root-map takes OLD=NEW"),
+    ],
+)
 def test_bad_catalogs_are_one_line_errors(runner, tmp_path, catalog, problem, message):
     path, photos = catalog
     args = []
@@ -162,36 +174,51 @@ def test_the_real_digikam_testdb_with_a_root_map(runner, tmp_path):
     shutil.copy(real, copy)
     before = copy.read_bytes()
     photos = tmp_path / "Pictures"
-    for seed, rel in enumerate(["Calvados_Drouin/20210806_165143.jpg", "Calvados_Drouin/20210806_165416.jpg",
-                                "Deauville/IMG39991.JPG"]):
+    for seed, rel in enumerate(
+        ["Calvados_Drouin/20210806_165143.jpg", "Calvados_Drouin/20210806_165416.jpg", "Deauville/IMG39991.JPG"]
+    ):
         save_jpeg(photos / rel, scene(seed + 20))
     db = tmp_path / "photos.db"
     invoke(runner, "import-digikam", db, copy, "--root-map", f"/home/testuser/Pictures={photos}", *ARGS)
     got = rows(db, "select name, taken, timestamp_source, rating, caption, title from images order by catalog_id")
     assert got == [
-        ("20210806_165143.jpg", "2021-08-06T16:51:44", "catalog", None, "At the distillery Christian Drouin",
-         "The Distillery"),
-        ("20210806_165416.jpg", "2021-08-06T16:54:17", "catalog", None, "At the distillery Christian Drouin",
-         "Bottles and Barrels"),
-        ("IMG39991.JPG", "2021-08-06T19:29:02", "catalog", 0, "With lots of beautiful boats...",
-         "Deauville Marina"),
+        (
+            "20210806_165143.jpg",
+            "2021-08-06T16:51:44",
+            "catalog",
+            None,
+            "At the distillery Christian Drouin",
+            "The Distillery",
+        ),
+        (
+            "20210806_165416.jpg",
+            "2021-08-06T16:54:17",
+            "catalog",
+            None,
+            "At the distillery Christian Drouin",
+            "Bottles and Barrels",
+        ),
+        ("IMG39991.JPG", "2021-08-06T19:29:02", "catalog", 0, "With lots of beautiful boats...", "Deauville Marina"),
     ]
     tags = rows(db, "select group_concat(tag, ',') from tags group by image_id order by image_id")
     assert tags == [("Calvados,France,Normandy",), ("Calvados,France,Normandy",), ("France,Marina,Normandy",)]
     assert copy.read_bytes() == before
 
 
-@pytest.mark.parametrize("identifier, specific, expected", [
-    ("volumeid:?path=/srv/My%20Photos", "/", "/srv/My Photos"),
-    ("volumeid:?path=/srv/a+b%2541", "/", "/srv/a+b%41"),
-    ("volumeid:?mountpath=/media/alice/CARD", "/DCIM", "/media/alice/CARD/DCIM"),
-    ("volumeid:?mountpath=/media/alice/CARD", "/", "/media/alice/CARD"),
-    ("networkshareid:?mountpath=/nonexistent/nas&mountpath=/tmp/", "/", "/tmp"),  # the first readable one
-    ("networkshareid:?mountpath=/nonexistent/a&mountpath=/nonexistent/b", "/", "/nonexistent/a"),
-    # A volume that is not mounted here: its path inside the volume, from "/" (map it with --root-map).
-    ("volumeid:?uuid=0000-not-mounted", "/home/alice/Pictures", "/home/alice/Pictures"),
-    ("volumeid:?label=NOT%20HERE&directoryhash=abc", "/Photos", "/Photos"),
-])
+@pytest.mark.parametrize(
+    "identifier, specific, expected",
+    [
+        ("volumeid:?path=/srv/My%20Photos", "/", "/srv/My Photos"),
+        ("volumeid:?path=/srv/a+b%2541", "/", "/srv/a+b%41"),
+        ("volumeid:?mountpath=/media/alice/CARD", "/DCIM", "/media/alice/CARD/DCIM"),
+        ("volumeid:?mountpath=/media/alice/CARD", "/", "/media/alice/CARD"),
+        ("networkshareid:?mountpath=/nonexistent/nas&mountpath=/tmp/", "/", "/tmp"),  # the first readable one
+        ("networkshareid:?mountpath=/nonexistent/a&mountpath=/nonexistent/b", "/", "/nonexistent/a"),
+        # A volume that is not mounted here: its path inside the volume, from "/" (map it with --root-map).
+        ("volumeid:?uuid=0000-not-mounted", "/home/alice/Pictures", "/home/alice/Pictures"),
+        ("volumeid:?label=NOT%20HERE&directoryhash=abc", "/Photos", "/Photos"),
+    ],
+)
 def test_album_root_identifiers(identifier, specific, expected):
     assert root_path(identifier, specific) == expected
 
@@ -203,22 +230,29 @@ def disks(tmp_path):
     dev.mkdir()
     for name in ("sdb1", "sdc1"):
         (dev / name).touch()  # stands for the block device
-    for kind, name, target in (("uuid", "722b9c6f-0249-4fc2-8acf-d9926bb2995a", "sdb1"),
-                               ("label", "My\\x20Photos", "sdc1"), ("label", "BACKUP", "sdb1")):
+    for kind, name, target in (
+        ("uuid", "722b9c6f-0249-4fc2-8acf-d9926bb2995a", "sdb1"),
+        ("label", "My\\x20Photos", "sdc1"),
+        ("label", "BACKUP", "sdb1"),
+    ):
         (dev / "disk" / f"by-{kind}").mkdir(parents=True, exist_ok=True)
         (dev / "disk" / f"by-{kind}" / name).symlink_to(f"../../{target}")
     mounts = tmp_path / "mounts"
-    mounts.write_text(f"proc /proc proc rw 0 0\n{dev}/sdb1 /mnt/data ext4 rw 0 0\n"
-                      f"{dev}/sdc1 /media/alice/My\\040Photos vfat rw 0 0\n")
+    mounts.write_text(
+        f"proc /proc proc rw 0 0\n{dev}/sdb1 /mnt/data ext4 rw 0 0\n{dev}/sdc1 /media/alice/My\\040Photos vfat rw 0 0\n"
+    )
     return dev / "disk", mounts
 
 
-@pytest.mark.parametrize("kind, value, expected", [
-    ("uuid", "722b9c6f-0249-4fc2-8acf-d9926bb2995a", "/mnt/data"),
-    ("label", "My Photos", "/media/alice/My Photos"),  # udev's \x20, the kernel's \040
-    ("label", "BACKUP", "/mnt/data"),
-    ("uuid", "0000-not-mounted", None),
-])
+@pytest.mark.parametrize(
+    "kind, value, expected",
+    [
+        ("uuid", "722b9c6f-0249-4fc2-8acf-d9926bb2995a", "/mnt/data"),
+        ("label", "My Photos", "/media/alice/My Photos"),  # udev's \x20, the kernel's \040
+        ("label", "BACKUP", "/mnt/data"),
+        ("uuid", "0000-not-mounted", None),
+    ],
+)
 def test_volume_mount_points(disks, kind, value, expected):
     assert mount_point(kind, value, *map(str, disks)) == expected
 
@@ -247,9 +281,12 @@ def test_the_catalogs_orientation_wins_and_a_rotation_there_is_picked_up(runner,
         change(path, "update ImageInformation set orientation = ? where imageid = 3", (orientation,))
 
     def sea() -> tuple:
-        (row,) = rows(db, "select i.orientation, i.width, i.height, t.width, t.height, f.vector from images i "
-                          "join thumbnails t on t.image_id = i.id join fingerprints f on f.image_id = i.id "
-                          "where name = 'sea.jpg'")
+        (row,) = rows(
+            db,
+            "select i.orientation, i.width, i.height, t.width, t.height, f.vector from images i "
+            "join thumbnails t on t.image_id = i.id join fingerprints f on f.image_id = i.id "
+            "where name = 'sea.jpg'",
+        )
         return row
 
     rotate(6)
@@ -266,12 +303,14 @@ def test_the_catalogs_orientation_wins_and_a_rotation_there_is_picked_up(runner,
 def test_the_catalogs_camera_fills_in_where_the_file_has_none(runner, tmp_path, catalog):
     path, photos = catalog
     save_jpeg(photos / "Trips" / "burst1.jpg", scene(1), taken="2021:06:01 10:00:00", make="SONY", model="ILCE-7M3")
-    change(path, "insert into ImageMetadata (imageid, make, model) values (1, 'Sony', 'A7 III'), "
-                 "(3, 'Canon', 'EOS R5')")
+    change(
+        path, "insert into ImageMetadata (imageid, make, model) values (1, 'Sony', 'A7 III'), (3, 'Canon', 'EOS R5')"
+    )
     db = tmp_path / "p.db"
     invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
-    got = dict((name, (make, model)) for name, make, model in rows(
-        db, "select name, camera_make, camera_model from images"))
+    got = dict(
+        (name, (make, model)) for name, make, model in rows(db, "select name, camera_make, camera_model from images")
+    )
     assert got["sea.jpg"] == ("Canon", "EOS R5")  # no EXIF camera: digiKam's
     assert got["burst1.jpg"] == ("SONY", "ILCE-7M3")  # the file's own wins
     assert got["home.jpg"] == (None, None)

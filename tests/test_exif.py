@@ -17,25 +17,48 @@ from .conftest import save_jpeg, scene, shared_data
 @pytest.mark.parametrize(
     "value, subsec, offset, taken, timestamp",
     [
-        ("2021:06:01 10:00:00", None, None, "2021-06-01T10:00:00",
-         datetime(2021, 6, 1, 10, tzinfo=timezone.utc).timestamp()),
-        ("2021:06:01 10:00:00", "25", None, "2021-06-01T10:00:00.250000",
-         datetime(2021, 6, 1, 10, tzinfo=timezone.utc).timestamp() + 0.25),
-        ("2021:06:01 10:00:00", None, "+02:00", "2021-06-01T10:00:00+02:00",
-         datetime(2021, 6, 1, 8, tzinfo=timezone.utc).timestamp()),
-        ("2021:06:01 10:00:00", "5", "-05:30", "2021-06-01T10:00:00.500000-05:30",
-         datetime(2021, 6, 1, 15, 30, tzinfo=timezone.utc).timestamp() + 0.5),
-        ("2021-06-01T10:00", None, "Z", "2021-06-01T10:00:00+00:00",
-         datetime(2021, 6, 1, 10, tzinfo=timezone.utc).timestamp()),
+        (
+            "2021:06:01 10:00:00",
+            None,
+            None,
+            "2021-06-01T10:00:00",
+            datetime(2021, 6, 1, 10, tzinfo=timezone.utc).timestamp(),
+        ),
+        (
+            "2021:06:01 10:00:00",
+            "25",
+            None,
+            "2021-06-01T10:00:00.250000",
+            datetime(2021, 6, 1, 10, tzinfo=timezone.utc).timestamp() + 0.25,
+        ),
+        (
+            "2021:06:01 10:00:00",
+            None,
+            "+02:00",
+            "2021-06-01T10:00:00+02:00",
+            datetime(2021, 6, 1, 8, tzinfo=timezone.utc).timestamp(),
+        ),
+        (
+            "2021:06:01 10:00:00",
+            "5",
+            "-05:30",
+            "2021-06-01T10:00:00.500000-05:30",
+            datetime(2021, 6, 1, 15, 30, tzinfo=timezone.utc).timestamp() + 0.5,
+        ),
+        (
+            "2021-06-01T10:00",
+            None,
+            "Z",
+            "2021-06-01T10:00:00+00:00",
+            datetime(2021, 6, 1, 10, tzinfo=timezone.utc).timestamp(),
+        ),
     ],
 )
 def test_parse_dates_with_subseconds_and_offsets(value, subsec, offset, taken, timestamp):
     assert parse_exif_datetime(value, subsec, offset) == (taken, pytest.approx(timestamp))
 
 
-@pytest.mark.parametrize(
-    "value", ["0000:00:00 00:00:00", "    :  :     :  :  ", "2021:13:01 10:00:00", "garbage", ""]
-)
+@pytest.mark.parametrize("value", ["0000:00:00 00:00:00", "    :  :     :  :  ", "2021:13:01 10:00:00", "garbage", ""])
 def test_invalid_dates_are_rejected(value):
     assert parse_exif_datetime(value) is None
 
@@ -51,8 +74,9 @@ def _info(tmp_path, **exif):
 
 
 def test_original_wins_over_digitized_and_datetime(tmp_path):
-    info = _info(tmp_path, taken="2020:01:01 00:00:01", digitized="2019:01:01 00:00:00",
-                 datetime_="2024:05:05 12:00:00")
+    info = _info(
+        tmp_path, taken="2020:01:01 00:00:01", digitized="2019:01:01 00:00:00", datetime_="2024:05:05 12:00:00"
+    )
     assert (info.taken, info.timestamp_source) == ("2020-01-01T00:00:01", "exif:DateTimeOriginal")
 
 
@@ -73,8 +97,9 @@ def test_offset_and_subseconds_of_the_original_are_honoured(tmp_path):
 
 
 def test_camera_orientation_and_gps(tmp_path):
-    info = _info(tmp_path, taken="2021:06:01 10:00:00", orientation=6, make="Canon",
-                 model="Canon EOS 5D", gps=(48.8583, -2.2945))
+    info = _info(
+        tmp_path, taken="2021:06:01 10:00:00", orientation=6, make="Canon", model="Canon EOS 5D", gps=(48.8583, -2.2945)
+    )
     assert (info.orientation, info.camera_make, info.camera_model) == (6, "Canon", "Canon EOS 5D")
     assert info.latitude == pytest.approx(48.8583, abs=1e-4)
     assert info.longitude == pytest.approx(-2.2945, abs=1e-4)
@@ -82,8 +107,9 @@ def test_camera_orientation_and_gps(tmp_path):
 
 def test_corrupted_exif_never_raises_and_falls_back(tmp_path):
     """Hundreds of randomly damaged EXIF blocks: a result every time, errors in one line."""
-    path = save_jpeg(tmp_path / "x.jpg", scene(1, (64, 48)), taken="2021:01:01 00:00:00",
-                     orientation=6, gps=(1.5, 2.5), make="X")
+    path = save_jpeg(
+        tmp_path / "x.jpg", scene(1, (64, 48)), taken="2021:01:01 00:00:00", orientation=6, gps=(1.5, 2.5), make="X"
+    )
     data = path.read_bytes()
     start = data.index(b"Exif") + 6
     rng = random.Random(0)

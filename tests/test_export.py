@@ -47,8 +47,9 @@ def exiftool(path) -> dict:
         if os.environ.get("CI"):
             pytest.fail("exiftool is not installed: .ci/run must install libimage-exiftool-perl")
         pytest.skip("exiftool not installed (apt-get install libimage-exiftool-perl)")
-    out = subprocess.run(["exiftool", "-j", "-a", "-G1", "-struct", str(path)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["exiftool", "-j", "-a", "-G1", "-struct", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     tags = json.loads(out)[0]
     return {k: v for k, v in tags.items() if not k.startswith(("System:", "File:", "ExifTool:")) and k != "SourceFile"}
 
@@ -75,7 +76,8 @@ def test_sidecars_carry_cluster_keywords_that_exiftool_reads(runner, clustered):
     assert as_list(tags["XMP-digiKam:TagsList"]) == ["imagecluster/bursts/cluster-0001"]
     assert as_list(tags["XMP-dc:Subject"]) == ["cluster-0001"]
     assert as_list(exiftool(photos / "home" / "b1.jpg.xmp")["XMP-lr:HierarchicalSubject"]) == [
-        "imagecluster|bursts|cluster-0002"]
+        "imagecluster|bursts|cluster-0002"
+    ]
     assert not (photos / "c.jpg.xmp").exists()  # in no cluster: no sidecar made
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in photos.rglob("*.jpg")} == originals
 
@@ -102,8 +104,9 @@ def test_a_sidecar_with_ns0_prefixes_is_merged_keeping_every_field(runner, clust
     result = invoke(runner, "export-xmp", db, "--clustering", "bursts")
     assert "Traceback" not in result.output
     after = exiftool(sidecar)
-    assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == \
-        {k: v for k, v in before.items() if k not in KEYWORD_TAGS}
+    assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == {
+        k: v for k, v in before.items() if k not in KEYWORD_TAGS
+    }
     assert after["XMP-xmp:Rating"] == 3 and after["XMP-xmp:Label"] == "Red"
     assert sorted(as_list(after["XMP-dc:Subject"])) == ["Paris", "cluster-0001"]
     assert as_list(after["XMP-lr:HierarchicalSubject"]) == ["imagecluster|bursts|cluster-0001"]
@@ -119,11 +122,15 @@ def test_an_existing_sidecar_keeps_every_field_and_other_keywords(runner, cluste
     before = exiftool(sidecar)
     invoke(runner, "export-xmp", db, "--clustering", "bursts")
     after = exiftool(sidecar)
-    assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == \
-        {k: v for k, v in before.items() if k not in KEYWORD_TAGS}
+    assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == {
+        k: v for k, v in before.items() if k not in KEYWORD_TAGS
+    }
     assert after["XMP-xmp:Rating"] == 4 and after["XMP-dc:Title"] == "Sunset"
     assert sorted(as_list(after["XMP-lr:HierarchicalSubject"])) == [
-        "Places|Paris", "imagecluster|bursts|cluster-0001", "imagecluster|other|cluster-0001"]
+        "Places|Paris",
+        "imagecluster|bursts|cluster-0001",
+        "imagecluster|other|cluster-0001",
+    ]
     assert sorted(as_list(after["XMP-digiKam:TagsList"])) == ["Places/Paris", "imagecluster/bursts/cluster-0001"]
     assert sorted(as_list(after["XMP-dc:Subject"])) == ["Paris", "cluster-0001"]
     text = sidecar.read_text(encoding="utf-8")
@@ -143,8 +150,11 @@ def test_reexport_replaces_only_this_clusterings_keywords(runner, clustered):
         assert len([k for k in keywords if k.startswith("imagecluster|bursts|")]) <= 1
         assert len([k for k in keywords if k.startswith("imagecluster|coarse|")]) == 1
     assert "-imagecluster|bursts|cluster-0002" in result.output  # b1 and b2 left the clustering
-    assert not [k for k in as_list(exiftool(photos / "home" / "b1.jpg.xmp").get("XMP-lr:HierarchicalSubject", []))
-                if k.startswith("imagecluster|bursts|")]
+    assert not [
+        k
+        for k in as_list(exiftool(photos / "home" / "b1.jpg.xmp").get("XMP-lr:HierarchicalSubject", []))
+        if k.startswith("imagecluster|bursts|")
+    ]
 
 
 def test_dry_run_writes_nothing_and_replaced_names(runner, clustered):
@@ -158,9 +168,11 @@ def test_dry_run_writes_nothing_and_replaced_names(runner, clustered):
 def test_real_sidecars_keep_all_their_fields(runner, clustered):
     db, photos = clustered
     samples = shared_data("xmp_samples")
-    real = {"trip/a1.jpg.xmp": samples / "digikam_tests" / "_27A1434.JPG.xmp",
-            "trip/a2.jpg.xmp": samples / "lightroom_lrcat_embedded_xmp" / "image86_GoldenGateBridge-001.jpg.xmp",
-            "home/b1.jpg.xmp": samples / "photoprism_testdata" / "digikam_aurora.jpg.xmp"}
+    real = {
+        "trip/a1.jpg.xmp": samples / "digikam_tests" / "_27A1434.JPG.xmp",
+        "trip/a2.jpg.xmp": samples / "lightroom_lrcat_embedded_xmp" / "image86_GoldenGateBridge-001.jpg.xmp",
+        "home/b1.jpg.xmp": samples / "photoprism_testdata" / "digikam_aurora.jpg.xmp",
+    }
     before = {}
     for name, source in real.items():
         shutil.copy(source, photos / name)
@@ -168,8 +180,9 @@ def test_real_sidecars_keep_all_their_fields(runner, clustered):
     invoke(runner, "export-xmp", db, "--clustering", "bursts")
     for name in real:
         after = exiftool(photos / name)
-        assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == \
-            {k: v for k, v in before[name].items() if k not in KEYWORD_TAGS}, name
+        assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == {
+            k: v for k, v in before[name].items() if k not in KEYWORD_TAGS
+        }, name
         old = as_list(before[name].get("XMP-lr:HierarchicalSubject", []))
         new = as_list(after["XMP-lr:HierarchicalSubject"])
         assert set(old) <= set(new) and any(k.startswith("imagecluster|bursts|") for k in new)

@@ -26,8 +26,11 @@ def test_first_import_writes_every_table(tmp_path, photo_folder):
     db = tmp_path / "photos.db"
     summary = do_import(db, photo_folder)
     assert (summary.imported, summary.failed, summary.model_loaded) == (6, 0, True)
-    images = rows(db, "select path, folder, name, format, width, height, taken, timestamp_source, "
-                      "source, sha256, size from images order by path")
+    images = rows(
+        db,
+        "select path, folder, name, format, width, height, taken, timestamp_source, "
+        "source, sha256, size from images order by path",
+    )
     assert len(images) == 6
     assert images[0][0] == str(photo_folder / "c.jpg")
     assert {i[3] for i in images} == {"JPEG"}
@@ -47,8 +50,13 @@ def test_first_import_writes_every_table(tmp_path, photo_folder):
 def test_fingerprints_are_deterministic_and_near_duplicates_are_closer(tmp_path, photo_folder):
     do_import(tmp_path / "one.db", photo_folder)
     do_import(tmp_path / "two.db", photo_folder, batch_size=3)
-    get = lambda db: {n: decode_vector(v) for n, v in rows(
-        db, "select name, vector from images join fingerprints on image_id = id")}
+
+    def get(db):
+        return {
+            n: decode_vector(v)
+            for n, v in rows(db, "select name, vector from images join fingerprints on image_id = id")
+        }
+
     one, two = get(tmp_path / "one.db"), get(tmp_path / "two.db")
     for name in one:
         np.testing.assert_allclose(one[name], two[name], rtol=1e-4, atol=1e-5)
@@ -78,14 +86,18 @@ def test_new_photos_are_added_incrementally(tmp_path, photo_folder):
 def test_moved_and_renamed_files_keep_id_and_fingerprint(tmp_path, photo_folder):
     db = tmp_path / "photos.db"
     do_import(db, photo_folder)
-    (image_id, vector), = rows(db, "select id, vector from images join fingerprints on image_id = id "
-                                   "where name = 'b1.jpg'")
+    ((image_id, vector),) = rows(
+        db, "select id, vector from images join fingerprints on image_id = id where name = 'b1.jpg'"
+    )
     (photo_folder / "archive").mkdir()
     os.rename(photo_folder / "home" / "b1.jpg", photo_folder / "archive" / "renamed.jpg")
     summary = do_import(db, photo_folder)
     assert (summary.moved, summary.imported, summary.vanished, summary.model_loaded) == (1, 0, [], False)
-    assert rows(db, "select id, vector from images join fingerprints on image_id = id "
-                    "where path = ?", (str(photo_folder / "archive" / "renamed.jpg"),)) == [(image_id, vector)]
+    assert rows(
+        db,
+        "select id, vector from images join fingerprints on image_id = id where path = ?",
+        (str(photo_folder / "archive" / "renamed.jpg"),),
+    ) == [(image_id, vector)]
     assert rows(db, "select count(*) from images") == [(6,)]
 
 
@@ -95,23 +107,28 @@ def test_a_copy_reuses_the_fingerprint_without_decoding(tmp_path, photo_folder):
     shutil.copy2(photo_folder / "c.jpg", photo_folder / "c-copy.jpg")
     summary = do_import(db, photo_folder)
     assert (summary.copied, summary.imported, summary.model_loaded) == (1, 0, False)
-    got = rows(db, "select count(distinct i.id), count(distinct f.vector), count(distinct t.jpeg) from images i "
-                   "join fingerprints f on f.image_id = i.id join thumbnails t on t.image_id = i.id "
-                   "where i.sha256 = (select sha256 from images where name = 'c.jpg')")
+    got = rows(
+        db,
+        "select count(distinct i.id), count(distinct f.vector), count(distinct t.jpeg) from images i "
+        "join fingerprints f on f.image_id = i.id join thumbnails t on t.image_id = i.id "
+        "where i.sha256 = (select sha256 from images where name = 'c.jpg')",
+    )
     assert got == [(2, 1, 1)]
 
 
 def test_changed_content_is_fingerprinted_again(tmp_path, photo_folder):
     db = tmp_path / "photos.db"
     do_import(db, photo_folder)
-    (old_id, old_vector), = rows(db, "select id, vector from images join fingerprints on image_id = id "
-                                     "where name = 'c.jpg'")
+    ((old_id, old_vector),) = rows(
+        db, "select id, vector from images join fingerprints on image_id = id where name = 'c.jpg'"
+    )
     save_jpeg(photo_folder / "c.jpg", scene(42), taken="2023:03:03 03:03:03")
     os.utime(photo_folder / "c.jpg", (1e9, 1e9))
     summary = do_import(db, photo_folder)
     assert summary.imported == 1
-    (new_id, new_vector), = rows(db, "select id, vector from images join fingerprints on image_id = id "
-                                     "where name = 'c.jpg'")
+    ((new_id, new_vector),) = rows(
+        db, "select id, vector from images join fingerprints on image_id = id where name = 'c.jpg'"
+    )
     assert new_id == old_id and new_vector != old_vector
 
 
@@ -130,7 +147,9 @@ def test_another_layer_adds_a_second_fingerprint_set(tmp_path, photo_folder):
     summary = do_import(db, photo_folder, layer="fc1")
     assert summary.imported == 6
     assert rows(db, "select layer, count(*) from fingerprints group by layer order by layer") == [
-        ("fc1", 6), ("fc2", 6)]
+        ("fc1", 6),
+        ("fc2", 6),
+    ]
     assert rows(db, "select count(*) from images") == [(6,)]
 
 
@@ -171,8 +190,9 @@ def test_bad_files_get_one_error_row_each_and_the_import_goes_on(tmp_path, photo
     os.symlink(photo_folder, bad / "loop")  # a symlink loop back to the root
     db = tmp_path / "photos.db"
     summary = do_import(db, photo_folder)
-    errors = dict(rows(db, "select replace(path, ?, ''), stage || ': ' || message from import_errors",
-                       (str(bad) + "/",)))
+    errors = dict(
+        rows(db, "select replace(path, ?, ''), stage || ': ' || message from import_errors", (str(bad) + "/",))
+    )
     assert set(errors) == {"empty.jpg", "text.jpg", "truncated.jpg", "pipe.jpg", "dangling.jpg"}
     assert errors["empty.jpg"] == "decode: empty file"
     assert "not an image" in errors["text.jpg"]
@@ -199,7 +219,7 @@ def test_non_utf8_file_names_are_reported_not_fatal(tmp_path, photo_folder):
     db = tmp_path / "photos.db"
     summary = do_import(db, photo_folder)
     assert summary.imported == 6
-    (path, message), = rows(db, "select path, message from import_errors")
+    ((path, message),) = rows(db, "select path, message from import_errors")
     assert path.endswith("caf\\xe9.jpg") and "not valid UTF-8" in message
 
 
@@ -219,16 +239,28 @@ def test_unreadable_folder_is_reported():
         photos.chmod(0o777)
         (photos / "locked").chmod(0)
         db = work / "photos.db"
-        command = [sys.executable, "-c", "from importer.cli import cli; cli()", "import", str(db),
-                   str(photos), "--weights", "none", "--workers", "0", "-s"]
+        command = [
+            sys.executable,
+            "-c",
+            "from importer.cli import cli; cli()",
+            "import",
+            str(db),
+            str(photos),
+            "--weights",
+            "none",
+            "--workers",
+            "0",
+            "-s",
+        ]
         if os.geteuid() == 0:
             command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
         env = {**os.environ, "HOME": str(work), "PYTHONPATH": os.pathsep.join(sys.path)}
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr
         assert "Imported 1," in done.stdout and "failed 1" in done.stdout
-        assert rows(db, "select stage, message from import_errors where path = ?",
-                    (str(photos / "locked"),)) == [("read", "cannot read folder: Permission denied")]
+        assert rows(db, "select stage, message from import_errors where path = ?", (str(photos / "locked"),)) == [
+            ("read", "cannot read folder: Permission denied")
+        ]
     finally:
         (work / "photos" / "locked").chmod(0o755)
         shutil.rmtree(work)
@@ -262,7 +294,7 @@ def test_cli_import_then_cluster(runner, tmp_path, photo_folder):
 
 
 def _json(output: str) -> dict:
-    return json.loads(output[output.index("{"): output.rindex("}") + 1])
+    return json.loads(output[output.index("{") : output.rindex("}") + 1])
 
 
 def test_cli_links_and_save(runner, tmp_path, photo_folder):
@@ -272,11 +304,30 @@ def test_cli_links_and_save(runner, tmp_path, photo_folder):
     shutil.copy2(photo_folder / "trip" / "a1.jpg", photo_folder / "other" / "a1.jpg")
     invoke(runner, "import", db, photo_folder, "--weights", "none", "-s")
     links = tmp_path / "clusters"
-    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--method", "average", "--links", links, "--save", "bursts")
+    invoke(
+        runner,
+        "cluster",
+        db,
+        "--alpha",
+        "1",
+        "--sim",
+        "0.99",
+        "--method",
+        "average",
+        "--links",
+        links,
+        "--save",
+        "bursts",
+    )
     made = sorted(str(p.relative_to(links)) for p in links.rglob("*.jpg"))
-    assert made == ["cluster_with_2/cluster_0/b1.jpg", "cluster_with_2/cluster_0/b2.jpg",
-                    "cluster_with_4/cluster_0/a1.jpg", "cluster_with_4/cluster_0/a1~2.jpg",
-                    "cluster_with_4/cluster_0/a2.jpg", "cluster_with_4/cluster_0/a3.jpg"]
+    assert made == [
+        "cluster_with_2/cluster_0/b1.jpg",
+        "cluster_with_2/cluster_0/b2.jpg",
+        "cluster_with_4/cluster_0/a1.jpg",
+        "cluster_with_4/cluster_0/a1~2.jpg",
+        "cluster_with_4/cluster_0/a2.jpg",
+        "cluster_with_4/cluster_0/a3.jpg",
+    ]
     assert all(os.path.isabs(os.readlink(p)) and p.resolve().exists() for p in links.rglob("*.jpg"))
     # A re-run replaces its own folder, and never a folder of the user's.
     invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--method", "average", "--links", links)
@@ -286,15 +337,22 @@ def test_cli_links_and_save(runner, tmp_path, photo_folder):
     refused = invoke(runner, "cluster", db, "--links", mine, ok=False)
     assert refused.exit_code == 1 and "was not made by" in refused.output
     assert (mine / "keep.txt").read_text() == "precious"
-    saved = rows(db, "select c.name, c.sim, c.alpha, c.method, c.weights, c.n_clusters, m.cluster, "
-                     "count(*) from clusterings c join cluster_members m on m.clustering_id = c.id "
-                     "group by m.cluster order by m.cluster")
-    assert saved == [("bursts", 0.99, 1.0, "average", "random-seed-0", 2, 1, 4),
-                     ("bursts", 0.99, 1.0, "average", "random-seed-0", 2, 2, 2)]
+    saved = rows(
+        db,
+        "select c.name, c.sim, c.alpha, c.method, c.weights, c.n_clusters, m.cluster, "
+        "count(*) from clusterings c join cluster_members m on m.clustering_id = c.id "
+        "group by m.cluster order by m.cluster",
+    )
+    assert saved == [
+        ("bursts", 0.99, 1.0, "average", "random-seed-0", 2, 1, 4),
+        ("bursts", 0.99, 1.0, "average", "random-seed-0", 2, 2, 2),
+    ]
     invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.5", "--save", "bursts")
     assert rows(db, "select count(*), sum(sim) from clusterings") == [(1, 0.5)]
-    assert rows(db, "select count(*) from cluster_members m left join clusterings c on c.id = "
-                    "m.clustering_id where c.id is null") == [(0,)]
+    assert rows(
+        db,
+        "select count(*) from cluster_members m left join clusterings c on c.id = m.clustering_id where c.id is null",
+    ) == [(0,)]
 
 
 def test_cli_imagenet_weights_offline_is_a_one_line_error(runner, tmp_path, photo_folder, monkeypatch):
@@ -326,16 +384,26 @@ def test_cli_weights_file_is_identified_by_its_hash(runner, tmp_path, photo_fold
     assert "not a pretrained model" not in result.output
     assert rows(db, "select distinct weights from fingerprints") == [(f"sha256:{digest}",)]
     # The file holds exactly the seed-5 random model: same fingerprints.
-    invoke(runner, "import", tmp_path / "seed5.db", photo_folder, "--weights", "none", "--seed", "5",
-           "--workers", "0", "-s")
+    invoke(
+        runner,
+        "import",
+        tmp_path / "seed5.db",
+        photo_folder,
+        "--weights",
+        "none",
+        "--seed",
+        "5",
+        "--workers",
+        "0",
+        "-s",
+    )
     sql = "select name, vector from images join fingerprints on image_id = id order by name"
     for (name, a), (_, b) in zip(rows(db, sql), rows(tmp_path / "seed5.db", sql)):
         np.testing.assert_allclose(decode_vector(a), decode_vector(b), rtol=1e-4, atol=1e-5, err_msg=name)
     weights_file.unlink()
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not weights")
-    result = invoke(runner, "import", tmp_path / "b.db", photo_folder, "--weights", bad, "--workers", "0",
-                    ok=False)
+    result = invoke(runner, "import", tmp_path / "b.db", photo_folder, "--weights", bad, "--workers", "0", ok=False)
     assert result.exit_code == 1 and "cannot load weights from" in result.output
     assert len(result.output.strip().splitlines()) == 1
     missing = invoke(runner, "import", db, photo_folder, "--weights", tmp_path / "nope.h5", ok=False)
@@ -350,8 +418,7 @@ def test_cli_exit_codes_for_nothing_to_read(runner, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    result = invoke(runner, "import", tmp_path / "b.db", broken, "--weights", "none", "--workers", "0",
-                    ok=False)
+    result = invoke(runner, "import", tmp_path / "b.db", broken, "--weights", "none", "--workers", "0", ok=False)
     assert result.exit_code == 1 and "nothing could be read" in result.output
     result = invoke(runner, "import", tmp_path / "c.db", tmp_path / "missing", ok=False)
     assert result.exit_code == 2 and "does not exist" in result.output
@@ -366,22 +433,33 @@ def test_cli_database_that_cannot_be_written(runner, tmp_path, photo_folder):
     assert not_db.read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("model, dims", [("resnet50", 2048), ("efficientnetb0", 1280),
-                                         ("mobilenetv3small", 576)])
+@pytest.mark.parametrize("model, dims", [("resnet50", 2048), ("efficientnetb0", 1280), ("mobilenetv3small", 576)])
 def test_faster_models_record_their_identity(tmp_path, photo_folder, model, dims):
     db = tmp_path / "photos.db"
     summary = do_import(db, photo_folder, model=model)
     assert summary.imported == 6
     assert rows(db, "select distinct model, layer, weights, dims from fingerprints") == [
-        (model, "avgpool", "random-seed-0", dims)]
+        (model, "avgpool", "random-seed-0", dims)
+    ]
     # Its fingerprints form a set of their own beside vgg16's.
     do_import(db, photo_folder)
     assert rows(db, "select count(distinct model) from fingerprints") == [(2,)]
 
 
 def test_a_layer_the_model_lacks_is_refused(runner, tmp_path, photo_folder):
-    result = invoke(runner, "import", tmp_path / "p.db", photo_folder, "--model", "resnet50", "--layer", "fc2",
-                    "--weights", "none", ok=False)
+    result = invoke(
+        runner,
+        "import",
+        tmp_path / "p.db",
+        photo_folder,
+        "--model",
+        "resnet50",
+        "--layer",
+        "fc2",
+        "--weights",
+        "none",
+        ok=False,
+    )
     assert result.exit_code == 1 and "resnet50 has no layer 'fc2'" in result.output
 
 
@@ -395,4 +473,5 @@ def test_raw_files_import_in_folder_imports(tmp_path, photo_folder):
     summary = do_import(db, photo_folder)
     assert (summary.imported, summary.failed) == (7, 0)
     assert rows(db, "select format, camera_model, timestamp_source from images where name = 'IMG_0001.DNG'") == [
-        ("DNG", "TestCam", "exif:DateTime")]
+        ("DNG", "TestCam", "exif:DateTime")
+    ]

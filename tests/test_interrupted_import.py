@@ -21,16 +21,30 @@ pytestmark = pytest.mark.slow
 def many_photos(tmp_path):
     folder = tmp_path / "photos"
     for i in range(N_PHOTOS):
-        save_jpeg(folder / f"p{i:02d}.jpg", scene(100 + i, (320, 240)),
-                  taken=f"2020:01:01 10:{i:02d}:00")
+        save_jpeg(folder / f"p{i:02d}.jpg", scene(100 + i, (320, 240)), taken=f"2020:01:01 10:{i:02d}:00")
     return folder
 
 
 def start_import(db, folder):
     return subprocess.Popen(
-        [sys.executable, "-c", "from importer.cli import cli; cli()", "import", str(db), str(folder),
-         "--weights", "none", "--batch-size", "2", "--workers", "1", "-s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from importer.cli import cli; cli()",
+            "import",
+            str(db),
+            str(folder),
+            "--weights",
+            "none",
+            "--batch-size",
+            "2",
+            "--workers",
+            "1",
+            "-s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -70,8 +84,7 @@ def wait_gone(pids: set[int], timeout: float = 10) -> set[int]:
     deadline = time.monotonic() + timeout
     alive = set(pids)
     while alive and time.monotonic() < deadline:
-        alive = {p for p in alive if os.path.exists(f"/proc/{p}") and
-                 open(f"/proc/{p}/stat").read().split()[2] != "Z"}
+        alive = {p for p in alive if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"}
         time.sleep(0.1)
     return alive
 
@@ -95,9 +108,22 @@ def assert_complete(db):
 
 def rerun(db, folder):
     done = subprocess.run(
-        [sys.executable, "-c", "from importer.cli import cli; cli()", "import", str(db), str(folder),
-         "--weights", "none", "--workers", "1", "-s"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from importer.cli import cli; cli()",
+            "import",
+            str(db),
+            str(folder),
+            "--weights",
+            "none",
+            "--workers",
+            "1",
+            "-s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

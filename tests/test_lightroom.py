@@ -33,21 +33,40 @@ def test_real_catalog_with_keywords_collections_ratings_and_gps(runner, tmp_path
     db = tmp_path / "photos.db"
     result = invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
     assert "Imported 7," in result.output and "failed 0" in result.output
-    got = {r[0]: r[1:] for r in rows(db, "select name, taken, timestamp_source, rating, color_label, caption, "
-                                          "round(latitude, 4), source from images")}
+    got = {
+        r[0]: r[1:]
+        for r in rows(
+            db,
+            "select name, taken, timestamp_source, rating, color_label, caption, "
+            "round(latitude, 4), source from images",
+        )
+    }
     assert len(got) == 7
     assert got["GoldenGateBridge-001.jpg"] == (
-        "2007-01-01T16:41:39", "catalog", None, "Red",
-        "The Golden Gate Bridge in San Francisco, CA at sunset.  Taken from Marin.", 37.8275, "lightroom")
+        "2007-01-01T16:41:39",
+        "catalog",
+        None,
+        "Red",
+        "The Golden Gate Bridge in San Francisco, CA at sunset.  Taken from Marin.",
+        37.8275,
+        "lightroom",
+    )
     assert got["1_Live_Krone_2013_dth_1.jpg"][:3] == ("2013-12-05T22:14:17.720000", "catalog", 3)
     assert got["Hermann_Hesse_2.jpg"][2:4] == (5, "Blue")
-    tags = [t for (t,) in rows(db, "select tag from tags join images on id = image_id "
-                                   "where name = 'GoldenGateBridge-001.jpg' order by tag")]
+    tags = [
+        t
+        for (t,) in rows(
+            db, "select tag from tags join images on id = image_id where name = 'GoldenGateBridge-001.jpg' order by tag"
+        )
+    ]
     assert tags == ["bridge", "california", "golden gate bridge", "san francisco", "sunset"]
     nobel = [t for (t,) in rows(db, "select tag from tags where tag like 'Nobelpris/%' order by tag")]
     assert "Nobelpris/Nobelpristagare/Fred" in nobel and "Nobelpris/1961-1970/1964" in nobel
-    collections = rows(db, "select a.album, group_concat(i.name, ',') from albums a join images i on i.id = "
-                           "a.image_id where a.kind = 'collection' group by a.album order by a.album")
+    collections = rows(
+        db,
+        "select a.album, group_concat(i.name, ',') from albums a join images i on i.id = "
+        "a.image_id where a.kind = 'collection' group by a.album order by a.album",
+    )
     assert [c for c, _ in collections] == ["Helden", "Landmarks"]
     assert hashlib.sha256(catalog.read_bytes()).hexdigest() == before
 
@@ -63,8 +82,9 @@ def test_time_zone_aware_capture_times(runner, tmp_path):
     assert got["Martin_Luther_King,_Jr..jpg"] == utc(2020, 6, 1, 8, 50, 2)  # -07:00
     assert got["GoldenGateBridge-001.jpg"] == utc(2007, 1, 1, 16, 41, 36)  # naive: read as UTC
     # No captureTime at all: the photo's own EXIF or file time is kept.
-    assert rows(db, "select timestamp_source from images where name = '1200px-The_Earth_seen_from_Apollo_17.jpg'"
-                ) != [("catalog",)]
+    assert rows(db, "select timestamp_source from images where name = '1200px-The_Earth_seen_from_Apollo_17.jpg'") != [
+        ("catalog",)
+    ]
 
 
 def test_reimport_of_an_edited_catalog_updates_rows(runner, tmp_path):
@@ -86,16 +106,16 @@ def test_windows_catalog_through_a_root_map(runner, tmp_path):
     db = tmp_path / "photos.db"
     missing = invoke(runner, "import-lightroom", db, catalog, *ARGS, ok=False)
     assert missing.exit_code == 1 and "nothing could be read" in missing.output
-    (path, message), = rows(db, "select path, message from import_errors")
+    ((path, message),) = rows(db, "select path, message from import_errors")
     assert path == "C:/Users/9999999iiioooooooo/Pictures/IMG-20231202-WA0027.jpg"
     assert message.startswith("original not found (lightroom id ")
     pictures = tmp_path / "Pictures"
     save_jpeg(pictures / "IMG-20231202-WA0027.jpg", scene(30))
-    result = invoke(runner, "import-lightroom", db, catalog, "--root-map",
-                    f"C:/Users/9999999iiioooooooo/Pictures={pictures}", *ARGS)
+    result = invoke(
+        runner, "import-lightroom", db, catalog, "--root-map", f"C:/Users/9999999iiioooooooo/Pictures={pictures}", *ARGS
+    )
     assert "Imported 1," in result.output
-    assert rows(db, "select taken, timestamp_source from images") == [("2024-08-21T15:28:08.460000+00:00",
-                                                                        "catalog")]
+    assert rows(db, "select taken, timestamp_source from images") == [("2024-08-21T15:28:08.460000+00:00", "catalog")]
     assert rows(db, "select count(*) from import_errors") == [(0,)]
 
 
@@ -140,15 +160,15 @@ def _previews(catalog, image_id: int, look, orientation: str = "AB", layout: str
             fingerprint, fromProxy);
     """)
     conn.execute("insert into ImageCacheEntry values (?, ?, ?, ?)", (float(image_id), UUID, DIGEST[:16], orientation))
-    conn.execute("insert into Pyramid values (?, ?, 'AdobeRGB', 0, 1.0, ?, ?, 0, null, 0)",
-                 (UUID, DIGEST, *look.size))
+    conn.execute("insert into Pyramid values (?, ?, 'AdobeRGB', 0, 1.0, ?, ?, 0, null, 0)", (UUID, DIGEST, *look.size))
     conn.commit()
     conn.close()
     levels = [look.resize((look.width // f, look.height // f)) for f in (8, 4, 1)]
     if layout == "lrprev":
         header = f'pyramid = {{ digest = "{DIGEST}", uuid = "{UUID}", levels = {{ ... }} }}'.encode()
         data = _block("header", header) + b"".join(
-            _block(f"level_{n}", _jpeg(level)) for n, level in enumerate(levels, 1))
+            _block(f"level_{n}", _jpeg(level)) for n, level in enumerate(levels, 1)
+        )
         (bucket / f"{UUID}-{DIGEST}.lrprev").write_bytes(data)
         # A stale rendering (older develop settings) must not be picked.
         (bucket / f"{UUID}-{'0' * 32}.lrprev").write_bytes(_block("level_1", _jpeg(scene(99))))
@@ -172,23 +192,26 @@ def windows_catalog(tmp_path):
 def test_a_preview_stands_in_for_a_missing_original(runner, tmp_path, windows_catalog, layout):
     look = scene(31, (600, 400))
     lrdata = _previews(windows_catalog, 422, look, orientation="BC", layout=layout)
-    change(windows_catalog, "insert into AgInternedExifCameraModel (id_local, searchIndex, value) "
-                            "values (9001, '', 'Pixel 7')")
+    change(
+        windows_catalog,
+        "insert into AgInternedExifCameraModel (id_local, searchIndex, value) values (9001, '', 'Pixel 7')",
+    )
     change(windows_catalog, "update AgHarvestedExifMetadata set cameraModelRef = 9001 where image = 422")
     before = hashlib.sha256((lrdata / "previews.db").read_bytes()).hexdigest()
     db = tmp_path / "photos.db"
     result = invoke(runner, "import-lightroom", db, windows_catalog, *ARGS)
     assert "Imported 1," in result.output and "failed 0" in result.output
     assert "1 photo(s) were fingerprinted from Lightroom's previews" in result.output
-    (path, fmt, pixels_from, pixels_path, taken, orientation, width, height), = rows(
-        db, "select path, format, pixels_from, pixels_path, taken, orientation, width, height from images")
+    ((path, fmt, pixels_from, pixels_path, taken, orientation, width, height),) = rows(
+        db, "select path, format, pixels_from, pixels_path, taken, orientation, width, height from images"
+    )
     assert path == "C:/Users/9999999iiioooooooo/Pictures/IMG-20231202-WA0027.jpg" and fmt == "JPG"
     assert pixels_from == "lightroom-preview"
     assert pixels_path.startswith(str(lrdata / UUID[0] / UUID[:4] / f"{UUID}-{DIGEST}"))
     assert taken == "2024-08-21T15:28:08.460000+00:00"
     assert (orientation, width, height) == (6, 400, 600)  # BC: turned upright, portrait
     assert rows(db, "select camera_model from images") == [("Pixel 7",)]  # the preview has no EXIF: the catalog's
-    (thumb,), = rows(db, "select jpeg from thumbnails")
+    ((thumb,),) = rows(db, "select jpeg from thumbnails")
     upright = look.transpose(Image.Transpose.ROTATE_270).resize((213, 320))
     shown = Image.open(io.BytesIO(thumb)).convert("RGB")
     assert shown.size == (213, 320)
@@ -202,8 +225,15 @@ def test_a_preview_stands_in_for_a_missing_original(runner, tmp_path, windows_ca
     # The original turns up: its own pixels replace the preview's.
     pictures = tmp_path / "Pictures"
     save_jpeg(pictures / "IMG-20231202-WA0027.jpg", scene(32))
-    found = invoke(runner, "import-lightroom", db, windows_catalog, "--root-map",
-                   f"C:/Users/9999999iiioooooooo/Pictures={pictures}", *ARGS)
+    found = invoke(
+        runner,
+        "import-lightroom",
+        db,
+        windows_catalog,
+        "--root-map",
+        f"C:/Users/9999999iiioooooooo/Pictures={pictures}",
+        *ARGS,
+    )
     assert "Imported 1," in found.output
     assert rows(db, "select pixels_from, pixels_path, format from images") == [("file", None, "JPEG")]
     assert rows(db, "select count(*) from fingerprints") == [(1,)]
@@ -217,7 +247,7 @@ def test_a_preview_stands_in_for_an_undecodable_original(runner, tmp_path, windo
     db = tmp_path / "photos.db"
     maps = ("--root-map", f"C:/Users/9999999iiioooooooo/Pictures={pictures}")
     invoke(runner, "import-lightroom", db, windows_catalog, *maps, *ARGS)
-    (pixels_from, sha256), = rows(db, "select pixels_from, sha256 from images")
+    ((pixels_from, sha256),) = rows(db, "select pixels_from, sha256 from images")
     assert pixels_from == "lightroom-preview"
     assert sha256 == hashlib.sha256((pictures / "IMG-20231202-WA0027.jpg").read_bytes()).hexdigest()
     assert "unchanged 1," in invoke(runner, "import-lightroom", db, windows_catalog, *maps, *ARGS).output
@@ -229,9 +259,11 @@ def test_an_unreadable_preview_is_a_clear_error(runner, tmp_path, windows_catalo
     lrprev.write_bytes(lrprev.read_bytes()[:300])  # cut inside a block
     db = tmp_path / "photos.db"
     invoke(runner, "import-lightroom", db, windows_catalog, *ARGS, ok=False)
-    (message,), = rows(db, "select message from import_errors")
-    assert message == "original not found; its Lightroom preview is unreadable too: truncated Lightroom preview " \
-                      "(block 'level_1')"
+    ((message,),) = rows(db, "select message from import_errors")
+    assert (
+        message == "original not found; its Lightroom preview is unreadable too: truncated Lightroom preview "
+        "(block 'level_1')"
+    )
 
 
 def test_a_moved_library_keeps_its_rows_without_decoding_again(runner, tmp_path):
@@ -261,11 +293,11 @@ def test_a_catalog_lightroom_has_locked_is_read_from_a_snapshot(runner, tmp_path
     try:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=0.1).execute(
-                "select count(*) from sqlite_master")
+                "select count(*) from sqlite_master"
+            )
         before = hashlib.sha256(catalog.read_bytes()).hexdigest()
         snapshots = set(Path(tempfile.gettempdir()).glob("imagecluster-catalog-*"))
-        result = invoke(runner, "import-lightroom", tmp_path / "p.db", catalog,
-                        "--root-map", f"{ROOT}={photos}", *ARGS)
+        result = invoke(runner, "import-lightroom", tmp_path / "p.db", catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
         assert "is locked by the program using it: reading a snapshot copy" in result.output
         assert "Imported 7," in result.output
         assert rows(tmp_path / "p.db", "select rating from images where name = 'Hermann_Hesse_2.jpg'") == [(5,)]
@@ -279,12 +311,16 @@ def test_lightroom_orientation_codes_turn_the_photo(runner, tmp_path):
     real, photos = crossfilter("test_catalog_03")
     catalog = tmp_path / real.name
     shutil.copy(real, catalog)
-    change(catalog, "update Adobe_images set orientation = 'BC' where rootFile = "
-                    "(select id_local from AgLibraryFile where baseName = 'GoldenGateBridge-001')")
+    change(
+        catalog,
+        "update Adobe_images set orientation = 'BC' where rootFile = "
+        "(select id_local from AgLibraryFile where baseName = 'GoldenGateBridge-001')",
+    )
     db = tmp_path / "photos.db"
     invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
-    (orientation, width, height), = rows(db, "select orientation, width, height from images "
-                                             "where name = 'GoldenGateBridge-001.jpg'")
+    ((orientation, width, height),) = rows(
+        db, "select orientation, width, height from images where name = 'GoldenGateBridge-001.jpg'"
+    )
     with Image.open(photos / "GoldenGateBridge-001.jpg") as original:
         assert original.width > original.height
         assert (orientation, width, height) == (6, original.height, original.width)

@@ -53,8 +53,9 @@ def partition(report):
 
 def library_arrays(db_path):
     conn = sqlite3.connect(db_path)
-    rows = conn.execute("select i.id, i.timestamp, f.vector from images i join fingerprints f "
-                        "on f.image_id = i.id order by i.id").fetchall()
+    rows = conn.execute(
+        "select i.id, i.timestamp, f.vector from images i join fingerprints f on f.image_id = i.id order by i.id"
+    ).fetchall()
     conn.close()
     ids = np.array([r[0] for r in rows])
     return ids, np.array([r[1] for r in rows]), np.stack([np.frombuffer(r[2], "<f4") for r in rows])
@@ -69,8 +70,14 @@ async def test_plugin_is_registered_with_its_hooks(db_path):
     plugins = response.json()
     plugins = plugins if isinstance(plugins, list) else plugins.get("plugins", [])
     ours = [p for p in plugins if p["name"] == "datasette-imagecluster"][0]
-    assert {"prepare_connection", "register_routes", "render_cell", "menu_links",
-            "table_actions", "database_actions"} <= set(ours["hooks"])
+    assert {
+        "prepare_connection",
+        "register_routes",
+        "render_cell",
+        "menu_links",
+        "table_actions",
+        "database_actions",
+    } <= set(ours["hooks"])
     assert ours["static"] and ours["templates"]
 
 
@@ -126,7 +133,8 @@ async def test_page_shows_summary_dendrogram_and_cards(db_path):
     thumbs = first.select("img")
     assert all(img["loading"] == "lazy" for img in thumbs)
     assert [a["href"] for a in first.select(".imagecluster-thumbs a")] == [
-        f"/photos/images/{i['id']}" for i in report["clusters"][0]["images"]]
+        f"/photos/images/{i['id']}" for i in report["clusters"][0]["images"]
+    ]
     table_link = first.select_one(".imagecluster-links a")["href"]
     assert table_link.startswith("/photos/images?id__in=")
     assert "random weights" in soup.select_one(".message-warning").text
@@ -137,13 +145,14 @@ async def test_page_shows_summary_dendrogram_and_cards(db_path):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("sim, alpha, method", [(0.5, 0.3, "average"), (0.9, 1.0, "single"),
-                                                 (0.8, 0.0, "ward"), (0.95, 0.5, "complete")])
+@pytest.mark.parametrize(
+    "sim, alpha, method", [(0.5, 0.3, "average"), (0.9, 1.0, "single"), (0.8, 0.0, "ward"), (0.95, 0.5, "complete")]
+)
 async def test_json_equals_the_cli_and_the_reference(db_path, runner, sim, alpha, method):
     ds = make_ds(db_path)
     report = (await get(ds, f"/photos/-/cluster.json?sim={sim}&alpha={alpha}&method={method}")).json()
     out = invoke(runner, "cluster", db_path, "--sim", sim, "--alpha", alpha, "--method", method, "--json").output
-    cli = json.loads(out[out.index("{"): out.rindex("}") + 1])
+    cli = json.loads(out[out.index("{") : out.rindex("}") + 1])
     for c in report["clusters"]:
         for image in c["images"]:
             assert image.pop("thumbnail") == f"/photos/-/cluster/thumbnail/{image['id']}.jpg"
@@ -167,11 +176,11 @@ async def test_pagination_keeps_the_parameters(db_path):
 
 @pytest.mark.asyncio
 async def test_configured_defaults_apply(db_path):
-    ds = make_ds(db_path, metadata={"plugins": {"datasette-imagecluster": {"sim": 0.95, "alpha": 1.0,
-                                                                            "method": "complete"}}})
+    ds = make_ds(
+        db_path, metadata={"plugins": {"datasette-imagecluster": {"sim": 0.95, "alpha": 1.0, "method": "complete"}}}
+    )
     report = (await get(ds, "/photos/-/cluster.json")).json()
-    assert (report["params"]["sim"], report["params"]["alpha"], report["params"]["method"]) == (0.95, 1.0,
-                                                                                                "complete")
+    assert (report["params"]["sim"], report["params"]["alpha"], report["params"]["method"]) == (0.95, 1.0, "complete")
 
 
 @pytest.mark.asyncio
@@ -208,22 +217,25 @@ async def test_sql_subset_clusters_only_those_photos(db_path):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("query, message", [
-    ("sim=abc", "sim must be a number"),
-    ("sim=1.5", "sim must be between 0 and 1"),
-    ("sim=nan", "sim must be between 0 and 1"),
-    ("alpha=-1", "alpha must be between 0 and 1"),
-    ("alpha=inf", "alpha must be between 0 and 1"),
-    ("method=kmeans", "unknown method"),
-    ("metric=nope", "unknown metric"),
-    ("method=ward&metric=cosine", "only defined for the euclidean metric"),
-    ("min_csize=0", "min_csize must be at least 1"),
-    ("min_csize=x", "min_csize must be a whole number"),
-    ("pca=2.5", "variance fraction"),
-    ("page=zero", "page must be a whole number"),
-    ("model=resnet", "no fingerprints match"),
-    ("sim=%27%3B%20drop%20table%20images", "sim must be a number"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("sim=abc", "sim must be a number"),
+        ("sim=1.5", "sim must be between 0 and 1"),
+        ("sim=nan", "sim must be between 0 and 1"),
+        ("alpha=-1", "alpha must be between 0 and 1"),
+        ("alpha=inf", "alpha must be between 0 and 1"),
+        ("method=kmeans", "unknown method"),
+        ("metric=nope", "unknown metric"),
+        ("method=ward&metric=cosine", "only defined for the euclidean metric"),
+        ("min_csize=0", "min_csize must be at least 1"),
+        ("min_csize=x", "min_csize must be a whole number"),
+        ("pca=2.5", "variance fraction"),
+        ("page=zero", "page must be a whole number"),
+        ("model=resnet", "no fingerprints match"),
+        ("sim=%27%3B%20drop%20table%20images", "sim must be a number"),
+    ],
+)
 async def test_bad_parameters_are_400_in_html_and_json(db_path, query, message):
     ds = make_ds(db_path)
     as_json = await get(ds, f"/photos/-/cluster.json?{query}")
@@ -241,11 +253,18 @@ async def test_missing_empty_and_foreign_databases(db_path, tmp_path):
     sqlite_utils.Database(plain)["t"].insert({"a": 1})
     empty = tmp_path / "empty.db"
     from datasette_imagecluster.schema import ensure_schema
+
     ensure_schema(sqlite_utils.Database(empty))
     ds = make_ds(db_path, plain, empty)
-    for path in ("/nowhere/-/cluster", "/nowhere/-/cluster.json", "/plain/-/cluster.json",
-                 "/empty/-/cluster.json", "/plain/-/cluster/thumbnail/1.jpg",
-                 "/photos/-/cluster/thumbnail/999.jpg", "/photos/-/cluster/thumbnail/abc.jpg"):
+    for path in (
+        "/nowhere/-/cluster",
+        "/nowhere/-/cluster.json",
+        "/plain/-/cluster.json",
+        "/empty/-/cluster.json",
+        "/plain/-/cluster/thumbnail/1.jpg",
+        "/photos/-/cluster/thumbnail/999.jpg",
+        "/photos/-/cluster/thumbnail/abc.jpg",
+    ):
         response = await get(ds, path)
         assert response.status_code == 404, path
     assert "no fingerprints" in (await get(ds, "/empty/-/cluster.json")).json()["error"].lower()
@@ -305,11 +324,14 @@ async def test_similar_photos_json_and_row_page_hook(db_path):
 async def test_vector_functions(db_path):
     ds = make_ds(db_path)
     ids, _, vectors = library_arrays(db_path)
-    rows = await sql(ds, "select imagecluster_distance(a.vector, b.vector) as e, "
-                         "imagecluster_distance(a.vector, b.vector, 'cityblock') as c, "
-                         "imagecluster_similarity(a.vector, b.vector) as s, imagecluster_dims(a.vector) as d, "
-                         "imagecluster_vector(a.vector) as v from fingerprints a, fingerprints b "
-                         "where a.image_id = 1 and b.image_id = 2")
+    rows = await sql(
+        ds,
+        "select imagecluster_distance(a.vector, b.vector) as e, "
+        "imagecluster_distance(a.vector, b.vector, 'cityblock') as c, "
+        "imagecluster_similarity(a.vector, b.vector) as s, imagecluster_dims(a.vector) as d, "
+        "imagecluster_vector(a.vector) as v from fingerprints a, fingerprints b "
+        "where a.image_id = 1 and b.image_id = 2",
+    )
     a, b = vectors[0].astype(float), vectors[1].astype(float)
     assert rows[0]["e"] == pytest.approx(np.linalg.norm(a - b))
     assert rows[0]["c"] == pytest.approx(np.abs(a - b).sum())
@@ -323,11 +345,13 @@ async def test_cluster_functions_match_the_page(db_path):
     report = (await get(ds, "/photos/-/cluster.json?sim=0.9&alpha=0.5")).json()
     rows = await sql(ds, "select value from json_each(imagecluster_clusters(0.9, 0.5))")
     assert [json.loads(r["value"]) for r in rows] == [[i["id"] for i in c["images"]] for c in report["clusters"]]
-    labels = await sql(ds, "select imagecluster_label(id, 0.9, 0.5) as label, count(*) as n from images "
-                           "group by label order by label")
-    expected = sorted([(None, 10 - report["n_clustered"])] + [(n, c["size"]) for n, c in
-                                                                enumerate(report["clusters"], 1)],
-                      key=lambda x: (x[0] is not None, x[0] or 0))
+    labels = await sql(
+        ds, "select imagecluster_label(id, 0.9, 0.5) as label, count(*) as n from images group by label order by label"
+    )
+    expected = sorted(
+        [(None, 10 - report["n_clustered"])] + [(n, c["size"]) for n, c in enumerate(report["clusters"], 1)],
+        key=lambda x: (x[0] is not None, x[0] or 0),
+    )
     assert [(r["label"], r["n"]) for r in labels if r["n"]] == [e for e in expected if e[1]]
     similar = await sql(ds, "select imagecluster_similar(1, 2) as s")
     page = (await get(ds, "/photos/-/cluster/similar/1.json?k=2")).json()
@@ -337,17 +361,20 @@ async def test_cluster_functions_match_the_page(db_path):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("query", [
-    "select imagecluster_dims(x'00')",
-    "select imagecluster_distance(x'0000803f', x'0000803f00000040')",
-    "select imagecluster_distance(vector, vector, 'nope') from fingerprints",
-    "select imagecluster_clusters(2, 0.3)",
-    "select imagecluster_clusters(0.5, 'x')",
-    "select imagecluster_clusters(0.5, 0.3, 2, 'average', 'euclidean', 7)",
-    "select imagecluster_label(1, 0.5)",
-    "select imagecluster_label(1, 0.5, 9)",
-    "select imagecluster_similar(1, 0)",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "select imagecluster_dims(x'00')",
+        "select imagecluster_distance(x'0000803f', x'0000803f00000040')",
+        "select imagecluster_distance(vector, vector, 'nope') from fingerprints",
+        "select imagecluster_clusters(2, 0.3)",
+        "select imagecluster_clusters(0.5, 'x')",
+        "select imagecluster_clusters(0.5, 0.3, 2, 'average', 'euclidean', 7)",
+        "select imagecluster_label(1, 0.5)",
+        "select imagecluster_label(1, 0.5, 9)",
+        "select imagecluster_similar(1, 0)",
+    ],
+)
 async def test_bad_function_arguments_are_sql_errors_not_crashes(db_path, query):
     response = await sql(make_ds(db_path), query, status=400)
     assert "raised exception" in response.text or "error" in response.text.lower()
@@ -358,8 +385,12 @@ async def test_bad_function_arguments_are_sql_errors_not_crashes(db_path, query)
 
 DENY_DATABASE = {"databases": {"photos": {"allow": {"id": "root"}}}}
 DENY_THUMBNAILS = {"databases": {"photos": {"tables": {"thumbnails": {"allow": {"id": "root"}}}}}}
-PROTECTED = ["/photos/-/cluster", "/photos/-/cluster.json", "/photos/-/cluster/thumbnail/1.jpg",
-             "/photos/-/cluster/similar/1.json"]
+PROTECTED = [
+    "/photos/-/cluster",
+    "/photos/-/cluster.json",
+    "/photos/-/cluster/thumbnail/1.jpg",
+    "/photos/-/cluster/similar/1.json",
+]
 
 
 def _with_permissions(db_path, rules):
@@ -433,9 +464,11 @@ def test_plugin_never_imports_a_deep_learning_framework_or_the_importer():
 @pytest.mark.parametrize("module", ["importer.pipeline", "importer.decode", "importer.cli"])
 def test_the_importer_and_its_workers_never_load_datasette(module):
     """The plugin's hooks import the views when Datasette calls them, not when the package is imported."""
-    code = (f"import sys, {module}\n"
-            "print([m for m in sys.modules if m.split('.')[0] in ('datasette', 'jinja2')\n"
-            "       or m == 'datasette_imagecluster.views'])")
+    code = (
+        f"import sys, {module}\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('datasette', 'jinja2')\n"
+        "       or m == 'datasette_imagecluster.views'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -443,8 +476,11 @@ def test_the_importer_and_its_workers_never_load_datasette(module):
 @pytest.mark.asyncio
 async def test_several_fingerprint_sets_are_offered_and_chosen(db_path):
     conn = sqlite3.connect(db_path)
-    conn.execute("insert into fingerprints (image_id, model, layer, weights, dims, vector) "
-                 "select image_id, model, 'fc1', weights, 3, ? from fingerprints", (encode(np.ones(3)),))
+    conn.execute(
+        "insert into fingerprints (image_id, model, layer, weights, dims, vector) "
+        "select image_id, model, 'fc1', weights, 3, ? from fingerprints",
+        (encode(np.ones(3)),),
+    )
     conn.commit()
     conn.close()
     ds = make_ds(db_path)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -56,20 +56,23 @@ async def core_count(ds) -> int:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("query, message", [
-    ("delete from images", "Statement must be a SELECT"),
-    ("insert into images (path) values ('x')", "Statement must be a SELECT"),
-    ("update images set path = 'x'", "Statement must be a SELECT"),
-    ("replace into images (id, path) values (1, 'x')", "Statement must be a SELECT"),
-    ("drop table images", "Statement must be a SELECT"),
-    ("attach database ':memory:' as other", "Statement must be a SELECT"),
-    ("pragma journal_mode = delete", "Statement must be a SELECT"),
-    ("select * from pragma_journal_mode('delete')", "disallowed PRAGMA"),
-    ("begin", "Statement must be a SELECT"),
-    ("vacuum", "Statement must be a SELECT"),
-    ("select id from images; delete from images", "one statement at a time"),
-    ("select id from images;\ndelete from images", "one statement at a time"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("delete from images", "Statement must be a SELECT"),
+        ("insert into images (path) values ('x')", "Statement must be a SELECT"),
+        ("update images set path = 'x'", "Statement must be a SELECT"),
+        ("replace into images (id, path) values (1, 'x')", "Statement must be a SELECT"),
+        ("drop table images", "Statement must be a SELECT"),
+        ("attach database ':memory:' as other", "Statement must be a SELECT"),
+        ("pragma journal_mode = delete", "Statement must be a SELECT"),
+        ("select * from pragma_journal_mode('delete')", "disallowed PRAGMA"),
+        ("begin", "Statement must be a SELECT"),
+        ("vacuum", "Statement must be a SELECT"),
+        ("select id from images; delete from images", "one statement at a time"),
+        ("select id from images;\ndelete from images", "one statement at a time"),
+    ],
+)
 async def test_non_select_subsets_are_400_and_execute_nothing(db_path, query, message):
     ds = make_ds(db_path, settings={"num_sql_threads": 1})  # one read connection: a leak would show
     before = rows(db_path, "select id, path from images order by id")
@@ -84,13 +87,18 @@ async def test_non_select_subsets_are_400_and_execute_nothing(db_path, query, me
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("query, message", [
-    ("select name from images", "image ids (integers)"),
-    ("select * from nowhere", "the subset query failed: no such table: nowhere"),
-    ("select id from images where id = :missing", "the subset query failed"),
-    ("with recursive n(x) as (select 1 union all select x + 1 from n) select x from n",
-     "longer than the time limit"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("select name from images", "image ids (integers)"),
+        ("select * from nowhere", "the subset query failed: no such table: nowhere"),
+        ("select id from images where id = :missing", "the subset query failed"),
+        (
+            "with recursive n(x) as (select 1 union all select x + 1 from n) select x from n",
+            "longer than the time limit",
+        ),
+    ],
+)
 async def test_a_failed_subset_is_400_and_later_reads_are_fresh(db_path, query, message):
     ds = make_ds(db_path, settings={"num_sql_threads": 1, "sql_time_limit_ms": 200})
     n = await core_count(ds)
@@ -99,9 +107,12 @@ async def test_a_failed_subset_is_400_and_later_reads_are_fresh(db_path, query, 
     change(db_path, INSERT_COPY)
     assert await core_count(ds) == n + 1
     # The plugin's own next read sees it too: a new fingerprint makes the new photo clusterable.
-    change(db_path, "insert into fingerprints (image_id, model, layer, weights, dims, vector) "
-                    "select (select max(id) from images), model, layer, weights, dims, vector "
-                    "from fingerprints where image_id = (select min(image_id) from fingerprints)")
+    change(
+        db_path,
+        "insert into fingerprints (image_id, model, layer, weights, dims, vector) "
+        "select (select max(id) from images), model, layer, weights, dims, vector "
+        "from fingerprints where image_id = (select min(image_id) from fingerprints)",
+    )
     report = (await get(ds, "/photos/-/cluster.json")).json()
     assert report["n_images"] == n + 1
 
@@ -111,8 +122,11 @@ async def test_a_failure_inside_the_read_leaves_no_transaction(db_path):
     """An error raised after the read transaction began (mixed dimensions) still ends it."""
     ds = make_ds(db_path, settings={"num_sql_threads": 1})
     n = await core_count(ds)
-    change(db_path, "update fingerprints set vector = x'0000803f', dims = 1 "
-                    "where image_id = (select max(image_id) from fingerprints)")
+    change(
+        db_path,
+        "update fingerprints set vector = x'0000803f', dims = 1 "
+        "where image_id = (select max(image_id) from fingerprints)",
+    )
     assert (await get(ds, "/photos/-/cluster.json?model=vgg16")).status_code == 400
     assert (await get(ds, "/photos/-/cluster/similar/1.json")).status_code == 400
     change(db_path, INSERT_COPY)
@@ -127,10 +141,13 @@ RULES = {
     "sql for root only": {"allow_sql": ROOT},
     "database sql for root only": {"databases": {"photos": {"allow_sql": ROOT}}},
     "database denied, images allowed": {
-        "databases": {"photos": {"allow": ROOT, "tables": {"images": {"allow": True}}}}},
+        "databases": {"photos": {"allow": ROOT, "tables": {"images": {"allow": True}}}}
+    },
     "database denied, the plugin's tables allowed": {
-        "databases": {"photos": {"allow": ROOT, "tables": {t: {"allow": True} for t in
-                                                            ("images", "fingerprints", "thumbnails")}}}},
+        "databases": {
+            "photos": {"allow": ROOT, "tables": {t: {"allow": True} for t in ("images", "fingerprints", "thumbnails")}}
+        }
+    },
     "database denied": {"databases": {"photos": {"allow": ROOT}}},
     "instance denied": {"allow": ROOT},
 }
@@ -188,8 +205,11 @@ def _churn(db: Path, photos: Path, extra: Path, stop: threading.Event, rounds: l
     while not stop.is_set():
         n += 1
         for shot in range(4):
-            save_jpeg(extra / f"round{n}" / f"shot{shot}.jpg", scene(100 + n, variant=shot),
-                      taken=f"2024:01:{1 + n % 28:02d} 12:00:{10 * shot:02d}")
+            save_jpeg(
+                extra / f"round{n}" / f"shot{shot}.jpg",
+                scene(100 + n, variant=shot),
+                taken=f"2024:01:{1 + n % 28:02d} 12:00:{10 * shot:02d}",
+            )
         run_import(str(db), [str(photos), str(extra)], options)
         shutil.rmtree(extra / f"round{n}")
         run_import(str(db), [str(photos), str(extra)], options)
@@ -203,21 +223,24 @@ def test_no_5xx_during_concurrent_imports_and_prunes(library, tmp_path):
     extra = tmp_path / "extra"
     extra.mkdir()
     stop, rounds, errors = threading.Event(), [], []
-    paths = ["/photos/-/cluster.json?sim={sim}&alpha={alpha}&method={method}",
-             "/photos/-/cluster?sim={sim}&alpha={alpha}&method={method}",
-             "/photos/-/cluster.json?sim={sim}&sql=select+id+from+images+where+id+%25+2+%3D+0",
-             "/photos/-/cluster/similar/{id}.json?k=5",
-             "/photos/-/cluster/thumbnail/{id}.jpg",
-             "/photos.json?sql=select+imagecluster_label(id,+{sim},+{alpha})+from+images",
-             "/photos.json?sql=select+imagecluster_clusters({sim},+{alpha})"]
+    paths = [
+        "/photos/-/cluster.json?sim={sim}&alpha={alpha}&method={method}",
+        "/photos/-/cluster?sim={sim}&alpha={alpha}&method={method}",
+        "/photos/-/cluster.json?sim={sim}&sql=select+id+from+images+where+id+%25+2+%3D+0",
+        "/photos/-/cluster/similar/{id}.json?k=5",
+        "/photos/-/cluster/thumbnail/{id}.jpg",
+        "/photos.json?sql=select+imagecluster_label(id,+{sim},+{alpha})+from+images",
+        "/photos.json?sql=select+imagecluster_clusters({sim},+{alpha})",
+    ]
     methods = ["average", "single", "complete", "ward"]
     with datasette_server(db, "--setting", "sql_time_limit_ms", "5000") as url:
         churn = threading.Thread(target=_churn, args=(db, library[1], extra, stop, rounds))
         churn.start()
 
         def request(i: int) -> int:
-            path = paths[i % len(paths)].format(sim=round(0.3 + (i % 7) / 10, 2), alpha=(i % 5) / 4,
-                                                method=methods[i % 4], id=1 + i % 40)
+            path = paths[i % len(paths)].format(
+                sim=round(0.3 + (i % 7) / 10, 2), alpha=(i % 5) / 4, method=methods[i % 4], id=1 + i % 40
+            )
             status, body = fetch(url + path)
             if status >= 500:
                 errors.append((path, status, body[:300]))
@@ -244,20 +267,81 @@ def test_no_5xx_during_concurrent_imports_and_prunes(library, tmp_path):
 # -- fuzz: no parameter gives a 5xx -----------------------------------------------------
 
 TEXT = st.one_of(
-    st.sampled_from(["", "0", "1", "-1", "0.5", "1e308", "nan", "inf", "-0", "9" * 30, "0x10", " 0.7 ",
-                     "average", "ward", "cosine", "vgg16", "fc2", "random-seed-0", "imagenet",
-                     "vgg16|fc2|random-seed-0", "a|b", "||||", "%", "'", "\"", "\\", "\x00", "é",
-                     "select id from images", "select 1; select 2", "delete from images",
-                     "select id from images where id > 3", "with t as (select 1) select * from t"]),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "1",
+            "-1",
+            "0.5",
+            "1e308",
+            "nan",
+            "inf",
+            "-0",
+            "9" * 30,
+            "0x10",
+            " 0.7 ",
+            "average",
+            "ward",
+            "cosine",
+            "vgg16",
+            "fc2",
+            "random-seed-0",
+            "imagenet",
+            "vgg16|fc2|random-seed-0",
+            "a|b",
+            "||||",
+            "%",
+            "'",
+            '"',
+            "\\",
+            "\x00",
+            "é",
+            "select id from images",
+            "select 1; select 2",
+            "delete from images",
+            "select id from images where id > 3",
+            "with t as (select 1) select * from t",
+        ]
+    ),
     st.text(max_size=40),
 )
-PARAMS = ["sim", "alpha", "method", "metric", "min_csize", "pca", "page", "page_size", "set", "model",
-          "layer", "weights", "sql", "k", "_shape", "format"]
-PATHS = ["/-/cluster", "/photos/-/cluster", "/photos/-/cluster.json", "/photos/-/cluster/thumbnail/{id}.jpg",
-         "/photos/-/cluster/similar/{id}.json", "/nowhere/-/cluster.json", "/photos/-/cluster/similar/{id}",
-         "/photos/-/cluster.{id}", "/photos/-/cluster/{id}", "/-/cluster/{id}", "/photos/-/cluster/thumbnail/{id}"]
-IDS = st.one_of(st.integers(-5, 50).map(str), st.integers(2**63 - 2, 2**64).map(str),
-                st.sampled_from(["", "x", "1.5", "9" * 25, "%2F", "..", "~"]))
+PARAMS = [
+    "sim",
+    "alpha",
+    "method",
+    "metric",
+    "min_csize",
+    "pca",
+    "page",
+    "page_size",
+    "set",
+    "model",
+    "layer",
+    "weights",
+    "sql",
+    "k",
+    "_shape",
+    "format",
+]
+PATHS = [
+    "/-/cluster",
+    "/photos/-/cluster",
+    "/photos/-/cluster.json",
+    "/photos/-/cluster/thumbnail/{id}.jpg",
+    "/photos/-/cluster/similar/{id}.json",
+    "/nowhere/-/cluster.json",
+    "/photos/-/cluster/similar/{id}",
+    "/photos/-/cluster.{id}",
+    "/photos/-/cluster/{id}",
+    "/-/cluster/{id}",
+    "/photos/-/cluster/thumbnail/{id}",
+]
+IDS = st.one_of(
+    st.integers(-5, 50).map(str),
+    st.integers(2**63 - 2, 2**64).map(str),
+    st.sampled_from(["", "x", "1.5", "9" * 25, "%2F", "..", "~"]),
+)
 
 
 @pytest.fixture(scope="module")
@@ -269,8 +353,7 @@ def fuzz_server(library, tmp_path_factory):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(PATHS), image_id=IDS,
-       params=st.dictionaries(st.sampled_from(PARAMS), TEXT, max_size=6))
+@given(path=st.sampled_from(PATHS), image_id=IDS, params=st.dictionaries(st.sampled_from(PARAMS), TEXT, max_size=6))
 def test_fuzzed_urls_never_give_5xx(fuzz_server, path, image_id, params):
     url, db = fuzz_server
     target = url + path.format(id=quote(image_id, safe="")) + "?" + urlencode(params)

@@ -51,8 +51,12 @@ def test_the_packaged_model_is_pretrained_on_imagenet(holidays):
     classifier, bias = state["_fc.weight"].numpy(), state["_fc.bias"].numpy()
     identity = "sha256:" + hashlib.sha256(open(weights_file, "rb").read()).hexdigest()
     for name, imagenet_class in [("104005.jpg", 973), ("104006.jpg", 973), ("105100.jpg", 460)]:  # coral reef,
-        (vector, weights, dims), = rows(db, "select f.vector, f.weights, f.dims from fingerprints f "  # breakwater
-                                            "join images i on i.id = f.image_id where i.name = ?", (name,))
+        ((vector, weights, dims),) = rows(
+            db,
+            "select f.vector, f.weights, f.dims from fingerprints f "  # breakwater
+            "join images i on i.id = f.image_id where i.name = ?",
+            (name,),
+        )
         features = np.frombuffer(vector, "<f4")
         assert weights == identity and dims == 1280 and features.min() >= 0
         assert int(np.argmax(classifier @ features + bias)) == imagenet_class, name
@@ -70,8 +74,9 @@ def test_a_copy_of_the_weights_file_is_the_same_fingerprint_set(holidays, runner
     assert "Imported 0, unchanged 69" in result.output  # nothing to fingerprint again
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a state dict")
-    result = invoke(runner, "import", tmp_path / "other.db", photos / "cbir_multiple", *MODEL, "--weights", broken,
-                    ok=False)
+    result = invoke(
+        runner, "import", tmp_path / "other.db", photos / "cbir_multiple", *MODEL, "--weights", broken, ok=False
+    )
     assert result.exit_code == 1 and "cannot load efficientnet-lite0 weights" in result.output
     assert "Traceback" not in result.output
 
@@ -91,8 +96,10 @@ def tune_json(runner, db, *args) -> dict:
 IMAGECLUSTER = Params(sim=0.5, alpha=0.3, method="average")  # imagecluster's own defaults
 
 
-@pytest.mark.parametrize("source, prior", [("csv", SHIPPED), ("digikam groups", SHIPPED),
-                                           ("lightroom stacks", SHIPPED), ("csv", IMAGECLUSTER)])
+@pytest.mark.parametrize(
+    "source, prior",
+    [("csv", SHIPPED), ("digikam groups", SHIPPED), ("lightroom stacks", SHIPPED), ("csv", IMAGECLUSTER)],
+)
 def test_tune_on_half_the_groups_holds_on_the_other_half(holidays, runner, tmp_path, source, prior):
     """Held-out F1 of at least 0.72 on average over three splits, never below the defaults in force.
 
@@ -114,9 +121,16 @@ def test_tune_on_half_the_groups_holds_on_the_other_half(holidays, runner, tmp_p
             from importer.store import Store
 
             store = Store(str(private))
-            store.save_tuned((library.fingerprint_set.model, library.fingerprint_set.layer,
-                              library.fingerprint_set.weights), prior.as_dict(), "imagecluster's defaults", 0,
-                             0.0, 0.0, 0.0, None)
+            store.save_tuned(
+                (library.fingerprint_set.model, library.fingerprint_set.layer, library.fingerprint_set.weights),
+                prior.as_dict(),
+                "imagecluster's defaults",
+                0,
+                0.0,
+                0.0,
+                0.0,
+                None,
+            )
             store.close()
         if source == "csv":
             labels = tmp_path / f"half{split}.csv"
@@ -126,13 +140,15 @@ def test_tune_on_half_the_groups_holds_on_the_other_half(holidays, runner, tmp_p
                 writer.writerows([str(photos / f), truth[f]] for group in members for f in group)
             report = tune_json(runner, private, "--labels-csv", labels)
         elif source == "digikam groups":
-            catalog = digikam_catalog(tmp_path / f"dk{split}" / "digikam4.db", sorted(truth),
-                                      [g for g in members if len(g) > 1])
+            catalog = digikam_catalog(
+                tmp_path / f"dk{split}" / "digikam4.db", sorted(truth), [g for g in members if len(g) > 1]
+            )
             invoke(runner, "import-digikam", private, catalog, "--root-map", f"{DIGIKAM_ROOT}={photos}", *MODEL)
             report = tune_json(runner, private, "--labels", "groups")
         else:
-            catalog = lightroom_catalog(tmp_path / f"lr{split}" / "Catalog.lrcat", sorted(truth),
-                                        [g for g in members if len(g) > 1])
+            catalog = lightroom_catalog(
+                tmp_path / f"lr{split}" / "Catalog.lrcat", sorted(truth), [g for g in members if len(g) > 1]
+            )
             invoke(runner, "import-lightroom", private, catalog, "--root-map", f"{LIGHTROOM_ROOT}={photos}", *MODEL)
             report = tune_json(runner, private, "--labels", "groups")
         assert report["labels"]["positive_pairs"] >= 10

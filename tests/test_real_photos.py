@@ -19,8 +19,9 @@ def test_holidays_import_every_photo_with_its_date_and_rerun_recomputes_nothing(
     first = run_import(str(db), [str(folder)], ImportOptions(weights="none", workers=1))
     assert (first.imported, first.failed) == (69, 0)
     conn = connect(db)
-    rows = conn.execute("select name, taken, timestamp_source, camera_model, width, height, sha256 "
-                        "from images").fetchall()
+    rows = conn.execute(
+        "select name, taken, timestamp_source, camera_model, width, height, sha256 from images"
+    ).fetchall()
     assert len(rows) == 69 == len(truth)
     for name, taken, source, camera, width, height, sha256 in rows:
         expected = parse_exif_datetime(truth[name]["exif_datetime_original"])
@@ -39,7 +40,7 @@ def test_holidays_import_every_photo_with_its_date_and_rerun_recomputes_nothing(
     out = invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.999995", "--json").output
     import json
 
-    report = json.loads(out[out.index("{"): out.rindex("}") + 1])
+    report = json.loads(out[out.index("{") : out.rindex("}") + 1])
     found = {frozenset(os.path.basename(i["path"]) for i in c["images"]) for c in report["clusters"]}
     groups: dict[str, set] = {}
     for name, row in truth.items():
@@ -57,8 +58,12 @@ def test_odd_files_import_or_are_recorded_with_a_reason(tmp_path):
     errors = dict(conn.execute("select path, message from import_errors").fetchall())
     conn.close()
     files = [p for p in folder.rglob("*") if p.is_file()]
-    not_ours = [p for p in files if p.suffix.lower() not in
-                (".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".mpo", ".avif", ".heif")]
+    not_ours = [
+        p
+        for p in files
+        if p.suffix.lower()
+        not in (".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".mpo", ".avif", ".heif")
+    ]
     # Every photo-like file is either a row in images or one in import_errors.
     for path in files:
         if path in not_ours:

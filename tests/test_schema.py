@@ -18,8 +18,17 @@ def test_ensure_schema_is_idempotent_and_versioned(tmp_path):
     ensure_schema(db)
     assert schema_version(db.conn) == SCHEMA_VERSION
     assert set(db.table_names()) == {
-        "images", "thumbnails", "fingerprints", "import_errors", "clusterings", "cluster_members", "tags",
-        "albums", "verdicts", "tuned_params"}
+        "images",
+        "thumbnails",
+        "fingerprints",
+        "import_errors",
+        "clusterings",
+        "cluster_members",
+        "tags",
+        "albums",
+        "verdicts",
+        "tuned_params",
+    }
     assert db["images"].columns_dict["timestamp"] is float
     assert db["fingerprints"].columns_dict["vector"] is bytes
     assert db["fingerprints"].pks == ["image_id", "model", "layer", "weights"]
@@ -47,11 +56,22 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
     db = sqlite_utils.Database(tmp_path / "v1.db")
     MIGRATIONS[0](db)
     db.execute("pragma user_version = 1")
-    db["images"].insert({"path": "/a.jpg", "size": 1, "mtime": 0.0, "sha256": "x", "timestamp": 0.0,
-                         "source": "folder"})
+    db["images"].insert(
+        {"path": "/a.jpg", "size": 1, "mtime": 0.0, "sha256": "x", "timestamp": 0.0, "source": "folder"}
+    )
     ensure_schema(db)
     assert schema_version(db.conn) == SCHEMA_VERSION == 4
-    assert {"catalog", "catalog_id", "rating", "pick", "color_label", "title", "caption",
-            "group_leader", "pixels_from", "pixels_path"} <= set(db["images"].columns_dict)
+    assert {
+        "catalog",
+        "catalog_id",
+        "rating",
+        "pick",
+        "color_label",
+        "title",
+        "caption",
+        "group_leader",
+        "pixels_from",
+        "pixels_path",
+    } <= set(db["images"].columns_dict)
     assert {"tags", "albums"} <= set(db.table_names())
     assert db.execute("select path, pixels_from from images").fetchall() == [("/a.jpg", None)]

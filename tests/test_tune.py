@@ -17,7 +17,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from datasette_imagecluster.labels import load_labels
-from datasette_imagecluster.quality import LabelError, Labels, LabelIndex, merge
+from datasette_imagecluster.quality import LabelError, LabelIndex, Labels, merge
 
 from .catalogs import DIGIKAM_ROOT, LIGHTROOM_ROOT, digikam_catalog, lightroom_catalog
 from .conftest import connect, invoke, rows, save_jpeg, scene
@@ -34,8 +34,11 @@ def bursts(tmp_path_factory):
     groups: dict[str, str] = {}
     for burst in range(8):
         for shot in range(3):
-            path = save_jpeg(photos / f"burst{burst}" / f"shot{shot}.jpg", scene(10 + burst, variant=shot),
-                             taken=f"2021:0{1 + burst % 9}:1{burst % 9} 10:00:{10 * shot:02d}")
+            path = save_jpeg(
+                photos / f"burst{burst}" / f"shot{shot}.jpg",
+                scene(10 + burst, variant=shot),
+                taken=f"2021:0{1 + burst % 9}:1{burst % 9} 10:00:{10 * shot:02d}",
+            )
             groups[str(path)] = f"burst{burst}"
     for loner in range(6):
         path = save_jpeg(photos / f"loner{loner}.jpg", scene(50 + loner), taken=f"2019:0{1 + loner}:05 05:05:05")
@@ -74,8 +77,20 @@ def test_tune_recovers_known_groups_and_reports_every_candidate(runner, db, burs
     assert methods == {"ward", "average", "complete", "weighted", "single"}
     assert {"precision", "recall", "f1", "clusters", "clustered", "sim", "alpha"} <= set(report["candidates"][0])
     # The chosen parameters really cluster the photos that way.
-    clusters = json.loads(invoke(runner, "cluster", db, "--json", "--sim", report["chosen"]["sim"],
-                                 "--alpha", report["chosen"]["alpha"], "--method", report["chosen"]["method"]).stdout)
+    clusters = json.loads(
+        invoke(
+            runner,
+            "cluster",
+            db,
+            "--json",
+            "--sim",
+            report["chosen"]["sim"],
+            "--alpha",
+            report["chosen"]["alpha"],
+            "--method",
+            report["chosen"]["method"],
+        ).stdout
+    )
     found = {frozenset(i["path"] for i in c["images"]) for c in clusters["clusters"]}
     bursts_found = sum(1 for b in range(8) if frozenset(p for p, g in groups.items() if g == f"burst{b}") in found)
     assert bursts_found >= 6
@@ -122,8 +137,9 @@ async def test_the_page_and_the_functions_use_saved_parameters_and_show_agreemen
     functions = (await get(ds, "/photos.json?_shape=array&sql=select+imagecluster_clusters()+as+c")).json()
     assert json.loads(functions[0]["c"]) == [[i["id"] for i in c["images"]] for c in page_json["clusters"]]
     label = (await get(ds, "/photos.json?_shape=array&sql=select+imagecluster_label(1)+as+l")).json()[0]["l"]
-    assert label == next((n for n, c in enumerate(page_json["clusters"], 1) if 1 in [i["id"] for i in c["images"]]),
-                         None)
+    assert label == next(
+        (n for n, c in enumerate(page_json["clusters"], 1) if 1 in [i["id"] for i in c["images"]]), None
+    )
 
 
 def test_min_precision_chooses_the_highest_recall_at_that_precision(runner, db, bursts, tmp_path):
@@ -141,19 +157,25 @@ def test_too_few_labels_says_so_and_saves_nothing(runner, db, bursts, tmp_path):
     labels = write_csv(tmp_path / "few.csv", ("path", "group"), few)
     result = invoke(runner, "tune", db, "--labels-csv", labels, "--save", ok=False)
     assert result.exit_code == 1 and "too few labels to tune on: 6 positive pairs" in result.output
-    assert rows(db, "select count(*) from tuned_params") == [(0,)] if rows(
-        db, "select 1 from sqlite_master where name = 'tuned_params'") else True
+    assert (
+        rows(db, "select count(*) from tuned_params") == [(0,)]
+        if rows(db, "select 1 from sqlite_master where name = 'tuned_params'")
+        else True
+    )
 
 
-@pytest.mark.parametrize("header, items, message", [
-    (("path", "group"), [("/nowhere/a.jpg", "x")], "line 2: no imported photo has path '/nowhere/a.jpg'"),
-    (("image_id", "group"), [("1", "x"), ("99999", "x")], "line 3: no imported photo has image_id '99999'"),
-    (("image_id", "group"), [("one", "x")], "image_id must be a whole number"),
-    (("image_id", "group"), [("1", "")], "line 2: no group"),
-    (("image_id", "group"), [], "no labels (an empty file or table)"),
-    (("name", "label"), [("a", "b")], "needs the columns path,group or image_id,group"),
-    ((), [], "empty file"),
-])
+@pytest.mark.parametrize(
+    "header, items, message",
+    [
+        (("path", "group"), [("/nowhere/a.jpg", "x")], "line 2: no imported photo has path '/nowhere/a.jpg'"),
+        (("image_id", "group"), [("1", "x"), ("99999", "x")], "line 3: no imported photo has image_id '99999'"),
+        (("image_id", "group"), [("one", "x")], "image_id must be a whole number"),
+        (("image_id", "group"), [("1", "")], "line 2: no group"),
+        (("image_id", "group"), [], "no labels (an empty file or table)"),
+        (("name", "label"), [("a", "b")], "needs the columns path,group or image_id,group"),
+        ((), [], "empty file"),
+    ],
+)
 def test_bad_label_files_are_one_line_errors(runner, db, tmp_path, header, items, message):
     path = tmp_path / "labels.csv"
     if header:
@@ -172,14 +194,19 @@ def test_one_photo_groups_are_allowed_and_noted(runner, db, bursts, tmp_path):
     assert "Note: 6 label groups have one photo" in result.stderr
 
 
-@pytest.mark.parametrize("commands, message", [
-    ([("same", "1")], "'same' needs at least two different photos"),
-    ([("different", "1", "2", "3")], "'different' takes exactly two different photos"),
-    ([("same", "1", "99999")], "no imported photo has id 99999"),
-    ([("same", "1", "2"), ("same", "2", "3"), ("different", "1", "3")],
-     "conflicting labels: photos 1 and 3 are marked different"),
-    ([("different", "1", "2"), ("same", "2", "1")], "conflicting labels: photos 1 and 2 are marked different"),
-])
+@pytest.mark.parametrize(
+    "commands, message",
+    [
+        ([("same", "1")], "'same' needs at least two different photos"),
+        ([("different", "1", "2", "3")], "'different' takes exactly two different photos"),
+        ([("same", "1", "99999")], "no imported photo has id 99999"),
+        (
+            [("same", "1", "2"), ("same", "2", "3"), ("different", "1", "3")],
+            "conflicting labels: photos 1 and 3 are marked different",
+        ),
+        ([("different", "1", "2"), ("same", "2", "1")], "conflicting labels: photos 1 and 2 are marked different"),
+    ],
+)
 def test_bad_verdicts_are_one_line_errors_and_change_nothing(runner, db, commands, message):
     *first, last = commands
     for command in first:
