@@ -44,7 +44,17 @@ setup(
             "exifread>=3",
             "lxml>=5",
         ],
-        "test": ["pytest", "pytest-asyncio", "beautifulsoup4", "playwright", "tifffile", "imagecodecs", "hypothesis"],
+        "test": [
+            "pytest",
+            "pytest-asyncio",
+            "beautifulsoup4",
+            "playwright",
+            "tifffile",
+            "imagecodecs",
+            "hypothesis",
+            "ruff",
+            "cogapp",
+        ],
     },
     entry_points={
         "datasette": ["imagecluster = datasette_imagecluster"],

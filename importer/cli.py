@@ -691,7 +691,14 @@ def export_xmp_command(db_path, name, sidecar, dry_run):
 @cli.command(name="export")
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
 @click.option("--clustering", "name", required=True, help="a clustering saved with 'imagecluster cluster --save'")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV, one row per photo, or JSON, one object per cluster",
+)
 def export_command(db_path, name, fmt):
     """Print a saved clustering as CSV (one row per photo) or JSON, for other tools."""
     from .export import ExportError, export_table
