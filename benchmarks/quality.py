@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, machine  # noqa: E402
 
 from datasette_imagecluster import quality  # noqa: E402
-from datasette_imagecluster.clustering import Params, build_tree, cut_tree  # noqa: E402
+from datasette_imagecluster.clustering import Params, build_tree, cut_tree, tree_for  # noqa: E402
 from datasette_imagecluster.parameters import SHIPPED  # noqa: E402
 
 IMAGECLUSTER = Params(sim=0.5, alpha=0.3, method="average")  # imagecluster's own defaults
@@ -152,9 +152,7 @@ def grid(ids, timestamps, vectors, true, base: Params):
 
 
 def at_params(ids, timestamps, vectors, true, params: Params):
-    tree = build_tree(
-        vectors, timestamps, alpha=params.alpha, method=params.method, metric=params.metric, pca=params.pca
-    )
+    tree = tree_for(vectors, timestamps, params)
     flat = quality.flat_clusters(cut_tree(tree, params.sim), params.min_csize)
     return quality.LabelIndex(labels_of(ids, true), ids).score(flat), adjusted_rand_index(true, flat)
 

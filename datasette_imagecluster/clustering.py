@@ -291,9 +291,9 @@ def group(labels: np.ndarray, ids: np.ndarray, timestamps: np.ndarray, params: P
     return Result(params=params, n_images=len(ids), clusters=[ids[m] for m in kept])
 
 
-def cluster(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params: Params) -> Result:
-    """Build the tree, cut it at ``params.sim`` and group the labels."""
-    tree = build_tree(
+def tree_for(vectors: np.ndarray, timestamps: np.ndarray, params: Params) -> Tree:
+    """The tree for these parameters, exact wherever it may be cut: at ``params.sim`` and above."""
+    return build_tree(
         vectors,
         timestamps,
         alpha=params.alpha,
@@ -302,4 +302,8 @@ def cluster(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params
         pca=params.pca,
         sim=params.sim,
     )
-    return group(cut_tree(tree, params.sim), ids, timestamps, params)
+
+
+def cluster(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params: Params) -> Result:
+    """Build the tree, cut it at ``params.sim`` and group the labels."""
+    return group(cut_tree(tree_for(vectors, timestamps, params), params.sim), ids, timestamps, params)

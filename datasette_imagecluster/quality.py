@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clustering import ClusterError, Params, build_tree, cut_tree
+from .clustering import ClusterError, Params, build_tree, cut_tree, tree_for
 
 # Fewer positive pairs than this say too little to tune on.
 MIN_POSITIVE_PAIRS = 10
@@ -441,13 +441,5 @@ def _distance(candidate: Candidate, prior: Params) -> float:
 
 def score_params(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: Labels, params: Params) -> Score:
     """One clustering's agreement with the labels."""
-    tree = build_tree(
-        vectors,
-        timestamps,
-        alpha=params.alpha,
-        method=params.method,
-        metric=params.metric,
-        pca=params.pca,
-        sim=params.sim,
-    )
+    tree = tree_for(vectors, timestamps, params)
     return LabelIndex(labels, ids).score(flat_clusters(cut_tree(tree, params.sim), params.min_csize))

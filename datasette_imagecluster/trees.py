@@ -17,7 +17,7 @@ from typing import Callable, Generic, Hashable, TypeVar
 
 import numpy as np
 
-from .clustering import Params, Result, Tree, build_tree, cut_tree, group
+from .clustering import Params, Result, Tree, cut_tree, group, tree_for
 from .fingerprints import FingerprintSet, Library, library_signature, load_library
 
 T = TypeVar("T")
@@ -75,15 +75,7 @@ def tree_key(lib_key: tuple, params: Params) -> tuple:
 
 
 def make_tree(library: Library, params: Params) -> Tree:
-    return build_tree(
-        library.vectors,
-        library.timestamps,
-        alpha=params.alpha,
-        method=params.method,
-        metric=params.metric,
-        pca=params.pca,
-        sim=params.sim,
-    )
+    return tree_for(library.vectors, library.timestamps, params)
 
 
 def cached_tree(key: tuple, params: Params) -> Tree | None:
