@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from .quality import LabelError, Labels, merge
-from .schema import IMAGES, VERDICTS
+from .schema import IMAGES, VERDICTS, table_exists
 
 BUILT_IN = ("groups", "siblings", "duplicates", "verdicts")
 DESCRIPTIONS = {
@@ -29,13 +29,6 @@ DESCRIPTIONS = {
     "duplicates": "exact duplicates",
     "verdicts": "verdicts",
 }
-
-
-def _table_exists(conn: sqlite3.Connection, table: str) -> bool:
-    return (
-        conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?", (table,)).fetchone()
-        is not None
-    )
 
 
 def catalog_groups(conn: sqlite3.Connection) -> list[set[int]]:
@@ -69,7 +62,7 @@ def duplicates(conn: sqlite3.Connection) -> list[set[int]]:
 
 def verdicts(conn: sqlite3.Connection) -> tuple[list[set[int]], list[tuple[int, int]]]:
     """``same`` verdicts as groups and ``different`` verdicts as pairs, on the photos they are about today."""
-    if not _table_exists(conn, VERDICTS):
+    if not table_exists(conn, VERDICTS):
         return [], []
     by_sha: dict[str, list[int]] = {}
     for image_id, sha in conn.execute(
@@ -115,7 +108,7 @@ def resolve_rows(
 
 def table_rows(conn: sqlite3.Connection, table: str) -> tuple[str, list[tuple[str, object, str]]]:
     """The key column (``path`` or ``image_id``) and the rows of a labels table."""
-    if not _table_exists(conn, table):
+    if not table_exists(conn, table):
         raise LabelError(f"no table {table!r} in this database")
     quoted = '"' + table.replace('"', '""') + '"'
     columns = [row[1] for row in conn.execute(f"pragma table_info({quoted})")]

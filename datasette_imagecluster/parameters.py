@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 from .clustering import EUCLIDEAN_ONLY_METHODS, Params
 from .fingerprints import FingerprintSet
-from .schema import TUNED_PARAMS
+from .schema import TUNED_PARAMS, table_exists
 
 NAMES = tuple(f.name for f in fields(Params))
 # The shipped defaults: the best mean pairwise F1 over the real sets with pretrained features, as
@@ -49,7 +49,7 @@ class Chosen:
 
 def tuned(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> dict | None:
     """The parameters tuned for this fingerprint set, or None."""
-    if not conn.execute("select 1 from sqlite_master where name = ?", (TUNED_PARAMS,)).fetchone():
+    if not table_exists(conn, TUNED_PARAMS):
         return None
     cursor = conn.execute(
         f"select * from {TUNED_PARAMS} where model = ? and layer = ? and weights = ?",

@@ -10,13 +10,14 @@ clustering's same-cluster pairs that are positives, recall the share of
 positives it puts in one cluster.
 
 :func:`tune` searches method, alpha, sim (and PCA) for the parameters that
-agree best, and guards against memorising a small label set: the groups are
-split into folds; each candidate's pair counts are pooled over the folds and
-summed with its neighbours' (nearby sims and alphas: a plateau, not a spike);
-and of the candidates within one standard error (across folds) of the best,
-the one closest to the defaults wins. The same choice made without one fold
-and scored on it, pooled over the folds, is the cross-validated score that
-``imagecluster tune`` prints. Only numpy and scipy: the plugin
+agree best, and guards against memorising a small label set: each
+candidate's pair counts are summed with its neighbours' (nearby sims and
+alphas: a plateau, not a spike); of the candidates within one standard error
+of the best (the error a score from that many labelled pairs has), the one
+closest to the defaults wins; and the groups are split into folds, the same
+choice made without each fold is scored on it, and pooled over the folds that
+is the cross-validated score ``imagecluster tune`` prints. If the defaults
+did as well there, they stay. Only numpy and scipy: the plugin
 imports this to show the current sliders' precision and recall.
 """
 
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from .clustering import ClusterError, Params, build_tree, cut_tree, tree_for
 
@@ -257,6 +259,7 @@ class Tuning:
     positives: dict  # view -> positive pairs
     folds: list[Labels]
     prior: Params
+    neighbours: sparse.csr_matrix  # candidates x candidates: 1 where the column is in the row's neighbourhood
     chosen: int = -1
     cv: Score | None = None
     min_precision: float | None = None
@@ -342,10 +345,11 @@ def tune(
         {v: index.positives for v, index in views.items()},
         [labels.subset(part) for part in split],
         prior,
+        _neighbourhood(candidates),
         min_precision=min_precision,
     )
-    tuning.chosen = _choose(tuning, "all", len(split))
-    held_out = [(_choose(tuning, ("without", k), len(split) - 1), ("fold", k)) for k in range(len(split))]
+    tuning.chosen = _choose(tuning, "all")
+    held_out = [(_choose(tuning, ("without", k)), ("fold", k)) for k in range(len(split))]
     true_held = sum(tuning.true[view][c] for c, view in held_out)
     claimed_held = sum(tuning.claimed[view][c] for c, view in held_out)
     positives_held = sum(tuning.positives[view] for _, view in held_out)
@@ -367,39 +371,43 @@ def tune(
     return tuning
 
 
-def _smoothed(values: np.ndarray, candidates: list[Candidate]) -> np.ndarray:
-    """Each candidate's counts summed with its neighbours': sims each side, and the alphas next to it.
+def _neighbourhood(candidates: list[Candidate]) -> sparse.csr_matrix:
+    """Which candidates are each one's neighbours: same method and PCA, sims each side, the alphas next to it.
 
-    A choice backed by its neighbourhood is a plateau the labels agree on,
-    not a spike that a few pairs happen to favour.
+    Summing a candidate's counts with its neighbours' (``neighbours @ counts``)
+    scores a plateau the labels agree on, not a spike that a few pairs happen
+    to favour. Built once per search, used by every choice in it.
     """
     where = {(c.method, c.pca, c.alpha, c.sim): i for i, c in enumerate(candidates)}
     alphas = sorted({c.alpha for c in candidates})
     sims = sorted({c.sim for c in candidates})
-    out = np.zeros_like(values)
+    alpha_at = {a: n for n, a in enumerate(alphas)}
+    sim_at = {v: n for n, v in enumerate(sims)}
+    rows, cols = [], []
     for i, c in enumerate(candidates):
-        a, s = alphas.index(c.alpha), sims.index(c.sim)
+        a, s = alpha_at[c.alpha], sim_at[c.sim]
         for alpha in alphas[max(0, a - 1) : a + 2]:
             for sim in sims[max(0, s - SMOOTHING) : s + SMOOTHING + 1]:
                 j = where.get((c.method, c.pca, alpha, sim))
                 if j is not None:
-                    out[i] += values[j]
-    return out
+                    rows.append(i)
+                    cols.append(j)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(candidates), len(candidates)))
 
 
-def _choose(tuning: Tuning, view, folds: int) -> int:
+def _choose(tuning: Tuning, view) -> int:
     """The candidate to trust under one view of the labels.
 
     Its pair counts are summed with its neighbours' (a plateau, not a spike);
-    the best score less its standard error (from the spread of a score over
-    ``folds`` equal parts of these labels) is the bar; of the candidates above
-    it, the one closest to the prior (the defaults) wins, so the labels move
-    the parameters only as far as they really say.
+    the best score less its standard error (from the number of labelled pairs)
+    is the bar; of the candidates above it, the one closest to the prior (the
+    defaults) wins, so the labels move the parameters only as far as they
+    really say.
     """
     cands = tuning.candidates
-    true = _smoothed(tuning.true[view], cands)
-    claimed = _smoothed(tuning.claimed[view], cands)
-    positives = _smoothed(np.ones(len(cands)), cands) * tuning.positives[view]
+    true = tuning.neighbours @ tuning.true[view]
+    claimed = tuning.neighbours @ tuning.claimed[view]
+    positives = np.asarray(tuning.neighbours.sum(axis=1)).ravel() * tuning.positives[view]
     precision = np.divide(true, claimed, out=np.ones_like(true), where=claimed > 0)
     recall = np.divide(true, positives, out=np.zeros_like(true), where=positives > 0)
     if tuning.min_precision is None:
@@ -409,7 +417,7 @@ def _choose(tuning: Tuning, view, folds: int) -> int:
         objective = np.where(reaches, recall, precision - 1.0)  # else: the most precise
     best = int(np.argmax(objective))
     # A score estimated from n labelled pairs is about sqrt(s(1 - s) / n) uncertain.
-    n = max(1.0, tuning.positives[view] / max(1, folds) * folds)
+    n = max(1.0, tuning.positives[view])
     error = float(np.sqrt(max(objective[best] * (1 - objective[best]), 0.0) / n))
     eligible = np.flatnonzero(objective >= objective[best] - error)
     return int(min(eligible, key=lambda i: (_distance(cands[i], tuning.prior), -objective[i])))

@@ -19,21 +19,16 @@ class SubsetError(Exception):
     """The subset query is not allowed or failed: the user's to fix (400)."""
 
 
-def check_subset_sql(sql: str) -> None:
-    """Core's rule for ``?sql=``: one SELECT (or WITH), no disallowed PRAGMA; core's message if not."""
-    try:
-        validate_sql_select(sql)
-    except InvalidSql as e:
-        raise SubsetError(str(e))
-
-
 def run_subset(conn: sqlite3.Connection, sql: str, time_limit_ms: int) -> frozenset[int]:
     """Image ids from the query's first column, read under core's time limit.
 
     Only actors allowed to run this SQL in core get here, so the SQLite error
     is theirs to see, as core shows it to them.
     """
-    check_subset_sql(sql)
+    try:  # core's rule: one SELECT (or WITH), no disallowed PRAGMA; core's message if not
+        validate_sql_select(sql)
+    except InvalidSql as e:
+        raise SubsetError(str(e))
     try:
         with sqlite_timelimit(conn, time_limit_ms):
             rows = conn.execute(sql).fetchall()

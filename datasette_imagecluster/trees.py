@@ -19,6 +19,9 @@ import numpy as np
 
 from .clustering import Params, Result, Tree, cut_tree, group, tree_for
 from .fingerprints import FingerprintSet, Library, library_signature, load_library
+from .labels import load_labels
+from .quality import LabelError, LabelIndex
+from .schema import VERDICTS, table_exists
 
 T = TypeVar("T")
 
@@ -55,6 +58,7 @@ class LRU(Generic[T]):
 libraries: LRU[Library] = LRU(4)
 trees: LRU[Tree] = LRU(16)
 labels: LRU[dict] = LRU(32)
+agreements: LRU[tuple[str, LabelIndex] | None] = LRU(4)
 
 
 def database_file(conn: sqlite3.Connection) -> str:
@@ -108,6 +112,31 @@ def labels_for(lib_key: tuple, library: Library, params: Params) -> dict:
         return {int(i): n for n, members in enumerate(result.clusters, start=1) for i in members}
 
     return labels.get((tree_key(lib_key, params), params.sim, params.min_csize), make)
+
+
+def user_labels_for(conn: sqlite3.Connection, lib_key: tuple, library: Library) -> tuple[str, LabelIndex] | None:
+    """The database's own labels (groups, siblings, duplicates, verdicts) as positions in a library, and
+    where they came from; None without labels, or with conflicting ones (tune reports those).
+
+    Reading them scans every image, so they are kept until an import adds or removes photos (the
+    library's signature) or a verdict changes; like the photos' paths, groups a catalog re-import
+    changes in place show on the next such change.
+    """
+    verdicts = (
+        conn.execute(f"select count(*), max(rowid) from {VERDICTS}").fetchone()
+        if table_exists(conn, VERDICTS)
+        else None
+    )
+
+    def make() -> tuple[str, LabelIndex] | None:
+        try:
+            found = load_labels(conn)
+        except LabelError:
+            return None
+        index = LabelIndex(found, library.ids)
+        return (found.describe(), index) if index.positives else None
+
+    return agreements.get((lib_key, verdicts), make)
 
 
 def nearest(library: Library, image_id: int, k: int) -> list[tuple[int, float]]:

@@ -21,16 +21,15 @@ from datasette import Forbidden, NotFound, Response
 from .clustering import METHODS, METRICS, ClusterError, Params, cut_tree, group
 from .dendrogram import dendrogram_svg
 from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets, has_fingerprints_table
-from .labels import load_labels
 from .parameters import NAMES as PARAMETER_NAMES
 from .parameters import Chosen, choose_params, tuned
 from .permissions import can_execute_sql, can_view
-from .quality import LabelError, LabelIndex, flat_clusters
+from .quality import flat_clusters
 from .results import result_json
-from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
+from .schema import FINGERPRINTS, IMAGES, THUMBNAILS, table_exists
 from .snapshot import read_transaction
-from .subsets import SubsetError, check_subset_sql, run_subset
-from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees
+from .subsets import SubsetError, run_subset
+from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees, user_labels_for
 
 PLUGIN = "datasette-imagecluster"
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
@@ -164,20 +163,14 @@ def _database(datasette, request):
 
 
 async def _check_subset(datasette, request, db, sql: str) -> None:
-    """``?sql=`` only where core would run this actor's SQL on this database, and only a SELECT."""
-    if not sql:
-        return
-    if not await can_execute_sql(datasette, request.actor, db.name):
+    """``?sql=`` only where core would run this actor's SQL on this database (run_subset checks the SQL)."""
+    if sql and not await can_execute_sql(datasette, request.actor, db.name):
         raise Forbidden("You do not have permission to execute SQL on this database")
-    try:
-        check_subset_sql(sql)
-    except SubsetError as e:
-        raise BadRequest(str(e))
 
 
-def _read_library(conn, form: Form, time_limit_ms: int):
-    """The subset, the fingerprint sets, the chosen library, its parameters and the user's labels,
-    from one snapshot of the database."""
+def _read_library(conn, form: Form, time_limit_ms: int, with_labels: bool):
+    """The subset, the fingerprint sets, the chosen library, its parameters and (for the page) the
+    user's labels, from one snapshot of the database."""
     with read_transaction(conn):
         try:
             subset = run_subset(conn, form.sql, time_limit_ms) if form.sql else None
@@ -189,18 +182,18 @@ def _read_library(conn, form: Form, time_limit_ms: int):
         chosen = choose_set(sets, form.model, form.layer, form.weights)  # the page's menu offers the others
         lib_key, library = library_for(conn, chosen, subset)
         parameters = choose_params(form.given, form.configured, tuned(conn, chosen))
-        try:
-            labels = load_labels(conn)
-        except LabelError:  # conflicting labels: tune says so; the page just shows no agreement
-            labels = None
+        labels = user_labels_for(conn, lib_key, library) if with_labels else None
     return sets, lib_key, library, parameters, labels
 
 
-async def _cluster(datasette, db, form: Form, wait: float):
-    """The cut clustering for a form, using the caches; the tree is built off the event loop."""
+async def _cluster(datasette, db, form: Form, wait: float, with_labels: bool):
+    """The cut clustering for a form, using the caches; the tree is built off the event loop.
+
+    With ``with_labels`` (the page, not the JSON), also its agreement with the database's labels.
+    """
     time_limit_ms = datasette.sql_time_limit_ms
     sets, lib_key, library, parameters, labels = await db.execute_fn(
-        lambda conn: _read_library(conn, form, time_limit_ms)
+        lambda conn: _read_library(conn, form, time_limit_ms, with_labels)
     )
     form.params = params = parameters.params
     if len(library.ids) < 2:
@@ -209,10 +202,9 @@ async def _cluster(datasette, db, form: Form, wait: float):
     labels_cut = cut_tree(tree, params.sim)
     result = group(labels_cut, library.ids, library.timestamps, params)
     agreement = None
-    if labels is not None and labels.positive_pairs:
-        index = LabelIndex(labels, library.ids)
-        if index.positives:
-            agreement = (labels, index.score(flat_clusters(labels_cut, params.min_csize)))
+    if labels is not None:
+        described, index = labels
+        agreement = (described, index.score(flat_clusters(labels_cut, params.min_csize)))
     return library, sets, tree, result, parameters, agreement
 
 
@@ -266,7 +258,7 @@ async def cluster_view(datasette, request):
         form = parse_form(request.args, settings)
         await _check_subset(datasette, request, db, form.sql)
         library, sets, tree, result, parameters, agreement = await _cluster(
-            datasette, db, form, float(settings["wait_seconds"])
+            datasette, db, form, float(settings["wait_seconds"]), with_labels=not as_json
         )
     except Computing as e:
         return _computing(str(e), as_json)
@@ -389,7 +381,7 @@ async def _gallery(
         "agreement": None
         if agreement is None
         else {
-            "labels": agreement[0].describe(),
+            "labels": agreement[0],
             "precision": agreement[1].precision,
             "recall": agreement[1].recall,
             "f1": agreement[1].f1,
@@ -432,7 +424,7 @@ async def thumbnail_view(datasette, request):
 
 def _thumbnail(conn, image_id: int) -> tuple | None:
     """The thumbnail's row, in one trip to the database thread (None without a thumbnails table)."""
-    if conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", (THUMBNAILS,)).fetchone():
+    if table_exists(conn, THUMBNAILS):
         return conn.execute(f"select jpeg from {THUMBNAILS} where image_id = ?", (image_id,)).fetchone()
     return None
 
