@@ -22,7 +22,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "datasette>=0.65",
-        "sqlite-utils>=3.35",
+        "sqlite-utils>=4.0",  # db.atomic(): its inserts nest inside our BEGIN IMMEDIATE as savepoints
         "numpy>=1.24",
         "scipy>=1.10",
         "click>=8",
@@ -54,6 +54,7 @@ setup(
             "hypothesis",
             "ruff",
             "cogapp",
+            "datasette-test",
         ],
     },
     entry_points={

@@ -17,14 +17,25 @@ import pluggy
 
 from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
 
+PLUGIN = "datasette-imagecluster"
+
 hookimpl = pluggy.HookimplMarker("datasette")
 
 
 @hookimpl
-def prepare_connection(conn, database, datasette):
-    from . import sql_functions, views
+def startup(datasette):
+    """Stop at start-up, in one line, on a bad plugin configuration."""
+    from .config import validate
 
-    sql_functions.register(conn, views.config(datasette, database))
+    validate(datasette)
+
+
+@hookimpl
+def prepare_connection(conn, database, datasette):
+    from . import sql_functions
+    from .config import config
+
+    sql_functions.register(conn, config(datasette, database))
 
 
 @hookimpl
@@ -37,49 +48,47 @@ def register_routes():
         (r"^/-/cluster$", views.cluster_index),
         (r"^/(?P<database>[^/]+)/-/cluster(\.(?P<format>[^/]*))?$", views.cluster_view),
         (r"^/(?P<database>[^/]+)/-/cluster/thumbnail/(?P<id>[^/]+)\.jpg$", views.thumbnail_view),
-        (r"^/(?P<database>[^/]+)/-/cluster/similar/(?P<id>[^/]+)\.json$", views.similar_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/similar/(?P<id>[^/.]+)(\.(?P<format>json))?$", views.similar_view),
         (r"^/(?P<database>[^/]+)/-/cluster/.*$", views.not_found_view),
         (r"^/-/cluster/.*$", views.not_found_view),
     ]
 
 
-async def _has_fingerprints(datasette, database: str) -> bool:
-    from .fingerprints import has_fingerprints_table
+async def _clusterable(datasette, actor, database: str) -> bool:
+    """The database has fingerprints and the actor may open its cluster page (as core would its tables)."""
+    from .connections import has_tables
+    from .permissions import can_view
 
     try:
         db = datasette.get_database(database)
     except KeyError:
         return False
-    return await db.execute_fn(has_fingerprints_table)
+    return await db.execute_fn(lambda conn: has_tables(conn, IMAGES, FINGERPRINTS)) and await can_view(
+        datasette, actor, database, (IMAGES, FINGERPRINTS)
+    )
+
+
+def _link(datasette, database: str, path: str, label: str, description: str) -> dict:
+    route = getattr(datasette.get_database(database), "route", database)
+    return {"href": datasette.urls.path(f"/{route}/-/cluster{path}"), "label": label, "description": description}
 
 
 @hookimpl
 def menu_links(datasette, actor):
-    from .permissions import can_view
-
     async def inner():
         for name in datasette.databases:
-            if (
-                name != "_internal"
-                and await _has_fingerprints(datasette, name)
-                and await can_view(datasette, actor, name, (IMAGES, FINGERPRINTS))
-            ):
+            if name != "_internal" and await _clusterable(datasette, actor, name):
                 return [{"href": datasette.urls.path("/-/cluster"), "label": "Photo clusters"}]
         return []
 
     return inner
 
 
-def _cluster_link(datasette, database: str, label: str) -> dict:
-    route = getattr(datasette.get_database(database), "route", database)
-    return {"href": datasette.urls.path(f"/{route}/-/cluster"), "label": label}
-
-
 @hookimpl
 def database_actions(datasette, actor, database):
     async def inner():
-        if await _has_fingerprints(datasette, database):
-            return [_cluster_link(datasette, database, "Photo clusters")]
+        if await _clusterable(datasette, actor, database):
+            return [_link(datasette, database, "", "Photo clusters", "Group these photos by content and time")]
         return []
 
     return inner
@@ -88,9 +97,27 @@ def database_actions(datasette, actor, database):
 @hookimpl
 def table_actions(datasette, actor, database, table):
     async def inner():
-        if table == IMAGES and await _has_fingerprints(datasette, database):
-            return [_cluster_link(datasette, database, "Cluster these photos")]
+        if table == IMAGES and await _clusterable(datasette, actor, database):
+            return [_link(datasette, database, "", "Cluster these photos", "Group them by content and time")]
         return []
+
+    return inner
+
+
+@hookimpl
+def row_actions(datasette, actor, database, table, row):
+    """Datasette 1.0a: "Photos like this" on a photo's row page (0.65 has no row actions)."""
+
+    async def inner():
+        if table != IMAGES or row is None or not await _clusterable(datasette, actor, database):
+            return []
+        try:
+            image_id = int(row["id"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return []
+        return [
+            _link(datasette, database, f"/similar/{image_id}", "Photos like this", "The most similar photos by content")
+        ]
 
     return inner
 
@@ -118,16 +145,16 @@ def render_cell(row, value, column, table, database, datasette):
 
 
 @hookimpl
-def extra_js_urls(view_name, table):
+def extra_js_urls(view_name, table, datasette):
     if view_name == "row" and table == IMAGES:
-        return [{"url": "/-/static-plugins/datasette-imagecluster/imagecluster.js"}]
+        return [{"url": datasette.urls.static_plugins(PLUGIN, "imagecluster.js")}]
     return []
 
 
 @hookimpl
-def extra_css_urls(view_name, table):
+def extra_css_urls(view_name, table, datasette):
     if view_name == "row" and table == IMAGES:
-        return ["/-/static-plugins/datasette-imagecluster/imagecluster.css"]
+        return [datasette.urls.static_plugins(PLUGIN, "imagecluster.css")]
     return []
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .clustering import ClusterError
+from .connections import has_tables
+from .parameters import ClusterError
 from .schema import FINGERPRINTS, IMAGES
 from .vectors import DTYPE
 
@@ -54,21 +55,13 @@ class Library:
         return {int(i): {"id": int(i), "path": self.paths[r], "taken": self.taken[r]} for i, r in zip(image_ids, rows)}
 
 
-def has_fingerprints_table(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "select count(*) from sqlite_master where type = 'table' and name in (?, ?)",
-        (FINGERPRINTS, IMAGES),
-    ).fetchone()
-    return row[0] == 2
-
-
 def fingerprint_sets(conn: sqlite3.Connection) -> list[FingerprintSet]:
     """Every fingerprint set in the database, the largest first.
 
     Raises ClusterError when one set holds vectors of different lengths, which
     only a foreign writer can produce.
     """
-    if not has_fingerprints_table(conn):
+    if not has_tables(conn, FINGERPRINTS, IMAGES):
         return []
     rows = conn.execute(
         f"select model, layer, weights, min(dims), max(dims), count(*) from {FINGERPRINTS} "

@@ -19,8 +19,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from .connections import tables
 from .quality import LabelError, Labels, merge
-from .schema import IMAGES, VERDICTS, table_exists
+from .schema import IMAGES, VERDICTS
 
 BUILT_IN = ("groups", "siblings", "duplicates", "verdicts")
 DESCRIPTIONS = {
@@ -62,7 +63,7 @@ def duplicates(conn: sqlite3.Connection) -> list[set[int]]:
 
 def verdicts(conn: sqlite3.Connection) -> tuple[list[set[int]], list[tuple[int, int]]]:
     """``same`` verdicts as groups and ``different`` verdicts as pairs, on the photos they are about today."""
-    if not table_exists(conn, VERDICTS):
+    if VERDICTS not in tables(conn):
         return [], []
     by_sha: dict[str, list[int]] = {}
     for image_id, sha in conn.execute(
@@ -108,7 +109,7 @@ def resolve_rows(
 
 def table_rows(conn: sqlite3.Connection, table: str) -> tuple[str, list[tuple[str, object, str]]]:
     """The key column (``path`` or ``image_id``) and the rows of a labels table."""
-    if not table_exists(conn, table):
+    if table not in tables(conn):
         raise LabelError(f"no table {table!r} in this database")
     quoted = '"' + table.replace('"', '""') + '"'
     columns = [row[1] for row in conn.execute(f"pragma table_info({quoted})")]

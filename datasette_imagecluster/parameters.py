@@ -1,4 +1,5 @@
-"""Where a clustering's parameters come from: one rule for the CLI, the page and the SQL functions.
+"""What a clustering's parameters are (:class:`Params`, validated; no scipy, so the command starts fast),
+and where they come from: one rule for the CLI, the page and the SQL functions.
 
 In order: parameters given explicitly (options, URL, function arguments),
 then the plugin's configuration, then the parameters ``imagecluster tune
@@ -12,12 +13,121 @@ so the page can tell the user, e.g. "tuned on 41 labelled pairs: precision
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-from .clustering import EUCLIDEAN_ONLY_METHODS, Params
-from .fingerprints import FingerprintSet
-from .schema import TUNED_PARAMS, table_exists
+from .connections import tables
+from .schema import TUNED_PARAMS
+
+if TYPE_CHECKING:
+    from .fingerprints import FingerprintSet
+
+METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+EUCLIDEAN_ONLY_METHODS = frozenset({"centroid", "median", "ward"})
+METRICS = (
+    "euclidean",
+    "sqeuclidean",
+    "cityblock",
+    "cosine",
+    "correlation",
+    "chebyshev",
+    "canberra",
+    "braycurtis",
+)
+
+
+class ClusterError(ValueError):
+    """A clustering request that cannot be carried out; the message says why."""
+
+
+class NotFoundError(ClusterError):
+    """Something asked for is not in the database: a photo, a saved clustering, any fingerprints."""
+
+
+def parse_unit_interval(name: str, value: object) -> float:
+    """A number in [0, 1] from a float or a string, or a ClusterError."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ClusterError(f"{name} must be a number between 0 and 1, not {value!r}")
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise ClusterError(f"{name} must be between 0 and 1, not {value!r}")
+    return number
+
+
+def parse_min_csize(value: object) -> int:
+    """A cluster size of at least 1 from an int or a string, or a ClusterError."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ClusterError(f"min_csize must be a whole number of at least 1, not {value!r}")
+    if number < 1:
+        raise ClusterError(f"min_csize must be at least 1, not {number}")
+    return number
+
+
+def parse_pca(value: object) -> int | float | None:
+    """PCA setting: None (off), a component count (int >= 1) or a variance fraction in (0, 1)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return None
+    text = str(value).strip()
+    try:
+        if text.isdigit():
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return count
+        fraction = float(text)
+    except ValueError:
+        raise ClusterError(
+            f"pca must be a number of components (e.g. 50) or a variance fraction "
+            f"between 0 and 1 (e.g. 0.95), not {value!r}"
+        )
+    if not math.isfinite(fraction) or not 0.0 < fraction < 1.0:
+        raise ClusterError(f"a pca variance fraction must be between 0 and 1 (exclusive), not {value!r}")
+    return fraction
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of one clustering, validated on construction.
+
+    The field defaults are imagecluster's own, for code that uses this core as
+    imagecluster; the product's defaults (what the CLI, the page and the SQL
+    functions use) are :data:`.parameters.SHIPPED`.
+    """
+
+    sim: float = 0.5
+    alpha: float = 0.3
+    method: str = "average"
+    metric: str = "euclidean"
+    min_csize: int = 2
+    pca: int | float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sim", parse_unit_interval("sim", self.sim))
+        object.__setattr__(self, "alpha", parse_unit_interval("alpha", self.alpha))
+        object.__setattr__(self, "min_csize", parse_min_csize(self.min_csize))
+        object.__setattr__(self, "pca", parse_pca(self.pca))
+        if self.method not in METHODS:
+            raise ClusterError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.metric not in METRICS:
+            raise ClusterError(f"unknown metric {self.metric!r}: choose one of {', '.join(METRICS)}")
+        if self.method in EUCLIDEAN_ONLY_METHODS and self.metric != "euclidean":
+            raise ClusterError(f"method {self.method!r} is only defined for the euclidean metric, not {self.metric!r}")
+
+    def as_dict(self) -> dict:
+        return {
+            "sim": self.sim,
+            "alpha": self.alpha,
+            "method": self.method,
+            "metric": self.metric,
+            "min_csize": self.min_csize,
+            "pca": self.pca,
+        }
+
 
 NAMES = tuple(f.name for f in fields(Params))
 # The shipped defaults: the best mean pairwise F1 over the real sets with pretrained features, as
@@ -49,7 +159,7 @@ class Chosen:
 
 def tuned(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> dict | None:
     """The parameters tuned for this fingerprint set, or None."""
-    if not table_exists(conn, TUNED_PARAMS):
+    if TUNED_PARAMS not in tables(conn):
         return None
     cursor = conn.execute(
         f"select * from {TUNED_PARAMS} where model = ? and layer = ? and weights = ?",

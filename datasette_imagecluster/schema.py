@@ -234,12 +234,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    """Whether the database has this table (or a view of that name): older schemas lack the newer ones."""
-    found = conn.execute("select 1 from sqlite_master where type in ('table', 'view') and name = ?", (name,))
-    return found.fetchone() is not None
-
-
 def schema_version(conn: sqlite3.Connection) -> int:
     """The schema version recorded in the database (0 for a database we never wrote)."""
     return conn.execute("PRAGMA user_version").fetchone()[0]

@@ -3,7 +3,7 @@
 Cheap per call: clustering functions go through the shared caches in
 :mod:`.trees`, so ``imagecluster_label(id, ...)`` over a whole table builds one
 tree and one label map, not one per row. Each call reads its fingerprint set
-and library in one read transaction (:mod:`.snapshot`), so an import landing
+and library in one read transaction (:mod:`.connections`), so an import landing
 mid-call can't mix two states of the database. Bad arguments raise, which
 SQLite reports as an error for the query (Python's sqlite3 gives every such
 error the same text, "user-defined function raised exception").
@@ -17,11 +17,8 @@ import sqlite3
 import numpy as np
 from scipy.spatial import distance as scipy_distance
 
-from .clustering import METRICS, ClusterError, Params
-from .fingerprints import Library, choose_set, fingerprint_sets
-from .parameters import choose_params, tuned
-from .snapshot import nested_read_transaction
-from .trees import labels_for, library_for, nearest, result_for
+from .parameters import METRICS, ClusterError
+from .photos import Photos
 from .vectors import decode
 
 MAX_SIMILAR = 1000
@@ -57,47 +54,27 @@ def vector(blob: bytes) -> str:
 
 
 class Functions:
-    """The clustering functions of one connection, with the plugin's configuration.
+    """The clustering functions of one connection, over :class:`.photos.Photos` with the plugin's configuration.
 
     Parameters left out (or null) come from the configuration, then the
     database's tuned parameters, then the shipped defaults (:mod:`.parameters`).
     """
 
     def __init__(self, conn: sqlite3.Connection, config: dict):
-        self.conn = conn
-        self.config = config
-
-    def library(self) -> tuple[tuple, Library, dict | None]:
-        """The configured fingerprint set's library, cache key and tuned parameters, from one snapshot."""
-        with nested_read_transaction(self.conn):
-            chosen = choose_set(
-                fingerprint_sets(self.conn),
-                self.config.get("model"),
-                self.config.get("layer"),
-                self.config.get("weights"),
-            )
-            key, library = library_for(self.conn, chosen)
-            return key, library, tuned(self.conn, chosen)
-
-    def params(self, tuned_row: dict | None, sim=None, alpha=None, min_csize=None, method=None, metric=None) -> Params:
-        given = {"sim": sim, "alpha": alpha, "min_csize": min_csize, "method": method, "metric": metric}
-        return choose_params(given, self.config, tuned_row).params
+        self.photos = Photos(conn, config, inside_statement=True)
 
     def clusters(self, sim=None, alpha=None, min_csize=None, method=None, metric=None) -> str:
-        key, library, tuned_row = self.library()
-        result, _ = result_for(key, library, self.params(tuned_row, sim, alpha, min_csize, method, metric))
-        return json.dumps([[int(i) for i in members] for members in result.clusters])
+        clustering = self.photos.cluster(sim=sim, alpha=alpha, min_csize=min_csize, method=method, metric=metric)
+        return json.dumps(clustering.clusters)
 
     def label(self, image_id, sim=None, alpha=None) -> int | None:
-        key, library, tuned_row = self.library()
-        return labels_for(key, library, self.params(tuned_row, sim, alpha)).get(int(image_id))
+        return self.photos.choose(sim=sim, alpha=alpha).numbers().get(int(image_id))
 
     def similar(self, image_id, k) -> str:
         k = int(k)
         if not 1 <= k <= MAX_SIMILAR:
             raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
-        _, library, _ = self.library()
-        return json.dumps([[i, d] for i, d in nearest(library, int(image_id), k)])
+        return json.dumps(self.photos.choose().similar(int(image_id), k))
 
 
 def _checked(fn, *arities):

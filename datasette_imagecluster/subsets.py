@@ -5,7 +5,7 @@ core's own check that it is a SELECT (``validate_sql_select``), core's time
 limit, a read-only connection, and only for an actor core would let run SQL
 on this database (:func:`.permissions.can_execute_sql`, checked by the view
 before anything here runs). It runs inside the request's one read
-transaction (:mod:`.snapshot`), so nothing it does outlives the request.
+transaction (:mod:`.connections`), so nothing it does outlives the request.
 """
 
 from __future__ import annotations

@@ -17,11 +17,12 @@ from typing import Callable, Generic, Hashable, TypeVar
 
 import numpy as np
 
-from .clustering import Params, Result, Tree, cut_tree, group, tree_for
+from .clustering import Params, Tree, tree_for
+from .connections import tables
 from .fingerprints import FingerprintSet, Library, library_signature, load_library
 from .labels import load_labels
 from .quality import LabelError, LabelIndex
-from .schema import VERDICTS, table_exists
+from .schema import VERDICTS
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ class LRU(Generic[T]):
 
 libraries: LRU[Library] = LRU(4)
 trees: LRU[Tree] = LRU(16)
-labels: LRU[dict] = LRU(32)
+numbers: LRU[dict[int, int]] = LRU(32)
 agreements: LRU[tuple[str, LabelIndex] | None] = LRU(4)
 
 
@@ -78,10 +79,6 @@ def tree_key(lib_key: tuple, params: Params) -> tuple:
     return (lib_key, params.alpha, params.method, params.metric, params.pca)
 
 
-def make_tree(library: Library, params: Params) -> Tree:
-    return tree_for(library.vectors, library.timestamps, params)
-
-
 def cached_tree(key: tuple, params: Params) -> Tree | None:
     """The cached tree for these parameters if it can be cut at ``params.sim``."""
     tree = trees.peek(key)
@@ -95,23 +92,23 @@ def library_for(
     return key, libraries.get(key, lambda: load_library(conn, fingerprint_set, subset))
 
 
-def result_for(lib_key: tuple, library: Library, params: Params) -> tuple[Result, Tree]:
-    """Cluster in this thread, through the tree cache (for SQL functions)."""
-    tree = cached_tree(tree_key(lib_key, params), params)
-    if tree is None:
-        tree = make_tree(library, params)
-        trees.put(tree_key(lib_key, params), tree)
-    return group(cut_tree(tree, params.sim), library.ids, library.timestamps, params), tree
+def build_and_cache(key: tuple, library: Library, params: Params) -> Tree:
+    """Build the tree for these parameters and cache it, unless a concurrent build already cached one
+    that can be cut at more sims (a smaller ``valid_from_sim``)."""
+    tree = tree_for(library.vectors, library.timestamps, params)
+    cached = trees.peek(key)
+    if cached is None or tree.valid_from_sim <= cached.valid_from_sim:
+        trees.put(key, tree)
+    return tree
 
 
-def labels_for(lib_key: tuple, library: Library, params: Params) -> dict:
-    """``{image_id: cluster number}`` for photos in clusters, numbered from 1 as reported."""
+def numbers_for(key: tuple, params: Params, clusters: Callable[[], list[list[int]]]) -> dict[int, int]:
+    """``{image_id: cluster number}`` for photos in ``clusters()``, numbered from 1 as reported (cached)."""
 
-    def make() -> dict:
-        result, _ = result_for(lib_key, library, params)
-        return {int(i): n for n, members in enumerate(result.clusters, start=1) for i in members}
+    def make() -> dict[int, int]:
+        return {i: n for n, members in enumerate(clusters(), start=1) for i in members}
 
-    return labels.get((tree_key(lib_key, params), params.sim, params.min_csize), make)
+    return numbers.get((key, params.sim, params.min_csize), make)
 
 
 def user_labels_for(conn: sqlite3.Connection, lib_key: tuple, library: Library) -> tuple[str, LabelIndex] | None:
@@ -123,9 +120,7 @@ def user_labels_for(conn: sqlite3.Connection, lib_key: tuple, library: Library) 
     changes in place show on the next such change.
     """
     verdicts = (
-        conn.execute(f"select count(*), max(rowid) from {VERDICTS}").fetchone()
-        if table_exists(conn, VERDICTS)
-        else None
+        conn.execute(f"select count(*), max(rowid) from {VERDICTS}").fetchone() if VERDICTS in tables(conn) else None
     )
 
     def make() -> tuple[str, LabelIndex] | None:

@@ -1,11 +1,13 @@
 """The plugin's pages: where a clustering becomes gallery cards, JSON and thumbnails.
 
-Every view checks the actor's permissions first, parses request parameters
-into validated values (never into SQL), reads everything it needs in one
-``db.execute_fn`` inside one read transaction (:mod:`.snapshot`), and builds
-trees in a private executor, so the event loop stays free while a large
-clustering runs and a concurrent import or prune can't change the data
-halfway through a request.
+Every view checks the actor's permissions first (as core checks its table
+pages, :mod:`.permissions`), parses request parameters into validated values
+(never into SQL), reads everything it needs through :class:`.photos.Photos` in
+one ``db.execute_fn`` inside one read transaction, and builds trees in a
+private executor, so the event loop stays free while a large clustering runs
+and a concurrent import or prune can't change the data halfway through a
+request. Errors are Datasette's own exceptions, so core renders them: pages
+with the site's chrome (``error.html``), JSON in each line's error shape.
 """
 
 from __future__ import annotations
@@ -16,30 +18,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from datasette import Forbidden, NotFound, Response
+from datasette import Response
+from datasette.utils.asgi import BadRequest, Forbidden, NotFound
 
-from .clustering import METHODS, METRICS, ClusterError, Params, cut_tree, group
+from .config import MAX_PAGE_SIZE, config
+from .connections import has_tables
 from .dendrogram import dendrogram_svg
-from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets, has_fingerprints_table
+from .parameters import METHODS, METRICS, ClusterError, NotFoundError, Params, choose_params
 from .parameters import NAMES as PARAMETER_NAMES
-from .parameters import Chosen, choose_params, tuned
 from .permissions import can_execute_sql, can_view
-from .quality import flat_clusters
-from .results import result_json
-from .schema import FINGERPRINTS, IMAGES, THUMBNAILS, table_exists
-from .snapshot import read_transaction
-from .subsets import SubsetError, run_subset
-from .trees import cached_tree, library_for, make_tree, nearest, tree_key, trees, user_labels_for
+from .photos import Clustering, Photos, Selection
+from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
+from .subsets import SubsetError
 
-PLUGIN = "datasette-imagecluster"
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
-# The page's own settings; clustering parameters come from parameters.choose_params.
-DEFAULTS = {"page_size": 20, "thumbnails_per_cluster": 24, "wait_seconds": 5}
-MAX_PAGE_SIZE = 500
-
-
-class BadRequest(Exception):
-    """A parameter or request the user can fix: answered with 400 and the message."""
+RETRY_AFTER = 2  # seconds: how soon a page still computing asks to be loaded again
 
 
 class Computing(Exception):
@@ -56,33 +49,21 @@ class Computing(Exception):
 _building: dict[tuple, asyncio.Future] = {}
 
 
-async def _tree_for(key: tuple, library, params: Params, wait: float):
+async def _tree_for(selection: Selection, wait: float):
     """The cached tree, or one built in the executor; Computing if that outlasts ``wait``."""
-    tree = cached_tree(key, params)
+    tree = selection.cached_tree()
     if tree is not None:
         return tree
-    job = (key, params.sim)
+    job = (selection.tree_key, selection.params.sim)
     future = _building.get(job)
     if future is None:
-        future = asyncio.get_running_loop().run_in_executor(EXECUTOR, make_tree, library, params)
+        future = asyncio.get_running_loop().run_in_executor(EXECUTOR, selection.tree)
         _building[job] = future
-
-        def finished(f: asyncio.Future) -> None:
-            _building.pop(job, None)
-            if not f.cancelled() and f.exception() is None:
-                cached = trees.peek(key)
-                if cached is None or f.result().valid_from_sim <= cached.valid_from_sim:
-                    trees.put(key, f.result())
-
-        future.add_done_callback(finished)
+        future.add_done_callback(lambda _: _building.pop(job, None))
     try:
         return await asyncio.wait_for(asyncio.shield(future), timeout=wait)
     except asyncio.TimeoutError:
-        raise Computing(len(library.ids))
-
-
-def config(datasette, database: str | None = None) -> dict:
-    return {**DEFAULTS, **(datasette.plugin_config(PLUGIN, database=database) or {})}
+        raise Computing(len(selection.library.ids))
 
 
 def _int(name: str, value, lo: int, hi: int) -> int:
@@ -98,7 +79,6 @@ def _int(name: str, value, lo: int, hi: int) -> int:
 @dataclass
 class Form:
     given: dict  # clustering parameters in the URL
-    configured: dict  # clustering parameters in the plugin's configuration
     model: str | None
     layer: str | None
     weights: str | None
@@ -133,9 +113,8 @@ def parse_form(args, settings: dict) -> Form:
         return settings.get(name) if value is None or value == "" else value
 
     given = {name: args.get(name) for name in PARAMETER_NAMES if args.get(name) not in (None, "")}
-    configured = {name: settings[name] for name in PARAMETER_NAMES if settings.get(name) is not None}
     try:
-        choose_params(given, configured, None)  # every value given is valid before anything is read
+        choose_params(given, settings, None)  # every value given is valid before anything is read
     except ClusterError as e:
         raise BadRequest(str(e))
     chosen = {name: args.get(name) or settings.get(name) for name in ("model", "layer", "weights")}
@@ -146,7 +125,6 @@ def parse_form(args, settings: dict) -> Form:
         chosen = dict(zip(("model", "layer", "weights"), parts))
     return Form(
         given=given,
-        configured=configured,
         **chosen,
         sql=(args.get("sql") or "").strip(),
         page=_int("page", args.get("page") or 1, 1, 10**9),
@@ -168,44 +146,24 @@ async def _check_subset(datasette, request, db, sql: str) -> None:
         raise Forbidden("You do not have permission to execute SQL on this database")
 
 
-def _read_library(conn, form: Form, time_limit_ms: int, with_labels: bool):
-    """The subset, the fingerprint sets, the chosen library, its parameters and (for the page) the
-    user's labels, from one snapshot of the database."""
-    with read_transaction(conn):
-        try:
-            subset = run_subset(conn, form.sql, time_limit_ms) if form.sql else None
-        except SubsetError as e:
-            raise BadRequest(str(e))
-        sets = fingerprint_sets(conn)
-        if not sets:
-            raise NotFound("There are no fingerprints in this database: run 'imagecluster import' first")
-        chosen = choose_set(sets, form.model, form.layer, form.weights)  # the page's menu offers the others
-        lib_key, library = library_for(conn, chosen, subset)
-        parameters = choose_params(form.given, form.configured, tuned(conn, chosen))
-        labels = user_labels_for(conn, lib_key, library) if with_labels else None
-    return sets, lib_key, library, parameters, labels
+async def _cluster(datasette, db, form: Form, settings: dict, with_labels: bool) -> Clustering:
+    """The cut clustering for a form, through the caches; the tree is built off the event loop.
 
-
-async def _cluster(datasette, db, form: Form, wait: float, with_labels: bool):
-    """The cut clustering for a form, using the caches; the tree is built off the event loop.
-
-    With ``with_labels`` (the page, not the JSON), also its agreement with the database's labels.
+    With ``with_labels`` (the page, not the JSON), the database's labels are read too, for the agreement.
     """
-    time_limit_ms = datasette.sql_time_limit_ms
-    sets, lib_key, library, parameters, labels = await db.execute_fn(
-        lambda conn: _read_library(conn, form, time_limit_ms, with_labels)
+    photos_for = _photos(datasette, settings)
+    selection = await db.execute_fn(
+        lambda conn: photos_for(conn).choose(
+            model=form.model, layer=form.layer, weights=form.weights, sql=form.sql, labels=with_labels, **form.given
+        )
     )
-    form.params = params = parameters.params
-    if len(library.ids) < 2:
-        raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(library.ids)}")
-    tree = await _tree_for(tree_key(lib_key, params), library, params, wait)
-    labels_cut = cut_tree(tree, params.sim)
-    result = group(labels_cut, library.ids, library.timestamps, params)
-    agreement = None
-    if labels is not None:
-        described, index = labels
-        agreement = (described, index.score(flat_clusters(labels_cut, params.min_csize)))
-    return library, sets, tree, result, parameters, agreement
+    form.params = selection.params
+    return selection.cluster(await _tree_for(selection, float(settings["wait_seconds"])))
+
+
+def _photos(datasette, settings: dict):
+    time_limit_ms = datasette.sql_time_limit_ms
+    return lambda conn: Photos(conn, settings, time_limit_ms=time_limit_ms)
 
 
 def thumbnail_url(datasette, database: str, image_id: int) -> str:
@@ -217,66 +175,48 @@ def _route(datasette, database: str) -> str:
     return getattr(db, "route", database)
 
 
-def _computing(message: str, as_json: bool) -> Response:
-    headers = {"Retry-After": "2"}
+async def _computing(datasette, request, message: str, as_json: bool) -> Response:
+    """202 with Retry-After: JSON that says so without touching core's ``status``, or a page in the site's
+    chrome that reloads itself."""
+    headers = {"Retry-After": str(RETRY_AFTER)}
     if as_json:
-        return Response.json({"ok": False, "status": "computing", "message": message}, status=202, headers=headers)
-    return Response.html(
-        '<!DOCTYPE html><html><head><meta http-equiv="refresh" content="2"><title>Clustering…</title>'
-        f'</head><body><h1>Clustering…</h1><p class="imagecluster-computing">{_escape(message)}</p>'
-        "</body></html>",
-        status=202,
-        headers=headers,
+        body = {"ok": False, "computing": True, "message": message, "retry_after": RETRY_AFTER, "status": 202}
+        return Response.json(body, status=202, headers=headers)
+    html = await datasette.render_template(
+        "imagecluster_computing.html", {"message": message, "retry_after": RETRY_AFTER}, request=request
     )
-
-
-def _error(message: str, status: int, as_json: bool) -> Response:
-    if as_json:
-        return Response.json({"ok": False, "error": message, "status": status}, status=status)
-    return Response.html(
-        f"<!DOCTYPE html><title>Error {status}</title><h1>Error {status}</h1><p>{_escape(message)}</p>",
-        status=status,
-    )
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
+    return Response.html(html, status=202, headers=headers)
 
 
 async def cluster_view(datasette, request):
     """``/<database>/-/cluster`` and ``/<database>/-/cluster.json``."""
-    as_json = request.url_vars.get("format") == "json"
-    if request.url_vars.get("format") not in (None, "json"):
-        return _error(f"Unknown format: {request.url_vars['format']!r} (the page, or .json)", 404, False)
+    fmt = request.url_vars.get("format")
+    if fmt not in (None, "json"):
+        raise NotFound(f"Unknown format: {fmt!r} (the page, or .json)")
+    as_json = fmt == "json"
+    db = _database(datasette, request)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
+        raise Forbidden("You do not have permission to view this database's photos")
+    settings = config(datasette, db.name)
     try:
-        db = _database(datasette, request)
-        if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
-            raise Forbidden("You do not have permission to view this database")
-        settings = config(datasette, db.name)
         form = parse_form(request.args, settings)
         await _check_subset(datasette, request, db, form.sql)
-        library, sets, tree, result, parameters, agreement = await _cluster(
-            datasette, db, form, float(settings["wait_seconds"]), with_labels=not as_json
-        )
+        clustering = await _cluster(datasette, db, form, settings, with_labels=not as_json)
     except Computing as e:
-        return _computing(str(e), as_json)
-    except NotFound as e:
-        return _error(str(e) or "Not found", 404, as_json)
-    except Forbidden as e:
-        return _error(str(e) or "Forbidden", 403, as_json)
-    except (BadRequest, ClusterError) as e:
+        return await _computing(datasette, request, str(e), as_json)
+    except NotFoundError as e:
+        raise NotFound(str(e))
+    except (BadRequest, ClusterError, SubsetError) as e:
         if as_json:
-            return _error(str(e), 400, True)
+            raise BadRequest(str(e))
         return await _render(datasette, request, db, None, error=str(e), status=400)
     if as_json:
-        report = result_json(result, library)
+        report = clustering.json()
         for c in report["clusters"]:
             for image in c["images"]:
                 image["thumbnail"] = thumbnail_url(datasette, db.name, image["id"])
         return Response.json(report)
-    return await _render(datasette, request, db, (form, library, sets, tree, result, settings, parameters, agreement))
+    return await _render(datasette, request, db, (form, clustering, settings))
 
 
 async def _render(datasette, request, db, clustered, error: str | None = None, status: int = 200):
@@ -297,30 +237,20 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
     return Response.html(html, status=status)
 
 
-async def _gallery(
-    datasette,
-    request,
-    db,
-    form: Form,
-    library: Library,
-    sets: list[FingerprintSet],
-    tree,
-    result,
-    settings,
-    parameters: Chosen,
-    agreement,
-) -> dict:
+async def _gallery(datasette, request, db, form: Form, clustering: Clustering, settings: dict) -> dict:
+    selection, result = clustering.selection, clustering.result
+    library, sets = selection.library, selection.sets
     pages = max(1, -(-len(result.clusters) // form.page_size))
     page = min(form.page, pages)
-    shown = result.clusters[(page - 1) * form.page_size : page * form.page_size]
+    shown = clustering.clusters[(page - 1) * form.page_size : page * form.page_size]
     per_card = int(settings["thumbnails_per_cluster"])
-    ids = [int(i) for members in shown for i in members]
+    ids = [i for members in shown for i in members]
     details = library.details(ids)
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
     cards = []
     for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
-        member_ids = [int(i) for i in members]
+        member_ids = members
         taken = [details[i]["taken"] for i in member_ids if details[i]["taken"]]
         id_list = ",".join(map(str, member_ids))
         cards.append(
@@ -350,6 +280,7 @@ async def _gallery(
                 else None,
             }
         )
+    agreement = clustering.agreement()
     base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
     p = form.params
     return {
@@ -375,9 +306,9 @@ async def _gallery(
         "prev_url": f"{base}?{form.query(page=page - 1)}" if page > 1 else None,
         "next_url": f"{base}?{form.query(page=page + 1)}" if page < pages else None,
         "json_url": f"{base}.json?{form.query(page=None)}",
-        "dendrogram": dendrogram_svg(tree, p.sim),
+        "dendrogram": dendrogram_svg(clustering.tree, p.sim),
         "random_weights": library.fingerprint_set.weights.startswith("random-"),
-        "params_from": parameters.describe(),
+        "params_from": selection.chosen.describe(),
         "agreement": None
         if agreement is None
         else {
@@ -396,25 +327,25 @@ async def cluster_index(datasette, request):
             continue
         if not await can_view(datasette, request.actor, name, (IMAGES, FINGERPRINTS)):
             continue
-        if await db.execute_fn(has_fingerprints_table):
+        if await db.execute_fn(lambda conn: has_tables(conn, IMAGES, FINGERPRINTS)):
             target = datasette.urls.path(f"/{_route(datasette, name)}/-/cluster")
             query = request.query_string
             return Response.redirect(f"{target}?{query}" if query else target)
-    return _error("No database here has photo fingerprints: run 'imagecluster import' first", 404, False)
+    raise NotFound("No database here has photo fingerprints: run 'imagecluster import' first")
 
 
 async def thumbnail_view(datasette, request):
     """``/<database>/-/cluster/thumbnail/<id>.jpg``: the JPEG stored by the importer."""
     db = _database(datasette, request)
     if not await can_view(datasette, request.actor, db.name, (IMAGES, THUMBNAILS)):
-        return Response.text("Forbidden", status=403)
+        raise Forbidden("You do not have permission to view this database's thumbnails")
     try:
         image_id = _int("id", request.url_vars["id"], 0, 2**63 - 1)
     except BadRequest:  # not an id SQLite could hold: no such thumbnail
-        return Response.text("Not found", status=404)
+        raise NotFound("Thumbnail not found")
     row = await db.execute_fn(lambda conn: _thumbnail(conn, image_id))
     if row is None or not isinstance(row[0], bytes):
-        return Response.text("Not found", status=404)
+        raise NotFound("Thumbnail not found")
     etag = '"' + hashlib.sha256(row[0]).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
     if request.headers.get("if-none-match") == etag:
@@ -424,63 +355,56 @@ async def thumbnail_view(datasette, request):
 
 def _thumbnail(conn, image_id: int) -> tuple | None:
     """The thumbnail's row, in one trip to the database thread (None without a thumbnails table)."""
-    if table_exists(conn, THUMBNAILS):
+    if has_tables(conn, THUMBNAILS):
         return conn.execute(f"select jpeg from {THUMBNAILS} where image_id = ?", (image_id,)).fetchone()
     return None
 
 
 async def similar_view(datasette, request):
-    """``/<database>/-/cluster/similar/<id>.json``: the most similar photos, for row pages."""
+    """``/<database>/-/cluster/similar/<id>`` (a page) and ``.json``: the most similar photos."""
+    fmt = request.url_vars.get("format")
+    db = _database(datasette, request)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
+        raise Forbidden("You do not have permission to view this database's photos")
+    settings = config(datasette, db.name)
+    image_id = _int("id", request.url_vars["id"], 0, 2**63 - 1)
+    k = _int("k", request.args.get("k") or 8, 1, 100)
+    photos_for = _photos(datasette, settings)
     try:
-        db = _database(datasette, request)
-        if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
-            return _error("Forbidden", 403, True)
-        settings = config(datasette, db.name)
-        image_id = _int("id", request.url_vars["id"], 0, 2**63 - 1)
-        k = _int("k", request.args.get("k") or 8, 1, 100)
-        library = await db.execute_fn(lambda conn: _read_photo_library(conn, image_id, settings))
-        found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, nearest, library, image_id, k)
-    except NotFound as e:
-        return _error(str(e), 404, True)
-    except (BadRequest, ClusterError) as e:
-        return _error(str(e), 400, True)
-    return Response.json(
+        selection = await db.execute_fn(lambda conn: photos_for(conn).choose_photo(image_id))
+        found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, selection.similar, image_id, k)
+    except NotFoundError as e:
+        raise NotFound(str(e))
+    except ClusterError as e:
+        raise BadRequest(str(e))
+    photos = [
         {
-            "image_id": image_id,
-            "thumbnail": thumbnail_url(datasette, db.name, image_id),
-            "similar": [
-                {
-                    "id": i,
-                    "distance": d,
-                    "thumbnail": thumbnail_url(datasette, db.name, i),
-                    "url": datasette.urls.row(db.name, IMAGES, str(i)),
-                }
-                for i, d in found
-            ],
+            "id": i,
+            "distance": d,
+            "thumbnail": thumbnail_url(datasette, db.name, i),
+            "url": datasette.urls.row(db.name, IMAGES, str(i)),
         }
-    )
-
-
-def _read_photo_library(conn, image_id: int, settings: dict) -> Library:
-    """The configured library, from one snapshot; NotFound, as core's row page, for a missing photo."""
-    with read_transaction(conn):
-        sets = fingerprint_sets(conn)
-        if not sets:
-            raise NotFound("There are no fingerprints in this database: run 'imagecluster import' first")
-        chosen = choose_set(sets, settings.get("model"), settings.get("layer"), settings.get("weights"))
-        if conn.execute(f"select 1 from {IMAGES} where id = ?", (image_id,)).fetchone() is None:
-            raise NotFound(f"Record not found: {image_id}")
-        _, library = library_for(conn, chosen)
-    if image_id not in library.ids:
-        raise NotFound(f"Photo {image_id} has no fingerprint in {chosen.label}")
-    return library
+        for i, d in found
+    ]
+    if fmt == "json":
+        return Response.json(
+            {"image_id": image_id, "thumbnail": thumbnail_url(datasette, db.name, image_id), "similar": photos}
+        )
+    context = {
+        "database": db.name,
+        "image_id": image_id,
+        "thumbnail": thumbnail_url(datasette, db.name, image_id),
+        "row_url": datasette.urls.row(db.name, IMAGES, str(image_id)),
+        "cluster_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster"),
+        "similar": photos,
+    }
+    html = await datasette.render_template("imagecluster_similar.html", context, request=request)
+    return Response.html(html)
 
 
 async def not_found_view(datasette, request):
-    """Any other URL under ``/-/cluster/``: 404, in JSON where the URL asks for JSON."""
-    return _error(
+    """Any other URL under ``/-/cluster/``: core's 404 (JSON where the URL asks for JSON)."""
+    raise NotFound(
         "Not found: the cluster pages are /-/cluster, /<database>/-/cluster(.json), "
-        "/<database>/-/cluster/thumbnail/<id>.jpg and /<database>/-/cluster/similar/<id>.json",
-        404,
-        request.path.endswith(".json"),
+        "/<database>/-/cluster/thumbnail/<id>.jpg and /<database>/-/cluster/similar/<id>(.json)"
     )

@@ -17,7 +17,8 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
-from urllib.parse import quote
+
+from datasette_imagecluster.connections import connect_read_only
 
 from .exif import parse_exif_datetime
 
@@ -76,13 +77,10 @@ class CatalogLocked(CatalogError):
 
 def open_read_only(path: str) -> sqlite3.Connection:
     """A read-only connection that never writes a byte, even while the program has the catalog open."""
-    if not os.path.exists(path):
-        raise CatalogError(f"{path} does not exist")
-    uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT)
-        conn.execute("select count(*) from sqlite_master").fetchone()
-        return conn
+        return connect_read_only(path, timeout=LOCK_WAIT)
+    except FileNotFoundError:
+        raise CatalogError(f"{path} does not exist") from None
     except sqlite3.DatabaseError as e:
         raise _catalog_error(path, e) from None
 
@@ -132,15 +130,6 @@ def open_catalog(path: str) -> tuple[sqlite3.Connection, bool]:
     except sqlite3.DatabaseError as e:
         shutil.rmtree(folder, ignore_errors=True)
         raise _catalog_error(path, e) from None
-
-
-def has_tables(conn: sqlite3.Connection, *names: str) -> bool:
-    found = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
-    return set(names) <= found
-
-
-def columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"pragma table_info({table})")}
 
 
 def parse_root_maps(values: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:

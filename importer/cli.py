@@ -9,17 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from pathlib import Path
 
 import click
 
-from datasette_imagecluster.clustering import METHODS, METRICS, ClusterError
-from datasette_imagecluster.clustering import cluster as run_cluster
-from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
 from datasette_imagecluster.labels import BUILT_IN
-from datasette_imagecluster.parameters import SHIPPED, choose_params, tuned
-from datasette_imagecluster.results import params_json, result_json
-from datasette_imagecluster.schema import IMAGES, SchemaError, schema_version
+from datasette_imagecluster.parameters import METHODS, METRICS, SHIPPED, ClusterError
+from datasette_imagecluster.schema import SchemaError
 
 from .models import ARCHITECTURES
 
@@ -261,21 +256,6 @@ def _report_import(summary, paths, prune: bool) -> None:
         raise click.ClickException(f"no photos found in {', '.join(paths)}")
 
 
-def _open_read_only(db_path: str) -> sqlite3.Connection:
-    uri = Path(db_path).absolute().as_uri() + "?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-        version = schema_version(conn)
-        tables = conn.execute("select count(*) from sqlite_master where name = ?", (IMAGES,)).fetchone()[0]
-    except sqlite3.DatabaseError as e:
-        raise click.ClickException(f"{db_path} is not a readable SQLite database ({e})")
-    if version == 0 or not tables:
-        raise click.ClickException(
-            f"{db_path} is not an imagecluster database: run 'imagecluster import {db_path} PATH' first"
-        )
-    return conn
-
-
 def _fingerprint_set_options(command):
     for option in reversed(
         [
@@ -346,26 +326,33 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         imagecluster cluster photos.db --json > clusters.json
         imagecluster cluster photos.db --save trips --links ~/clusters
     """
-    conn = _open_read_only(db_path)
+    from datasette_imagecluster.photos import Photos
+
+    given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize, "pca": pca}
     try:
-        sets = fingerprint_sets(conn)
-        chosen = choose_set(sets, model, layer, weights)
-        given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize, "pca": pca}
-        parameters = choose_params(given, {}, tuned(conn, chosen))
-        params = parameters.params
-        library = load_library(conn, chosen)
-        result = run_cluster(library.vectors, library.timestamps, library.ids, params)
-        report = result_json(result, library)
+        with Photos.open(db_path) as photos:
+            clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
     except ClusterError as e:
         raise click.ClickException(str(e))
-    finally:
-        conn.close()
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-    else:
-        _print_stats(report)
-    if len(sets) > 1:
-        others = ", ".join(s.label for s in sets if s != chosen)
+    report = clustering.json()
+    click.echo(json.dumps(report, indent=2)) if as_json else _print_stats(report)
+    _notes(clustering.selection)
+    if links:
+        _link(links, [[image["path"] for image in c["images"]] for c in report["clusters"]])
+    if save:
+        try:
+            with Photos.open(db_path, write=True) as photos:
+                photos.save_clustering(save, clustering)
+        except (ClusterError, sqlite3.Error) as e:
+            raise click.ClickException(f"cannot save to {db_path}: {e}")
+        click.echo(f"Saved as clustering {save!r}", err=True)
+
+
+def _notes(selection) -> None:
+    """What a user should know about a clustering's inputs: other sets, random weights, tuned parameters."""
+    chosen = selection.fingerprint_set
+    if len(selection.sets) > 1:
+        others = ", ".join(s.label for s in selection.sets if s != chosen)
         click.echo(
             f"Note: clustered {chosen.label}; this database also has {others} "
             "(choose with --model, --layer and --weights).",
@@ -375,33 +362,18 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         click.echo(
             f"Note: these fingerprints come from random weights ({chosen.weights}), not a pretrained model.", err=True
         )
-    if parameters.origin == "tuned":
-        click.echo(f"Parameters not given: {parameters.describe()}.", err=True)
-    paths = [[image["path"] for image in c["images"]] for c in report["clusters"]]
-    if links:
-        from .links import LinksError, make_links
+    if selection.chosen.origin == "tuned":
+        click.echo(f"Parameters not given: {selection.chosen.describe()}.", err=True)
 
-        try:
-            count = make_links(links, paths)
-        except (LinksError, OSError) as e:
-            raise click.ClickException(str(e))
-        click.echo(f"Linked {count} photos into {links}", err=True)
-    if save:
-        from .store import Store
 
-        store = Store(db_path)
-        try:
-            store.save_clustering(
-                save,
-                params_json(result, chosen),
-                result.n_images,
-                [[int(i) for i in members] for members in result.clusters],
-            )
-        except sqlite3.Error as e:
-            raise click.ClickException(f"cannot save to {db_path}: {e}")
-        finally:
-            store.close()
-        click.echo(f"Saved as clustering {save!r}", err=True)
+def _link(folder: str, paths: list[list[str]]) -> None:
+    from .links import LinksError, make_links
+
+    try:
+        count = make_links(folder, paths)
+    except (LinksError, OSError) as e:
+        raise click.ClickException(str(e))
+    click.echo(f"Linked {count} photos into {folder}", err=True)
 
 
 @cli.command()
@@ -489,18 +461,22 @@ def tune(
         imagecluster tune photos.db --labels-csv groups.csv --save
         imagecluster tune photos.db --min-precision 0.9 --json
     """
-    from datasette_imagecluster.clustering import parse_pca
+    from datasette_imagecluster.parameters import parse_pca
+    from datasette_imagecluster.photos import Photos
     from datasette_imagecluster.quality import LabelError
 
     from .tuning import gather_labels, run_tune
 
-    conn = _open_read_only(db_path)
     try:
-        chosen = choose_set(fingerprint_sets(conn), model, layer, weights)
-        labels, singletons = gather_labels(conn, sources, labels_csv, labels_table)
+        photos = Photos.open(db_path)
+    except ClusterError as e:
+        raise click.ClickException(str(e))
+    try:
+        selection = photos.choose(model=model, layer=layer, weights=weights)
+        chosen = selection.fingerprint_set
+        labels, singletons = gather_labels(photos.conn, sources, labels_csv, labels_table)
         result = run_tune(
-            conn,
-            chosen,
+            selection,
             labels,
             min_precision=min_precision,
             folds=folds,
@@ -510,7 +486,7 @@ def tune(
     except (ClusterError, LabelError) as e:
         raise click.ClickException(str(e))
     finally:
-        conn.close()
+        photos.close()
     tuning = result.tuning
     candidate, score = tuning.best
     if as_json:

@@ -14,13 +14,13 @@ import re
 from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
+from datasette_imagecluster.connections import columns, has_tables
+
 from .catalog import (
     CatalogError,
     CatalogPhoto,
     Preview,
-    columns,
     find_catalog_file,
-    has_tables,
     map_root,
     open_catalog,
     parse_catalog_datetime,

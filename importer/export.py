@@ -7,10 +7,14 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from datasette_imagecluster.parameters import ClusterError
+from datasette_imagecluster.photos import Photos
+from datasette_imagecluster.saved import Saved
+from datasette_imagecluster.schema import IMAGES
 
 from .xmp import SidecarError, keyword, merge, sidecar_path
 
@@ -26,73 +30,32 @@ class SidecarChange:
     removed: list[str]
 
 
-def _connect(db_path: str) -> sqlite3.Connection:
+def _saved(db_path: str, name: str) -> tuple[Saved, list[tuple[int, str, str]]]:
+    """The saved clustering and (id, path, source) of every photo, from one read of the database."""
     try:
-        conn = sqlite3.connect(Path(db_path).absolute().as_uri() + "?mode=ro", uri=True)
-        conn.execute("select 1 from clusterings limit 1")
-    except sqlite3.Error:
-        raise ExportError(f"{db_path} has no saved clusterings: run 'imagecluster cluster --save NAME'")
-    return conn
-
-
-def _clustering(conn: sqlite3.Connection, name: str) -> dict:
-    row = conn.execute(
-        "select id, name, sim, alpha, method, metric, min_csize, pca, model, layer, weights, "
-        "n_images, n_clusters, created_at from clusterings where name = ?",
-        (name,),
-    ).fetchone()
-    if row is None:
-        names = ", ".join(r[0] for r in conn.execute("select name from clusterings order by name")) or "none"
-        raise ExportError(f"no clustering named {name!r} (saved: {names})")
-    keys = (
-        "id",
-        "name",
-        "sim",
-        "alpha",
-        "method",
-        "metric",
-        "min_csize",
-        "pca",
-        "model",
-        "layer",
-        "weights",
-        "n_images",
-        "n_clusters",
-        "created_at",
-    )
-    return dict(zip(keys, row))
-
-
-def members(conn: sqlite3.Connection, clustering_id: int) -> list[tuple[int, int, str, str | None, str]]:
-    """(cluster, image id, path, taken, source) of every clustered photo, by cluster then time."""
-    return conn.execute(
-        "select m.cluster, i.id, i.path, i.taken, i.source from cluster_members m join images i on i.id = "
-        "m.image_id where m.clustering_id = ? order by m.cluster, i.timestamp, i.id",
-        (clustering_id,),
-    ).fetchall()
+        with Photos.open(db_path) as photos:
+            saved = photos.clustering(name)
+            photos_rows = photos.conn.execute(f"select id, path, source from {IMAGES} order by id").fetchall()
+    except ClusterError as e:
+        raise ExportError(str(e))
+    return saved, photos_rows
 
 
 def export_table(db_path: str, name: str, fmt: str) -> str:
     """The clustering as CSV (a row per photo) or JSON (clusters of photos)."""
-    conn = _connect(db_path)
-    try:
-        info = _clustering(conn, name)
-        rows = members(conn, info["id"])
-    finally:
-        conn.close()
+    saved, _ = _saved(db_path, name)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["clustering", "cluster", "image_id", "path", "taken"])
-        writer.writerows([name, cluster, image_id, path, taken] for cluster, image_id, path, taken, _ in rows)
+        writer.writerows([name, m.cluster, m.image_id, m.path, m.taken] for m in saved.members)
         return out.getvalue()
     clusters: dict[int, list] = {}
-    for cluster, image_id, path, taken, _ in rows:
-        clusters.setdefault(cluster, []).append({"id": image_id, "path": path, "taken": taken})
-    info.pop("id")
+    for m in saved.members:
+        clusters.setdefault(m.cluster, []).append({"id": m.image_id, "path": m.path, "taken": m.taken})
     return json.dumps(
         {
-            "clustering": info,
+            "clustering": saved.info(),
             "clusters": [
                 {"cluster": number, "size": len(images), "images": images} for number, images in clusters.items()
             ],
@@ -115,13 +78,8 @@ def export_xmp(db_path: str, name: str, style: str | None = None, dry_run: bool 
     """Write each clustered photo's cluster keyword into its sidecar; remove this clustering's
     old keywords from every other sidecar. ``style``: appended, replaced, or None to follow
     an existing sidecar, else the photo's program (Lightroom: replaced; others: appended)."""
-    conn = _connect(db_path)
-    try:
-        info = _clustering(conn, name)
-        wanted = {image_id: cluster for cluster, image_id, _, _, _ in members(conn, info["id"])}
-        photos = conn.execute("select id, path, source from images order by id").fetchall()
-    finally:
-        conn.close()
+    saved, photos = _saved(db_path, name)
+    wanted = {m.image_id: m.cluster for m in saved.members}
     changes = []
     for image_id, photo, source in photos:
         candidates = [sidecar_path(photo, s) for s in (("appended", "replaced") if style is None else (style,))]

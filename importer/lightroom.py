@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
+from datasette_imagecluster.connections import has_tables
+
 from .catalog import (
     CatalogError,
     CatalogPhoto,
     Preview,
     find_catalog_file,
-    has_tables,
     map_root,
     open_catalog,
     parse_catalog_datetime,

@@ -25,7 +25,9 @@ import re
 import sqlite3
 import struct
 
-from .catalog import CatalogError, Preview, columns, has_tables, open_catalog
+from datasette_imagecluster.connections import columns, has_tables
+
+from .catalog import CatalogError, Preview, open_catalog
 
 MAGIC = b"AgHg"
 _BLOCK = struct.Struct(">4sH2sQQ")  # magic, header length, version, data length, padding length

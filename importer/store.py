@@ -11,16 +11,16 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlite_utils
 
+from datasette_imagecluster.connections import require_transaction, write_transaction
 from datasette_imagecluster.schema import (
     ALBUMS,
     CLUSTER_MEMBERS,
-    CLUSTERINGS,
     FINGERPRINTS,
     IMAGES,
     IMPORT_ERRORS,
@@ -109,15 +109,12 @@ class Store:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.rollback()
-            raise
-        self.conn.commit()
+    def transaction(self) -> AbstractContextManager:
+        """One write transaction, taken at once (``BEGIN IMMEDIATE``): every write method runs inside one."""
+        return write_transaction(self.conn)
+
+    def _writing(self) -> None:
+        require_transaction(self.conn)
 
     # -- reading -----------------------------------------------------------
 
@@ -159,14 +156,23 @@ class Store:
     # -- writing (call inside transaction()) -------------------------------
 
     def record_problem(self, problem: Problem) -> None:
-        self.conn.execute(
-            f"insert or replace into {IMPORT_ERRORS} (path, stage, message, size, mtime, time, catalog) "
-            "values (?, ?, ?, ?, ?, ?, ?)",
-            (problem.path, problem.stage, problem.message, problem.size, problem.mtime, now(), problem.catalog),
+        self._writing()
+        self.db[IMPORT_ERRORS].insert(
+            {
+                "path": problem.path,
+                "stage": problem.stage,
+                "message": problem.message,
+                "size": problem.size,
+                "mtime": problem.mtime,
+                "time": now(),
+                "catalog": problem.catalog,
+            },
+            replace=True,
         )
 
     def write_decoded(self, item: Decoded, key: FingerprintKey, vector: bytes) -> int:
         """Insert or update the photo's row, thumbnail and fingerprint; returns its id."""
+        self._writing()
         capture = item.capture
         values = {
             "path": item.path,
@@ -194,45 +200,58 @@ class Store:
         }
         previous = self.image_at(item.path)
         if previous is None:
-            cursor = self.conn.execute(
-                f"insert into {IMAGES} ({', '.join(_IMAGE_COLUMNS)}) values ({', '.join('?' for _ in _IMAGE_COLUMNS)})",
-                [values[c] for c in _IMAGE_COLUMNS],
-            )
-            image_id = cursor.lastrowid
+            image_id = self.db[IMAGES].insert(values).last_pk
         else:
             image_id = previous.id
-            self.conn.execute(
-                f"update {IMAGES} set {', '.join(f'{c} = ?' for c in _IMAGE_COLUMNS)} where id = ?",
-                [values[c] for c in _IMAGE_COLUMNS] + [image_id],
-            )
+            self.db[IMAGES].update(image_id, values)
             if previous.sha256 != item.sha256:
                 # New content: every fingerprint of the old content is stale.
                 self.conn.execute(f"delete from {FINGERPRINTS} where image_id = ?", (image_id,))
-        self.conn.execute(
-            f"insert or replace into {THUMBNAILS} (image_id, jpeg, width, height) values (?, ?, ?, ?)",
-            (image_id, item.thumbnail, item.thumbnail_width, item.thumbnail_height),
+        self.db[THUMBNAILS].insert(
+            {
+                "image_id": image_id,
+                "jpeg": item.thumbnail,
+                "width": item.thumbnail_width,
+                "height": item.thumbnail_height,
+            },
+            replace=True,
         )
         self.write_fingerprint(image_id, key, vector)
         self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (item.path,))
         return image_id
 
     def write_fingerprint(self, image_id: int, key: FingerprintKey, vector: bytes) -> None:
-        self.conn.execute(
-            f"insert or replace into {FINGERPRINTS} "
-            "(image_id, model, layer, weights, dims, vector, created_at) values (?, ?, ?, ?, ?, ?, ?)",
-            (image_id, key.model, key.layer, key.weights, len(vector) // 4, vector, now()),
+        self.db[FINGERPRINTS].insert(
+            {
+                "image_id": image_id,
+                "model": key.model,
+                "layer": key.layer,
+                "weights": key.weights,
+                "dims": len(vector) // 4,
+                "vector": vector,
+                "created_at": now(),
+            },
+            replace=True,
         )
 
     def move(self, image: KnownImage, entry: FileEntry) -> None:
         """The same photo under a new path: keep its row, thumbnail and fingerprints."""
-        self.conn.execute(
-            f"update {IMAGES} set path = ?, folder = ?, name = ?, size = ?, mtime = ? where id = ?",
-            (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.size, entry.mtime, image.id),
+        self._writing()
+        self.db[IMAGES].update(
+            image.id,
+            {
+                "path": entry.path,
+                "folder": os.path.dirname(entry.path),
+                "name": os.path.basename(entry.path),
+                "size": entry.size,
+                "mtime": entry.mtime,
+            },
         )
         self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (entry.path,))
 
     def copy(self, image: KnownImage, entry: FileEntry) -> int:
         """A second file with the content of a known photo: copy its rows, no decoding."""
+        self._writing()
         columns = [c for c in _IMAGE_COLUMNS if c not in ("path", "folder", "name", "mtime", "imported_at")]
         cursor = self.conn.execute(
             f"insert into {IMAGES} (path, folder, name, mtime, imported_at, {', '.join(columns)}) "
@@ -256,16 +275,18 @@ class Store:
 
     def relocate(self, image_id: int, path: str) -> None:
         """A catalog photo's row follows it to a new path; size and mtime still say whether to re-read it."""
-        self.conn.execute(
-            f"update {IMAGES} set path = ?, folder = ?, name = ? where id = ?",
-            (path, os.path.dirname(path), os.path.basename(path), image_id),
+        self._writing()
+        self.db[IMAGES].update(
+            image_id, {"path": path, "folder": os.path.dirname(path), "name": os.path.basename(path)}
         )
 
     def touch(self, image: KnownImage, entry: FileEntry) -> None:
         """Same content, new size or mtime (e.g. copied back from a backup)."""
-        self.conn.execute(f"update {IMAGES} set size = ?, mtime = ? where id = ?", (entry.size, entry.mtime, image.id))
+        self._writing()
+        self.db[IMAGES].update(image.id, {"size": entry.size, "mtime": entry.mtime})
 
     def delete_images(self, image_ids: list[int]) -> None:
+        self._writing()
         for table, column in (
             (CLUSTER_MEMBERS, "image_id"),
             (TAGS, "image_id"),
@@ -278,6 +299,7 @@ class Store:
 
     def write_catalog(self, image_id: int, source: str, catalog: str, photo: CatalogPhoto) -> None:
         """A catalog's metadata for one photo's row; its date, when it has one, wins over EXIF."""
+        self._writing()
         self.conn.execute(
             f"update {IMAGES} set source = ?, catalog = ?, catalog_id = ?, rating = ?, pick = ?, "
             "color_label = ?, title = ?, caption = ?, latitude = coalesce(?, latitude), "
@@ -317,6 +339,7 @@ class Store:
 
     def link_groups(self, catalog: str, leaders: dict[str, str]) -> None:
         """``group_leader`` of each photo, from catalog ids to this database's ids."""
+        self._writing()
         self.conn.execute(f"update {IMAGES} set group_leader = null where catalog = ?", (catalog,))
         self.conn.executemany(
             f"update {IMAGES} set group_leader = (select id from {IMAGES} where catalog = ? and catalog_id = ?) "
@@ -326,6 +349,7 @@ class Store:
 
     def forget_missing_originals(self, catalog: str) -> None:
         """A catalog's missing originals are checked afresh on every import (its paths may be remapped)."""
+        self._writing()
         self.conn.execute(f"delete from {IMPORT_ERRORS} where catalog = ?", (catalog,))
 
     def catalog_rows(self, catalog: str) -> Iterator[tuple[int, str, str]]:
@@ -334,49 +358,6 @@ class Store:
             f"select id, catalog_id, path from {IMAGES} where catalog = ? order by id", (catalog,)
         )
 
-    def save_clustering(self, name: str, params: dict, n_images: int, clusters: list[list[int]]) -> int:
-        """Store a clustering under a name (replacing one of that name); returns its id.
-
-        ``params`` holds the clustering parameters and the fingerprint set
-        (model, layer, weights); clusters are numbered from 1 in their order.
-        """
-        with self.transaction():
-            previous = self.conn.execute(f"select id from {CLUSTERINGS} where name = ?", (name,)).fetchone()
-            if previous is not None:
-                self.conn.execute(f"delete from {CLUSTER_MEMBERS} where clustering_id = ?", (previous[0],))
-                self.conn.execute(f"delete from {CLUSTERINGS} where id = ?", (previous[0],))
-            pca = params.get("pca")
-            cursor = self.conn.execute(
-                f"insert into {CLUSTERINGS} (name, sim, alpha, method, metric, min_csize, pca, "
-                "model, layer, weights, n_images, n_clusters, created_at) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    params["sim"],
-                    params["alpha"],
-                    params["method"],
-                    params["metric"],
-                    params["min_csize"],
-                    None if pca is None else str(pca),
-                    params["model"],
-                    params["layer"],
-                    params["weights"],
-                    n_images,
-                    len(clusters),
-                    now(),
-                ),
-            )
-            clustering_id = cursor.lastrowid
-            self.conn.executemany(
-                f"insert into {CLUSTER_MEMBERS} (clustering_id, cluster, image_id) values (?, ?, ?)",
-                [
-                    (clustering_id, number, int(image_id))
-                    for number, members in enumerate(clusters, start=1)
-                    for image_id in members
-                ],
-            )
-        return clustering_id
-
     def set_verdicts(self, pairs: list[tuple[str, str]], verdict: str | None) -> None:
         """Record a verdict (``same``/``different``) on pairs of photos by content hash; None forgets."""
         keyed = [(min(a, b), max(a, b)) for a, b in pairs]
@@ -384,9 +365,9 @@ class Store:
             if verdict is None:
                 self.conn.executemany(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", keyed)
             else:
-                self.conn.executemany(
-                    f"insert or replace into {VERDICTS} (sha256_a, sha256_b, verdict, created_at) values (?, ?, ?, ?)",
-                    [(a, b, verdict, now()) for a, b in keyed],
+                self.db[VERDICTS].insert_all(
+                    ({"sha256_a": a, "sha256_b": b, "verdict": verdict, "created_at": now()} for a, b in keyed),
+                    replace=True,
                 )
 
     def save_tuned(
@@ -404,26 +385,20 @@ class Store:
         model, layer, weights = fingerprint_set
         pca = params.get("pca")
         with self.transaction():
-            self.conn.execute(
-                f"insert or replace into {TUNED_PARAMS} (model, layer, weights, method, metric, alpha, sim, "
-                "min_csize, pca, labels, labelled_pairs, precision, recall, f1, cv_f1, tuned_at) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    model,
-                    layer,
-                    weights,
-                    params["method"],
-                    params["metric"],
-                    params["alpha"],
-                    params["sim"],
-                    params["min_csize"],
-                    None if pca is None else str(pca),
-                    labels,
-                    pairs,
-                    precision,
-                    recall,
-                    f1,
-                    cv_f1,
-                    now(),
-                ),
+            self.db[TUNED_PARAMS].insert(
+                {
+                    "model": model,
+                    "layer": layer,
+                    "weights": weights,
+                    **{k: params[k] for k in ("method", "metric", "alpha", "sim", "min_csize")},
+                    "pca": None if pca is None else str(pca),
+                    "labels": labels,
+                    "labelled_pairs": pairs,
+                    "precision": precision,
+                    "recall": recall,
+                    "f1": f1,
+                    "cv_f1": cv_f1,
+                    "tuned_at": now(),
+                },
+                replace=True,
             )

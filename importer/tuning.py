@@ -13,10 +13,9 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
-from datasette_imagecluster.clustering import Params
-from datasette_imagecluster.fingerprints import FingerprintSet, Library, load_library
 from datasette_imagecluster.labels import BUILT_IN, load_labels, resolve_rows, table_rows, verdicts
-from datasette_imagecluster.parameters import choose_params, tuned
+from datasette_imagecluster.parameters import Params
+from datasette_imagecluster.photos import Selection
 from datasette_imagecluster.quality import LabelError, Labels, Score, Tuning, merge, score_params, tune
 from datasette_imagecluster.schema import IMAGES
 
@@ -72,8 +71,7 @@ def gather_labels(
 
 
 def run_tune(
-    conn: sqlite3.Connection,
-    fingerprint_set: FingerprintSet,
+    selection: Selection,
     labels: Labels,
     *,
     min_precision: float | None,
@@ -81,9 +79,9 @@ def run_tune(
     methods: tuple[str, ...],
     pcas: tuple,
 ) -> TuneResult:
-    """Search the parameters for one fingerprint set; the defaults in force are the search's prior."""
-    library: Library = load_library(conn, fingerprint_set)
-    defaults = choose_params({}, {}, tuned(conn, fingerprint_set)).params
+    """Search the parameters for one fingerprint set; the defaults in force (the selection's parameters,
+    chosen with none given) are the search's prior."""
+    library, defaults = selection.library, selection.params
     kwargs = {"methods": methods} if methods else {}
     result = tune(
         library.vectors,

@@ -8,6 +8,7 @@ that folder is absent (override its place with IMAGECLUSTER_SHARED_DATA).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -159,6 +160,14 @@ def library(tmp_path_factory):
 
     run_import(str(db), [str(photos)], ImportOptions(weights="none", workers=0))
     return db, photos
+
+
+@pytest.fixture
+def db_path(library, tmp_path) -> Path:
+    """A private copy of the library, so tests may change it."""
+    path = tmp_path / "photos.db"
+    shutil.copy(library[0], path)
+    return path
 
 
 def connect(db_path: Path) -> sqlite3.Connection:

@@ -34,13 +34,6 @@ INSERT_COPY = (
 )
 
 
-@pytest.fixture
-def db_path(library, tmp_path):
-    path = tmp_path / "photos.db"
-    shutil.copy(library[0], path)
-    return path
-
-
 def core_sql_path(query: str) -> str:
     """Core's own arbitrary-SQL JSON endpoint on each line."""
     return ("/photos/-/query.json?sql=" if IS_1_0 else "/photos.json?sql=") + quote(query)

@@ -304,11 +304,11 @@ def test_scores_count_only_pairs_of_known_status():
 
 
 def test_default_parameters_have_one_source():
-    from datasette_imagecluster import views
+    from datasette_imagecluster.config import DEFAULTS
     from datasette_imagecluster.parameters import SHIPPED, choose_params
     from importer.cli import DEFAULT
 
-    assert DEFAULT is SHIPPED and not {"sim", "alpha", "method"} & set(views.DEFAULTS)
+    assert DEFAULT is SHIPPED and not {"sim", "alpha", "method"} & set(DEFAULTS)
     assert choose_params({}, {}, None).params == SHIPPED
     # A metric ward can't use, given alone, brings a method that can.
     assert choose_params({"metric": "cosine"}, {}, None).params.method == "average"
