@@ -18,8 +18,10 @@ from common import camera_photos, python_measured, run_measured
 
 MODEL_ONLY = r"""
 import sys, time, numpy as np
-from importer.models import ARCHITECTURES, load_fingerprinter, resolve_weights
-f = load_fingerprinter("vgg16", "fc2", resolve_weights(ARCHITECTURES["vgg16"], "none"))
+from importer.models import load_fingerprinter, resolve_weights
+from importer.plugins import fingerprinters
+vgg16 = fingerprinters()["vgg16"]
+f = load_fingerprinter(vgg16, "fc2", resolve_weights(vgg16, "none"))
 batch = np.random.default_rng(0).integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
 f(batch)  # warm-up
 n, start = 0, time.perf_counter()
@@ -30,8 +32,10 @@ print(n / (time.perf_counter() - start))
 
 IMAGECLUSTER_SHAPE = r"""
 import sys, time, glob, numpy as np, PIL.Image
-from importer.models import ARCHITECTURES, load_fingerprinter, resolve_weights
-f = load_fingerprinter("vgg16", "fc2", resolve_weights(ARCHITECTURES["vgg16"], "none"))
+from importer.models import load_fingerprinter, resolve_weights
+from importer.plugins import fingerprinters
+vgg16 = fingerprinters()["vgg16"]
+f = load_fingerprinter(vgg16, "fc2", resolve_weights(vgg16, "none"))
 files = sorted(glob.glob(sys.argv[1] + "/*.jpg"))[: int(sys.argv[2])]
 def one(fn):
     arr = np.asarray(PIL.Image.open(fn).resize((224, 224), 3), dtype=np.float32)

@@ -6,9 +6,10 @@ from common import python_measured
 
 RATE = r"""
 import sys, time, numpy as np
-from importer.models import ARCHITECTURES, load_fingerprinter, resolve_weights
-name = sys.argv[1]
-f = load_fingerprinter(name, ARCHITECTURES[name].default_layer, resolve_weights(ARCHITECTURES[name], "none"))
+from importer.models import load_fingerprinter, resolve_weights
+from importer.plugins import fingerprinters
+architecture = fingerprinters()[sys.argv[1]]
+f = load_fingerprinter(architecture, architecture.default_layer, resolve_weights(architecture, "none"))
 batch = np.random.default_rng(0).integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
 f(batch)
 n, start = 0, time.perf_counter()
@@ -19,10 +20,10 @@ print(n / (time.perf_counter() - start), f.dims)
 
 
 def run(quick: bool) -> list[tuple[str, str]]:
-    from importer.models import ARCHITECTURES
+    from importer.plugins import fingerprinters
 
     rows, vgg = [], None
-    for name in ARCHITECTURES:
+    for name in fingerprinters():
         rate, dims = python_measured(RATE, name, "8" if quick else "20")[2].split()
         rate = float(rate)
         vgg = vgg or rate

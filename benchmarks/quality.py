@@ -76,14 +76,15 @@ SETS = {
 
 def models() -> list[tuple[str, str, str]]:
     """(model, weights, what) for every model whose weights are at hand."""
-    from importer.models import ARCHITECTURES, KerasArchitecture
+    from importer.models import KerasArchitecture
+    from importer.plugins import fingerprinters
 
     found = [
         ("vgg16", "none", "VGG16 fc2, random weights (the floor)"),
         ("efficientnet-lite0", "imagenet", "EfficientNet-Lite0, ImageNet (packaged weights)"),
     ]
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-    for name, arch in ARCHITECTURES.items():
+    for name, arch in fingerprinters().items():
         if isinstance(arch, KerasArchitecture) and (keras_home / arch.imagenet_file).exists():
             found.append((name, "imagenet", f"{name}, ImageNet (Keras)"))
     return found

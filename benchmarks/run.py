@@ -22,6 +22,7 @@ import bench_cluster  # noqa: E402
 import bench_import  # noqa: E402
 import bench_models  # noqa: E402
 import bench_rescan  # noqa: E402
+import bench_startup  # noqa: E402
 from common import machine  # noqa: E402
 
 
@@ -35,16 +36,20 @@ def table(title: str, rows: list[tuple[str, str]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["import", "models", "memory", "rescan", "cluster"], action="append")
+    parser.add_argument(
+        "--only", choices=["startup", "import", "models", "memory", "rescan", "cluster"], action="append"
+    )
     parser.add_argument("--large", action="store_true", help="also cluster N = 20,000 (baseline: minutes)")
     parser.add_argument(
         "--huge", action="store_true", help="also cluster N = 100,000 (ours only: the baseline needs ~40 GB; minutes)"
     )
     args = parser.parse_args()
-    only = set(args.only or ["import", "models", "memory", "rescan", "cluster"])
+    only = set(args.only or ["startup", "import", "models", "memory", "rescan", "cluster"])
     print(f"Machine: {machine()}")
     started = time.perf_counter()
     shape_rate = None
+    if "startup" in only:
+        table("Start-up (median of fresh interpreters)", bench_startup.run(args.quick))
     if "import" in only:
         rows = bench_import.run(args.quick)
         shape_rate = float(rows[1][1].split()[0])

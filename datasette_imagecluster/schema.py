@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # only its type: the hooks import table names from here, and sqlite-utils takes 50 ms to load
+    import sqlite_utils
 
 SCHEMA_VERSION = 4
 

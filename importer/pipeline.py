@@ -30,11 +30,13 @@ from typing import Protocol
 
 import numpy as np
 
+from datasette_imagecluster.connections import require_transaction
 from datasette_imagecluster.vectors import encode
 
 from .catalog import Catalog, CatalogPhoto, Preview
 from .decode import Decoded, DecodeRequest, decode
-from .models import ARCHITECTURES, load_fingerprinter, resolve_weights
+from .models import Architecture, Weights, load_fingerprinter, resolve_weights
+from .plugins import fingerprinters
 from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
 from .store import FingerprintKey, KnownImage, Store
 
@@ -108,37 +110,258 @@ def run_import(
 ) -> ImportSummary:
     """Import every photo below ``roots`` (or of a photo manager's ``catalog``) into ``db_path``."""
     started = time.monotonic()
-    progress = progress or _NoProgress()
-    architecture = ARCHITECTURES[options.model]
+    models = fingerprinters()
+    if options.model not in models:
+        raise ImportFailed(f"unknown model {options.model!r}: choose one of {', '.join(models)}")
+    architecture = models[options.model]
     options = replace(options, layer=options.layer or architecture.default_layer)
     if options.layer not in architecture.layers:
         raise ImportFailed(
             f"{options.model} has no layer {options.layer!r}: choose one of {', '.join(architecture.layers)}"
         )
     weights = resolve_weights(architecture, options.weights, options.seed)
-    key = FingerprintKey(options.model, options.layer, weights.identity)
-    summary = ImportSummary(weights=weights.identity)
     store = Store(db_path)
     try:
-        plan = _Plan(store, catalog)
-        if catalog:
-            with store.transaction():
-                store.forget_missing_originals(catalog.path)
-        entries = _catalog_entries(catalog) if catalog else ((item, None) for item in walk(roots))
-        todo = _plan(store, entries, key, architecture.input_size, options, summary, plan)
-        progress.start(len(todo))
-        _decode_and_fingerprint(store, todo, key, weights, options, summary, progress, plan)
-        if catalog:
-            plan.finish_catalog(options.prune, summary)
-        else:
-            _find_vanished(store, roots, options.prune, summary)
+        job = Import(store, options, architecture, weights, progress or _NoProgress(), catalog)
+        job.run(roots)
     finally:
         store.close()
-    summary.elapsed = time.monotonic() - started
-    return summary
+    job.summary.elapsed = time.monotonic() - started
+    return job.summary
 
 
-class _Plan:
+class Import:
+    """One import: the store, the options, the model, the summary and the progress, in one place.
+
+    The steps are its methods, in order: :meth:`plan` sorts every file (or
+    catalog photo) into done, moved, copied, failed or to decode;
+    :meth:`fingerprint` decodes and fingerprints what is left, a batch per
+    transaction; :meth:`find_vanished` reports (and with ``prune`` deletes)
+    photos that are gone.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        options: ImportOptions,
+        architecture: Architecture,
+        weights: Weights,
+        progress: Progress,
+        catalog: Catalog | None = None,
+    ):
+        self.store = store
+        self.options = options
+        self.architecture = architecture
+        self.weights = weights
+        self.progress = progress
+        self.catalog = catalog
+        self.key = FingerprintKey(options.model, options.layer, weights.identity)
+        self.summary = ImportSummary(weights=weights.identity)
+        self.metadata = CatalogMetadata(store, catalog)
+
+    def run(self, roots: list[str]) -> None:
+        if self.catalog:
+            with self.store.transaction():
+                self.store.forget_missing_originals(self.catalog.path)
+        entries = _catalog_entries(self.catalog) if self.catalog else ((item, None) for item in walk(roots))
+        todo = self.plan(entries)
+        self.progress.start(len(todo))
+        self.fingerprint(todo)
+        if self.catalog:
+            self.metadata.finish_catalog(self.options.prune, self.summary)
+        else:
+            self.find_vanished(roots)
+
+    # -- planning ---------------------------------------------------------
+
+    def plan(self, entries: Iterable[tuple[Entry, CatalogPhoto | None]]) -> list[DecodeRequest]:
+        """What to decode; everything else (unchanged, moved, copied, failed) is settled here and now."""
+        todo: list[DecodeRequest] = []
+        metadata = self.metadata
+        for item, photo in entries:
+            if photo is not None:
+                metadata.saw(photo)
+            if isinstance(item, Problem):
+                self.record(item)
+                continue
+            if photo is not None:
+                metadata.follow(photo, item.path)
+            if isinstance(item, MissingOriginal):
+                request = self.classify_stand_in(item)
+            else:
+                orientation = photo.orientation if photo is not None else None
+                request = self.classify(item, orientation)
+                if request is not None and photo is not None:
+                    request.orientation = orientation
+                    request.preview = self.catalog.preview(photo)  # in case the original cannot be decoded
+            if request is not None:
+                todo.append(request)
+            if photo is None:
+                continue
+            # A catalog's metadata goes with the photo's row (none for a file that failed).
+            if request is not None:
+                metadata.wait(item.path, photo)
+            elif (image := self.store.image_at(item.path)) is not None:
+                metadata.has_row(image.id, photo)
+        return todo
+
+    def classify(self, entry: FileEntry, orientation: int | None = None) -> DecodeRequest | None:
+        """What one file needs; moves, copies and touches are written here and now.
+
+        ``orientation`` is a catalog's: a photo the user has rotated there since its
+        last import is decoded again, however unchanged the file.
+        """
+        store, summary, input_size = self.store, self.summary, self.architecture.input_size
+        known = store.image_at(entry.path)
+        if known is not None and known.size == entry.size and known.mtime == entry.mtime:
+            if self.done(known, orientation):
+                summary.unchanged += 1
+                return None
+            return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, known.sha256)
+        if not self.options.retry_errors and store.failed_unchanged(entry):
+            summary.still_failing += 1
+            return None
+        try:
+            fmt = sniff_file(entry.path)
+        except OSError as e:
+            if has_image_extension(entry.path):
+                self.unreadable(entry, e)
+            return None
+        if fmt is None:
+            if has_image_extension(entry.path):
+                message = (
+                    "empty file"
+                    if entry.size == 0
+                    else ("not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF or HEIF")
+                )
+                self.record(Problem(entry.path, "decode", message, entry.size, entry.mtime))
+            else:
+                summary.not_photos += 1
+            return None
+
+        twins = [i for i in store.images_of_size(entry.size) if i.path != entry.path]
+        sha256 = None
+        if twins or (known is not None and known.size == entry.size):
+            try:
+                sha256 = file_sha256(entry.path)
+            except OSError as e:
+                self.unreadable(entry, e)
+                return None
+            if known is not None and known.sha256 == sha256:
+                with store.transaction():
+                    store.touch(known, entry)
+                if self.done(known, orientation):
+                    summary.unchanged += 1
+                    return None
+            elif known is None:
+                reused = self.reuse_twin(entry, sha256, twins)
+                if reused is not None and store.has_fingerprint(reused, self.key):
+                    return None
+        return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, sha256)
+
+    def classify_stand_in(self, entry: MissingOriginal) -> DecodeRequest | None:
+        """Like :meth:`classify` for a photo known only by its preview (nothing to move or copy)."""
+        known = self.store.image_at(entry.path)
+        if known is not None and known.size == entry.size and known.mtime == entry.mtime and self.done(known):
+            self.summary.unchanged += 1
+            return None
+        return DecodeRequest(
+            entry.path,
+            entry.size,
+            entry.mtime,
+            self.architecture.input_size,
+            preview=entry.preview,
+            original_missing=True,
+        )
+
+    def done(self, image: KnownImage, orientation: int | None = None) -> bool:
+        """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says."""
+        return self.store.has_fingerprint(image.id, self.key) and not (
+            orientation and image.needs_rotation(orientation)
+        )
+
+    def reuse_twin(self, entry: FileEntry, sha256: str, twins: list[KnownImage]) -> int | None:
+        """Take over (moved file) or copy (duplicate file) a known photo with this content.
+
+        Returns the id of the row now at ``entry.path``, or None if no known photo
+        has this content. The caller still decodes it if the row lacks the
+        fingerprint asked for.
+        """
+        same = [t for t in twins if t.sha256 == sha256]
+        if not same:
+            return None
+        with self.store.transaction():
+            for twin in same:
+                if not os.path.exists(twin.path):
+                    self.store.move(twin, entry)
+                    self.summary.moved += 1
+                    return twin.id
+            self.summary.copied += 1
+            return self.store.copy(same[0], entry)
+
+    def unreadable(self, entry: FileEntry, error: OSError) -> None:
+        self.record(Problem(entry.path, "read", f"cannot read: {error.strerror or error}", entry.size, entry.mtime))
+
+    def record(self, problem: Problem) -> None:
+        with self.store.transaction():
+            self.store.record_problem(problem)
+        self.summary.failed += 1
+
+    # -- decoding, fingerprinting, storing ----------------------------------
+
+    def fingerprint(self, todo: list[DecodeRequest]) -> None:
+        """Decode in worker processes, fingerprint in batches, store each batch in one transaction."""
+        batch: list[Decoded] = []
+        problems: list[Problem] = []
+        options = self.options
+        for result in decode_all(todo, options.workers, ahead=2 * options.batch_size):
+            if isinstance(result, Problem):
+                problems.append(result)
+            else:
+                batch.append(result)
+            if len(batch) >= options.batch_size or len(problems) >= 256:
+                self.store_batch(batch, problems)
+                batch, problems = [], []
+        self.store_batch(batch, problems)
+
+    def store_batch(self, batch: list[Decoded], problems: list[Problem]) -> None:
+        """Fingerprint a batch (the model is loaded only now, once) and store it with its problems."""
+        store, summary, options = self.store, self.summary, self.options
+        vectors: np.ndarray | list = []
+        if batch:
+            fingerprinter = load_fingerprinter(self.architecture, options.layer, self.weights, options.seed)
+            summary.model_loaded = True
+            vectors = fingerprinter(np.stack([item.pixels for item in batch]))
+        with store.transaction():
+            for item, vector in zip(batch, vectors):
+                self.metadata.decoded(item.path, store.write_decoded(item, self.key, encode(vector)))
+            for problem in problems:
+                store.record_problem(problem)
+        summary.imported += len(batch)
+        summary.exif_warnings += sum(1 for item in batch if item.capture.error)
+        summary.from_previews += sum(1 for item in batch if item.pixels_from == "lightroom-preview")
+        summary.failed += len(problems)
+        self.progress.advance(len(batch) + len(problems))
+
+    # -- what is gone ---------------------------------------------------------
+
+    def find_vanished(self, roots: list[str]) -> None:
+        gone: list[tuple[int, str]] = []
+        for root in roots:
+            root = os.path.abspath(root)
+            if not os.path.isdir(root):
+                continue
+            gone.extend(
+                (image_id, path) for image_id, path in self.store.images_under(root) if not os.path.exists(path)
+            )
+        self.summary.vanished = [path for _, path in gone]
+        if self.options.prune and gone:
+            with self.store.transaction():
+                self.store.delete_images([image_id for image_id, _ in gone])
+            self.summary.pruned = len(gone)
+
+
+class CatalogMetadata:
     """A catalog's metadata on its way into the database, beside the files' own rows."""
 
     def __init__(self, store: Store, catalog: Catalog | None):
@@ -184,13 +407,14 @@ class _Plan:
                 self.write_ready()
 
     def write_ready(self) -> None:
-        """Call inside a transaction."""
+        require_transaction(self.store.conn)
         for image_id, photo in self.ready:
             self.store.write_catalog(image_id, self.catalog.source, self.catalog.path, photo)
         self.ready.clear()
 
     def decoded(self, path: str, image_id: int) -> None:
-        """Call inside a transaction, after the photo's row was written."""
+        """After the photo's row was written, in the same transaction."""
+        require_transaction(self.store.conn)
         photo = self.waiting.pop(path, None)
         if photo is not None:
             self.store.write_catalog(image_id, self.catalog.source, self.catalog.path, photo)
@@ -259,206 +483,6 @@ def _catalog_entries(catalog: Catalog) -> Iterator[tuple[Entry, CatalogPhoto]]:
             yield FileEntry(photo.path, st.st_size, st.st_mtime), photo
 
 
-def _plan(
-    store: Store,
-    entries: Iterable[tuple[Entry, CatalogPhoto | None]],
-    key: FingerprintKey,
-    input_size: tuple[int, int],
-    options: ImportOptions,
-    summary: ImportSummary,
-    plan: _Plan,
-) -> list[DecodeRequest]:
-    todo: list[DecodeRequest] = []
-    for item, photo in entries:
-        if photo is not None:
-            plan.saw(photo)
-        if isinstance(item, Problem):
-            _record(store, item, summary)
-            continue
-        if photo is not None:
-            plan.follow(photo, item.path)
-        if isinstance(item, MissingOriginal):
-            request = _classify_stand_in(store, item, key, input_size, summary)
-        else:
-            orientation = photo.orientation if photo is not None else None
-            request = _classify(store, item, key, input_size, options, summary, orientation)
-            if request is not None and photo is not None:
-                request.orientation = orientation
-                request.preview = plan.catalog.preview(photo)  # in case the original cannot be decoded
-        if request is not None:
-            todo.append(request)
-        if photo is None:
-            continue
-        # A catalog's metadata goes with the photo's row (none for a file that failed).
-        if request is not None:
-            plan.wait(item.path, photo)
-        elif (image := store.image_at(item.path)) is not None:
-            plan.has_row(image.id, photo)
-    return todo
-
-
-def _classify(
-    store: Store,
-    entry: FileEntry,
-    key: FingerprintKey,
-    input_size: tuple[int, int],
-    options: ImportOptions,
-    summary: ImportSummary,
-    orientation: int | None = None,
-) -> DecodeRequest | None:
-    """What one file needs; moves, copies and touches are written here and now.
-
-    ``orientation`` is a catalog's: a photo the user has rotated there since its
-    last import is decoded again, however unchanged the file.
-    """
-    known = store.image_at(entry.path)
-    if known is not None and known.size == entry.size and known.mtime == entry.mtime:
-        if _done(store, known, key, orientation):
-            summary.unchanged += 1
-            return None
-        return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, known.sha256)
-    if not options.retry_errors and store.failed_unchanged(entry):
-        summary.still_failing += 1
-        return None
-    try:
-        fmt = sniff_file(entry.path)
-    except OSError as e:
-        if has_image_extension(entry.path):
-            _unreadable(store, entry, e, summary)
-        return None
-    if fmt is None:
-        if has_image_extension(entry.path):
-            message = (
-                "empty file"
-                if entry.size == 0
-                else ("not an image: the content is not JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF or HEIF")
-            )
-            _record(store, Problem(entry.path, "decode", message, entry.size, entry.mtime), summary)
-        else:
-            summary.not_photos += 1
-        return None
-
-    twins = [i for i in store.images_of_size(entry.size) if i.path != entry.path]
-    sha256 = None
-    if twins or (known is not None and known.size == entry.size):
-        try:
-            sha256 = file_sha256(entry.path)
-        except OSError as e:
-            _unreadable(store, entry, e, summary)
-            return None
-        if known is not None and known.sha256 == sha256:
-            with store.transaction():
-                store.touch(known, entry)
-            if _done(store, known, key, orientation):
-                summary.unchanged += 1
-                return None
-        elif known is None:
-            reused = _reuse_twin(store, entry, sha256, twins, summary)
-            if reused is not None and store.has_fingerprint(reused, key):
-                return None
-    return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, sha256)
-
-
-def _classify_stand_in(
-    store: Store,
-    entry: MissingOriginal,
-    key: FingerprintKey,
-    input_size: tuple[int, int],
-    summary: ImportSummary,
-) -> DecodeRequest | None:
-    """Like :func:`_classify` for a photo known only by its preview (nothing to move or copy)."""
-    known = store.image_at(entry.path)
-    if known is not None and known.size == entry.size and known.mtime == entry.mtime and _done(store, known, key):
-        summary.unchanged += 1
-        return None
-    return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, preview=entry.preview, original_missing=True)
-
-
-def _done(store: Store, image: KnownImage, key: FingerprintKey, orientation: int | None = None) -> bool:
-    """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says."""
-    return store.has_fingerprint(image.id, key) and not (orientation and image.needs_rotation(orientation))
-
-
-def _reuse_twin(
-    store: Store,
-    entry: FileEntry,
-    sha256: str,
-    twins: list[KnownImage],
-    summary: ImportSummary,
-) -> int | None:
-    """Take over (moved file) or copy (duplicate file) a known photo with this content.
-
-    Returns the id of the row now at ``entry.path``, or None if no known photo
-    has this content. The caller still decodes it if the row lacks the
-    fingerprint asked for.
-    """
-    same = [t for t in twins if t.sha256 == sha256]
-    if not same:
-        return None
-    with store.transaction():
-        for twin in same:
-            if not os.path.exists(twin.path):
-                store.move(twin, entry)
-                summary.moved += 1
-                return twin.id
-        summary.copied += 1
-        return store.copy(same[0], entry)
-
-
-def _unreadable(store: Store, entry: FileEntry, error: OSError, summary: ImportSummary) -> None:
-    _record(
-        store, Problem(entry.path, "read", f"cannot read: {error.strerror or error}", entry.size, entry.mtime), summary
-    )
-
-
-def _record(store: Store, problem: Problem, summary: ImportSummary) -> None:
-    with store.transaction():
-        store.record_problem(problem)
-    summary.failed += 1
-
-
-def _decode_and_fingerprint(
-    store: Store,
-    todo: list[DecodeRequest],
-    key: FingerprintKey,
-    weights,
-    options: ImportOptions,
-    summary: ImportSummary,
-    progress: Progress,
-    plan: _Plan,
-) -> None:
-    batch: list[Decoded] = []
-    problems: list[Problem] = []
-
-    def flush() -> None:
-        vectors: np.ndarray | list = []
-        if batch:
-            fingerprinter = load_fingerprinter(options.model, options.layer, weights, options.seed)
-            summary.model_loaded = True
-            vectors = fingerprinter(np.stack([item.pixels for item in batch]))
-        with store.transaction():
-            for item, vector in zip(batch, vectors):
-                plan.decoded(item.path, store.write_decoded(item, key, encode(vector)))
-            for problem in problems:
-                store.record_problem(problem)
-        summary.imported += len(batch)
-        summary.exif_warnings += sum(1 for item in batch if item.capture.error)
-        summary.from_previews += sum(1 for item in batch if item.pixels_from == "lightroom-preview")
-        summary.failed += len(problems)
-        progress.advance(len(batch) + len(problems))
-        batch.clear()
-        problems.clear()
-
-    for result in decode_all(todo, options.workers, ahead=2 * options.batch_size):
-        if isinstance(result, Problem):
-            problems.append(result)
-        else:
-            batch.append(result)
-        if len(batch) >= options.batch_size or len(problems) >= 256:
-            flush()
-    flush()
-
-
 def _init_worker(parent_pid: int) -> None:
     """Leave Ctrl-C to the parent, and exit if the parent dies (e.g. SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -505,17 +529,3 @@ def decode_all(requests: Iterable[DecodeRequest], workers: int, ahead: int = 64)
                 pending.append(pool.submit(decode, following))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _find_vanished(store: Store, roots: list[str], prune: bool, summary: ImportSummary) -> None:
-    gone: list[tuple[int, str]] = []
-    for root in roots:
-        root = os.path.abspath(root)
-        if not os.path.isdir(root):
-            continue
-        gone.extend((image_id, path) for image_id, path in store.images_under(root) if not os.path.exists(path))
-    summary.vanished = [path for _, path in gone]
-    if prune and gone:
-        with store.transaction():
-            store.delete_images([image_id for image_id, _ in gone])
-        summary.pruned = len(gone)

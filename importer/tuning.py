@@ -13,10 +13,19 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
-from datasette_imagecluster.labels import BUILT_IN, load_labels, resolve_rows, table_rows, verdicts
+from datasette_imagecluster.labels import (
+    BUILT_IN,
+    LabelError,
+    Labels,
+    load_labels,
+    merge,
+    resolve_rows,
+    table_rows,
+    verdicts,
+)
 from datasette_imagecluster.parameters import Params
 from datasette_imagecluster.photos import Selection
-from datasette_imagecluster.quality import LabelError, Labels, Score, Tuning, merge, score_params, tune
+from datasette_imagecluster.quality import Score, Tuning, score_params, tune
 from datasette_imagecluster.schema import IMAGES
 
 

@@ -475,3 +475,22 @@ def test_raw_files_import_in_folder_imports(tmp_path, photo_folder):
     assert rows(db, "select format, camera_model, timestamp_source from images where name = 'IMG_0001.DNG'") == [
         ("DNG", "TestCam", "exif:DateTime")
     ]
+
+
+def test_store_writes_outside_a_transaction_are_refused(tmp_path):
+    from importer.sources import Problem
+    from importer.store import Store
+
+    store = Store(str(tmp_path / "photos.db"))
+    try:
+        with pytest.raises(AssertionError, match="inside a transaction"):
+            store.record_problem(Problem(str(tmp_path / "x.jpg"), "read", "cannot read"))
+        with store.transaction():
+            store.record_problem(Problem(str(tmp_path / "x.jpg"), "read", "cannot read"))
+        with pytest.raises(AssertionError, match="don't nest"), store.transaction(), store.transaction():
+            pass
+    finally:
+        store.close()
+    assert rows(tmp_path / "photos.db", "select path, message from import_errors") == [
+        (str(tmp_path / "x.jpg"), "cannot read")
+    ]

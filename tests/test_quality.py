@@ -19,8 +19,9 @@ from click.testing import CliRunner
 
 from datasette_imagecluster.clustering import Params
 from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
+from datasette_imagecluster.labels import merge
 from datasette_imagecluster.parameters import SHIPPED
-from datasette_imagecluster.quality import merge, score_params
+from datasette_imagecluster.quality import score_params
 
 from .catalogs import DIGIKAM_ROOT, LIGHTROOM_ROOT, digikam_catalog, lightroom_catalog
 from .conftest import connect, invoke, rows, shared_data

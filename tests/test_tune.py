@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 
-from datasette_imagecluster.labels import load_labels
-from datasette_imagecluster.quality import LabelError, LabelIndex, Labels, merge
+from datasette_imagecluster.labels import LabelError, Labels, load_labels, merge
+from datasette_imagecluster.quality import LabelIndex
 
 from .catalogs import DIGIKAM_ROOT, LIGHTROOM_ROOT, digikam_catalog, lightroom_catalog
 from .conftest import connect, invoke, rows, save_jpeg, scene

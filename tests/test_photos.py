@@ -1,0 +1,80 @@
+"""The clustering API (``Photos``): what the CLI, the pages and the SQL functions share, for Python users too."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from datasette.app import Datasette
+
+from datasette_imagecluster.parameters import SHIPPED, ClusterError, NotFoundError
+from datasette_imagecluster.photos import Photos
+
+from .conftest import invoke
+
+
+def test_one_clustering_for_the_api_the_cli_the_page_and_sql(db_path, runner):
+    with Photos.open(str(db_path)) as photos:
+        clustering = photos.cluster(sim=0.9, alpha=0.5)
+        numbers = photos.choose(sim=0.9, alpha=0.5).numbers()
+    clusters = clustering.clusters
+    assert clusters and all(type(i) is int for members in clusters for i in members)
+    assert numbers == {i: n for n, members in enumerate(clusters, start=1) for i in members}
+    cli = json.loads(invoke(runner, "cluster", str(db_path), "--sim", "0.9", "--alpha", "0.5", "--json").stdout)
+    assert [[image["id"] for image in c["images"]] for c in cli["clusters"]] == clusters
+    assert cli == clustering.json()
+
+    async def from_datasette():
+        ds = Datasette([str(db_path)])
+        page = (await ds.client.get("/photos/-/cluster.json?sim=0.9&alpha=0.5")).json()
+        sql = (await ds.client.get("/photos.json?_shape=array&sql=select+imagecluster_clusters(0.9,+0.5)+as+c")).json()
+        return page, json.loads(sql[0]["c"])
+
+    import asyncio
+
+    page, from_sql = asyncio.run(from_datasette())
+    assert [[image["id"] for image in c["images"]] for c in page["clusters"]] == clusters == from_sql
+
+
+def test_parameters_not_given_come_from_the_one_rule(db_path):
+    with Photos.open(str(db_path)) as photos:
+        assert photos.choose().chosen.origin == "default" and photos.choose().params == SHIPPED
+        assert photos.choose(sim=0.7).params.sim == 0.7
+    with Photos.open(str(db_path), configured={"alpha": 0.9}) as photos:
+        assert photos.choose().params.alpha == 0.9 and photos.choose().chosen.origin == "configured"
+
+
+def test_save_and_read_a_clustering(db_path):
+    with Photos.open(str(db_path)) as photos:
+        clustering = photos.cluster(sim=0.9, alpha=0.5)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            photos.save_clustering("bursts", clustering)  # opened read-only: nothing can be written
+    with Photos.open(str(db_path), write=True) as photos:
+        saved = photos.save_clustering("bursts", clustering)
+    with Photos.open(str(db_path)) as photos:
+        assert photos.clusterings() == ["bursts"]
+        back = photos.clustering("bursts")
+        with pytest.raises(NotFoundError, match=r"no clustering named 'nope' \(saved: bursts\)"):
+            photos.clustering("nope")
+    assert back.id == saved.id and back.n_clusters == len(clustering.clusters)
+    assert back.params["sim"] == 0.9 and back.params["model"] == clustering.selection.fingerprint_set.model
+    regrouped: dict[int, list[int]] = {}
+    for member in back.members:
+        regrouped.setdefault(member.cluster, []).append(member.image_id)
+    assert [sorted(regrouped[n]) for n in sorted(regrouped)] == [sorted(c) for c in clustering.clusters]
+
+
+def test_similar_photos_and_what_is_not_there(db_path, tmp_path):
+    with Photos.open(str(db_path)) as photos:
+        found = photos.similar(1, k=3)
+        assert len(found) == 3 and all(type(i) is int and i != 1 for i, _ in found)
+        assert [d for _, d in found] == sorted(d for _, d in found)
+        with pytest.raises(NotFoundError, match="Record not found: 99999"):
+            photos.similar(99999)
+    with pytest.raises(NotFoundError, match="does not exist"):
+        Photos.open(str(tmp_path / "missing.db"))
+    (tmp_path / "other.db").write_bytes(b"")
+    sqlite3.connect(tmp_path / "other.db").execute("create table t (x)").connection.close()
+    with pytest.raises(ClusterError, match="is not an imagecluster database"):
+        Photos.open(str(tmp_path / "other.db"))
