@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 
@@ -12,6 +13,7 @@ from datasette_imagecluster.parameters import SHIPPED, ClusterError, NotFoundErr
 from datasette_imagecluster.photos import Photos
 
 from .conftest import invoke
+from .test_plugin import get, sql
 
 
 def test_one_clustering_for_the_api_the_cli_the_page_and_sql(db_path, runner):
@@ -27,11 +29,9 @@ def test_one_clustering_for_the_api_the_cli_the_page_and_sql(db_path, runner):
 
     async def from_datasette():
         ds = Datasette([str(db_path)])
-        page = (await ds.client.get("/photos/-/cluster.json?sim=0.9&alpha=0.5")).json()
-        sql = (await ds.client.get("/photos.json?_shape=array&sql=select+imagecluster_clusters(0.9,+0.5)+as+c")).json()
-        return page, json.loads(sql[0]["c"])
-
-    import asyncio
+        page = (await get(ds, "/photos/-/cluster.json?sim=0.9&alpha=0.5")).json()
+        found = await sql(ds, "select imagecluster_clusters(0.9, 0.5) as c")
+        return page, json.loads(found[0]["c"])
 
     page, from_sql = asyncio.run(from_datasette())
     assert [[image["id"] for image in c["images"]] for c in page["clusters"]] == clusters == from_sql
