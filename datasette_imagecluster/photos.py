@@ -24,14 +24,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import sqlite_utils
+
 from . import saved
+from .changes import Diff, diff
 from .clustering import Result, Tree, cut_tree, group
 from .connections import connect_read_only, nested_read_transaction, read_transaction, tables
 from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets
 from .parameters import Chosen, ClusterError, NotFoundError, Params, choose_params, tuned
 from .quality import Score, flat_clusters
 from .results import params_json, result_json
-from .schema import IMAGES, schema_version
+from .schema import IMAGES, SchemaError, ensure_schema, schema_version
 from .subsets import run_subset
 from .trees import build_and_cache, cached_tree, library_for, nearest, numbers_for, tree_key, user_labels_for
 
@@ -143,11 +146,15 @@ class Photos:
         try:
             conn = sqlite3.connect(path, timeout=10) if write else connect_read_only(path)
             version = schema_version(conn)
+            if write and version:
+                ensure_schema(sqlite_utils.Database(conn))  # saving may need the newest tables
             has_images = IMAGES in tables(conn)
         except FileNotFoundError:
             raise NotFoundError(f"{path} does not exist") from None
         except sqlite3.DatabaseError as e:
             raise ClusterError(f"{path} is not a readable SQLite database ({e})") from None
+        except SchemaError as e:
+            raise ClusterError(str(e)) from None
         if version == 0 or not has_images:
             conn.close()
             raise ClusterError(f"{path} is not an imagecluster database: run 'imagecluster import {path} PATH' first")
@@ -224,7 +231,8 @@ class Photos:
         return self.choose_photo(image_id, **options).similar(image_id, k)
 
     def save_clustering(self, name: str, clustering: Clustering) -> saved.Saved:
-        """Store a clustering under a name, replacing one of that name (needs ``open(write=True)``)."""
+        """Store a clustering as the next version of ``name``; clusters that persist keep their numbers
+        (:mod:`.saved`). Needs ``open(write=True)``."""
         result = clustering.result
         params = params_json(result, clustering.selection.fingerprint_set)
         return saved.save(self.conn, name, params, result.n_images, clustering.clusters)
@@ -234,7 +242,19 @@ class Photos:
         with self._transaction(self.conn):
             return saved.names(self.conn)
 
-    def clustering(self, name: str) -> saved.Saved:
-        """A saved clustering with its members; NotFoundError naming the saved ones if there is none."""
+    def clustering(self, name: str, version: int | None = None) -> saved.Saved:
+        """A saved clustering (its latest version, or the one asked for) with its members;
+        NotFoundError naming the saved ones if there is none."""
         with self._transaction(self.conn):
-            return saved.load(self.conn, name)
+            if version is None:
+                return saved.load(self.conn, name)
+            return saved.load_version(self.conn, name, version)
+
+    def diff(self, name: str) -> Diff:
+        """What changed between the last two saves of a clustering; NotFoundError if it was saved once."""
+        with self._transaction(self.conn):
+            found = saved.versions(self.conn, name)
+            if len(found) < 2:
+                saved.load(self.conn, name)  # NotFoundError naming the saved ones, if it was never saved
+                raise NotFoundError(f"clustering {name!r} was saved once: save it again to see what changed")
+            return diff(saved.load_version(self.conn, name, found[-2]), saved.load_version(self.conn, name, found[-1]))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only its type: the hooks import table names from here, and sqlite-utils takes 50 ms to load
     import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -226,12 +226,30 @@ def _add_verdicts_and_tuning_v4(db: sqlite_utils.Database) -> None:
     )
 
 
+def _keep_clustering_history_v5(db: sqlite_utils.Database) -> None:
+    """Saving a clustering again adds a version instead of replacing it, so cluster numbers can
+    stay stable across saves (``version``; ``last_number``, the highest number any version used,
+    so numbers are never reused) and ``imagecluster diff`` can say what changed."""
+    existing = db[CLUSTERINGS].columns_dict
+    if "version" not in existing:
+        db[CLUSTERINGS].add_column("version", int, not_null_default=1)
+    if "last_number" not in existing:
+        db[CLUSTERINGS].add_column("last_number", int, not_null_default=0)
+        db.execute(
+            f"update {CLUSTERINGS} set last_number = coalesce((select max(cluster) from {CLUSTER_MEMBERS} "
+            f"where clustering_id = {CLUSTERINGS}.id), 0)"
+        )
+    db.execute(f"drop index if exists idx_{CLUSTERINGS}_name")
+    db[CLUSTERINGS].create_index(["name", "version"], unique=True, if_not_exists=True)
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _add_catalogs_v2,
     _add_pixel_sources_v3,
     _add_verdicts_and_tuning_v4,
+    _keep_clustering_history_v5,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -337,7 +337,11 @@ def _fingerprint_set_options(command):
     help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos",
 )
 @click.option(
-    "--save", metavar="NAME", default=None, help="store the clustering in the clusterings and cluster_members tables"
+    "--save",
+    metavar="NAME",
+    default=None,
+    help="store the clustering as the next version of NAME (clusterings, cluster_members); "
+    "clusters that persist keep their numbers",
 )
 def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json, links, save):
     """Cluster the photos in DB_PATH by content and capture time.
@@ -369,10 +373,11 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
     if save:
         try:
             with Photos.open(db_path, write=True) as photos:
-                photos.save_clustering(save, clustering)
+                saved = photos.save_clustering(save, clustering)
         except (ClusterError, sqlite3.Error) as e:
             raise click.ClickException(f"cannot save to {db_path}: {e}")
-        click.echo(f"Saved as clustering {save!r}", err=True)
+        again = f", version {saved.version}: see 'imagecluster diff {db_path} {save}'" if saved.version > 1 else ""
+        click.echo(f"Saved as clustering {save!r}{again}", err=True)
 
 
 def _notes(selection) -> None:
@@ -710,6 +715,48 @@ def export_command(db_path, name, fmt):
         click.echo(export_table(db_path, name, fmt), nl=False)
     except ExportError as e:
         raise click.ClickException(str(e))
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print the changes as JSON")
+def diff(db_path, name, as_json):
+    """What changed between the last two saves of the clustering NAME.
+
+    Saving a clustering again ('imagecluster cluster --save NAME', e.g. after
+    an import) keeps the number of every cluster that persists. This lists
+    the clusters that are new, grew, shrank, changed, split, merged or
+    dissolved, with their photos that moved.
+
+    \b
+    Example:
+        imagecluster cluster photos.db --save trips
+        imagecluster import photos.db ~/Pictures && imagecluster cluster photos.db --save trips
+        imagecluster diff photos.db trips
+    """
+    from datasette_imagecluster.photos import Photos
+
+    try:
+        with Photos.open(db_path) as photos:
+            changes = photos.diff(name)
+    except ClusterError as e:
+        raise click.ClickException(str(e))
+    if as_json:
+        click.echo(json.dumps(changes.as_dict(), indent=2))
+        return
+    counts = changes.counts()
+    click.echo(
+        f"{name}: version {changes.version_before} -> {changes.version_after}: "
+        + ", ".join(f"{counts[kind]} {kind}" for kind in counts)
+    )
+    for change in changes.changes:
+        if change.kind == "unchanged":
+            continue
+        before = ", ".join(map(str, change.before)) or "-"
+        after = ", ".join(map(str, change.after)) or "-"
+        moved = f" (+{len(change.added)} -{len(change.removed)} photos)" if change.added or change.removed else ""
+        click.echo(f"  {change.kind:<9} {before} -> {after}: {change.size_before} -> {change.size_after} photos{moved}")
 
 
 @cli.command()

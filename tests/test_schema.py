@@ -59,8 +59,14 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
     db["images"].insert(
         {"path": "/a.jpg", "size": 1, "mtime": 0.0, "sha256": "x", "timestamp": 0.0, "source": "folder"}
     )
+    db["clusterings"].insert({"id": 1, "name": "trips", "sim": 0.5, "alpha": 0.3, "n_clusters": 1})
+    db["cluster_members"].insert({"clustering_id": 1, "cluster": 3, "image_id": 1})
     ensure_schema(db)
-    assert schema_version(db.conn) == SCHEMA_VERSION == 4
+    assert schema_version(db.conn) == SCHEMA_VERSION == 5
+    # A clustering saved before v5 is its first version, its numbers counted as used.
+    assert list(db.query("select name, version, last_number from clusterings")) == [
+        {"name": "trips", "version": 1, "last_number": 3}
+    ]
     assert {
         "catalog",
         "catalog_id",
