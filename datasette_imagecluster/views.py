@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from datasette import Response
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound
@@ -28,7 +28,7 @@ from .parameters import METHODS, METRICS, ClusterError, NotFoundError, Params, c
 from .parameters import NAMES as PARAMETER_NAMES
 from .permissions import can_execute_sql, can_view
 from .photos import Clustering, Photos, Selection
-from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
+from .schema import CLUSTER_MEMBERS, CLUSTERINGS, FINGERPRINTS, IMAGES, THUMBNAILS
 from .subsets import SubsetError
 
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
@@ -402,9 +402,44 @@ async def similar_view(datasette, request):
     return Response.html(html)
 
 
+async def changes_view(datasette, request):
+    """``/<database>/-/cluster/changes/<name>`` (a page) and ``.json``: what changed between the last two
+    saves of a clustering (``imagecluster diff``), with thumbnails of the photos that moved."""
+    db = _database(datasette, request)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, CLUSTERINGS, CLUSTER_MEMBERS)):
+        raise Forbidden("You do not have permission to view this database's clusterings")
+    name = unquote(request.url_vars["name"])
+    try:
+        changes = await db.execute_fn(lambda conn: Photos(conn).diff(name))
+    except NotFoundError as e:
+        raise NotFound(str(e))
+    report = changes.as_dict()
+    if request.url_vars.get("format") == "json":
+        return Response.json(report)
+    for change in report["changes"]:
+        change["photos"] = [
+            {
+                "id": i,
+                "joined": i in change["added"],
+                "thumbnail": thumbnail_url(datasette, db.name, i),
+                "url": datasette.urls.row(db.name, IMAGES, str(i)),
+            }
+            for i in (*change["added"], *change["removed"])
+        ]
+    context = {
+        "database": db.name,
+        "report": report,
+        "json_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster/changes/{quote(name)}.json"),
+        "cluster_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster"),
+    }
+    html = await datasette.render_template("imagecluster_changes.html", context, request=request)
+    return Response.html(html)
+
+
 async def not_found_view(datasette, request):
     """Any other URL under ``/-/cluster/``: core's 404 (JSON where the URL asks for JSON)."""
     raise NotFound(
         "Not found: the cluster pages are /-/cluster, /<database>/-/cluster(.json), "
-        "/<database>/-/cluster/thumbnail/<id>.jpg and /<database>/-/cluster/similar/<id>(.json)"
+        "/<database>/-/cluster/thumbnail/<id>.jpg, /<database>/-/cluster/similar/<id>(.json) and "
+        "/<database>/-/cluster/changes/<clustering>(.json)"
     )

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import sqlite_utils
 
 from datasette_imagecluster.changes import diff
@@ -159,3 +160,29 @@ def test_numbers_survive_an_incremental_import_of_real_photos(tmp_path, runner):
     with Photos.open(str(db)) as library:
         changes = library.diff("holidays")
     assert changes.counts()["unchanged"] == kept
+
+
+@pytest.mark.asyncio
+async def test_the_changes_page_and_json_match_imagecluster_diff(db_path, runner):
+    from bs4 import BeautifulSoup
+    from datasette.app import Datasette
+
+    from .test_datasette_native import assert_extends_base, instance
+
+    for sim in ("0.95", "0.5"):
+        invoke(runner, "cluster", str(db_path), "--sim", sim, "--alpha", "1", "--save", "bursts")
+    expected = json.loads(invoke(runner, "diff", str(db_path), "bursts", "--json").stdout)
+    ds = Datasette([str(db_path)])
+    assert (await ds.client.get("/photos/-/cluster/changes/bursts.json")).json() == expected
+    page = await ds.client.get("/photos/-/cluster/changes/bursts")
+    assert page.status_code == 200
+    assert_extends_base(page.text)
+    soup = BeautifulSoup(page.text, "html.parser")
+    shown = {int(a["href"].rsplit("/", 1)[-1]) for a in soup.select(".imagecluster-change .imagecluster-thumbs a")}
+    moved = {i for c in expected["changes"] for i in (*c["added"], *c["removed"])}
+    assert moved and shown == moved
+    missing = await ds.client.get("/photos/-/cluster/changes/nope.json")
+    assert missing.status_code == 404 and "no clustering named 'nope'" in missing.json()["error"]
+    rules = {"databases": {"photos": {"tables": {"cluster_members": {"allow": {"id": "root"}}}}}}
+    denied = await instance(db_path, rules).client.get("/photos/-/cluster/changes/bursts")
+    assert denied.status_code == 403
