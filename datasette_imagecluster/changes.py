@@ -77,7 +77,13 @@ def diff(before: Saved, after: Saved) -> Diff:
             target = new[landed[0]]
             changes.append(
                 Change(
-                    "changed", [number], landed, len(members), len(target), sorted(target - members), sorted(members)
+                    "changed",
+                    [number],
+                    landed,
+                    len(members),
+                    len(target),
+                    sorted(target - members),
+                    sorted(members - target),
                 )
             )
     split = {n for c in changes if c.kind == "split" for n in c.before}

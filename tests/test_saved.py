@@ -186,3 +186,13 @@ async def test_the_changes_page_and_json_match_imagecluster_diff(db_path, runner
     rules = {"databases": {"photos": {"tables": {"cluster_members": {"allow": {"id": "root"}}}}}}
     denied = await instance(db_path, rules).client.get("/photos/-/cluster/changes/bursts")
     assert denied.status_code == 403
+
+
+def test_a_cluster_that_goes_on_with_less_than_half_of_itself_is_renumbered_and_reported(tmp_path):
+    db = database(tmp_path / "photos.db", 12)
+    v1 = save(db.conn, "trips", {**PARAMS, **SET}, 12, [[1, 2, 3, 4, 5]])
+    v2 = save(db.conn, "trips", {**PARAMS, **SET}, 12, [[1, 2, 6, 7, 8, 9]])  # 3, 4, 5 left; 4 photos joined
+    assert v2.clusters() == {2: {1, 2, 6, 7, 8, 9}}
+    (change,) = diff(v1, v2).changes
+    assert (change.kind, change.before, change.after) == ("changed", [1], [2])
+    assert (change.added, change.removed) == ([6, 7, 8, 9], [3, 4, 5])
