@@ -30,6 +30,8 @@ from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
 from . import components
+from .constraints import Constraints, above, constrained_linkage
+from .constraints import check as check_constraints
 from .parameters import (  # noqa: F401 (the core's names, as imagecluster's users and the equivalence tests use them)
     EUCLIDEAN_ONLY_METHODS,
     METHODS,
@@ -150,24 +152,27 @@ def build_tree(
     metric: str = "euclidean",
     pca: int | float | None = None,
     sim: float | None = None,
+    constraints: Constraints | None = None,
 ) -> Tree:
     """The linkage tree of the mixed distances; everything but the cut.
 
     Given the ``sim`` it will be cut at, a large library with a reducible
     method is clustered one connected component at a time (exact, faster,
     half the memory); without it, or when that does not apply, the full
-    distance matrix is used, as imagecluster does.
+    distance matrix is used, as imagecluster does. With ``constraints``
+    (verdicts), the linkage honours them (:mod:`.constraints`).
     """
     n = vectors.shape[0]
     if n < 2:
         raise ClusterError(f"clustering needs at least 2 fingerprints, found {n}")
     if len(timestamps) != n:
         raise ClusterError("there must be one timestamp per fingerprint")
+    check_constraints(method, constraints)
     if pca is not None:
         vectors = pca_project(vectors, pca)
     if sim is not None and components.applicable(n, method, metric):
         try:
-            z, dmax = components.build(vectors, timestamps, alpha, method, metric, sim)
+            z, dmax = components.build(vectors, timestamps, alpha, method, metric, sim, constraints)
             return Tree(linkage=z, dmax=dmax, valid_from_sim=sim)
         except components.TooConnected:
             pass
@@ -175,7 +180,10 @@ def build_tree(
             raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): choose another metric")
     _check_memory(n, alpha)
     d = mixed_distances(vectors, timestamps, alpha, metric)
-    return Tree(linkage=hierarchy.linkage(d, method=method), dmax=float(d.max()))
+    dmax = float(d.max())
+    if constraints:
+        return Tree(linkage=constrained_linkage(d, method, constraints, above(dmax)), dmax=dmax)
+    return Tree(linkage=hierarchy.linkage(d, method=method), dmax=dmax)
 
 
 def cut_tree(tree: Tree, sim: float) -> np.ndarray:
@@ -198,8 +206,10 @@ def group(labels: np.ndarray, ids: np.ndarray, timestamps: np.ndarray, params: P
     return Result(params=params, n_images=len(ids), clusters=[ids[m] for m in kept])
 
 
-def tree_for(vectors: np.ndarray, timestamps: np.ndarray, params: Params) -> Tree:
-    """The tree for these parameters, exact wherever it may be cut: at ``params.sim`` and above."""
+def tree_for(
+    vectors: np.ndarray, timestamps: np.ndarray, params: Params, constraints: Constraints | None = None
+) -> Tree:
+    """The tree for these parameters (and verdicts), exact wherever it may be cut: at ``params.sim`` and above."""
     return build_tree(
         vectors,
         timestamps,
@@ -208,6 +218,7 @@ def tree_for(vectors: np.ndarray, timestamps: np.ndarray, params: Params) -> Tre
         metric=params.metric,
         pca=params.pca,
         sim=params.sim,
+        constraints=constraints,
     )
 
 

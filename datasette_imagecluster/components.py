@@ -42,6 +42,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import distance
 
+from .constraints import Constraints, above, constrained_linkage
+
 REDUCIBLE_METHODS = frozenset({"single", "complete", "average", "weighted", "ward"})
 SCREENED_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine"})
 MIN_PHOTOS = 3000  # below this the full matrix is fast enough
@@ -172,9 +174,19 @@ def _time(ti: np.ndarray, tj: np.ndarray, metric: str) -> np.ndarray:
 
 
 def build(
-    vectors: np.ndarray, timestamps: np.ndarray, alpha: float, method: str, metric: str, sim: float
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    alpha: float,
+    method: str,
+    metric: str,
+    sim: float,
+    constraints: Constraints | None = None,
 ) -> tuple[np.ndarray, float]:
-    """A linkage matrix exact below the cut for ``sim``, and max(d) of the mixed distances."""
+    """A linkage matrix exact below the cut for ``sim``, and max(d) of the mixed distances.
+
+    Must-link verdicts are edges too (their photos merge first, whatever their distance), and a
+    component holding a verdict is clustered with :func:`.constraints.constrained_linkage`.
+    """
     n = len(vectors)
     t64 = np.asarray(timestamps, dtype=np.float64)
     if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
@@ -209,9 +221,13 @@ def build(
     else:
         d_max = 1.0 if alpha == 0 else float(1.0 * (1 - alpha))
     keep = mixed(scan.dc.astype(np.float64), scan.i, scan.j) <= d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
-    graph = coo_matrix((np.ones(int(keep.sum()), np.int8), (scan.i[keep], scan.j[keep])), shape=(n, n))
+    i, j = scan.i[keep], scan.j[keep]
+    if constraints:
+        links = np.array([(g[0], p) for g in constraints.same for p in g[1:]], dtype=np.int32).reshape(-1, 2)
+        i, j = np.concatenate([i, links[:, 0]]), np.concatenate([j, links[:, 1]])
+    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max), d_max
+    return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints), d_max
 
 
 class _Scan:
@@ -268,8 +284,13 @@ class TooConnected(Exception):
     """At this sim nearly every photo is within reach of every other: use the full matrix."""
 
 
-def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max) -> np.ndarray:
-    """Exact linkage inside each component, joined into one tree at height d_max."""
+def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints=None) -> np.ndarray:
+    """Exact linkage inside each component, joined into one tree at height d_max.
+
+    Inside a component, clusters that verdicts keep apart join above every cut; the
+    components then join at d_max, which only a cut at sim 0 reaches (never this tree's).
+    """
+    constrained = constraints.by_component(labels) if constraints else {}
     n = len(vectors)
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
@@ -282,7 +303,9 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max) -> n
             roots.append((int(members[0]), 1))
             continue
         d = mix(distance.pdist(vectors[members], metric), distance.pdist(t64[members][:, None], time_metric))
-        z = hierarchy.linkage(d, method=method)
+        label = int(labels[members[0]])
+        inside = constrained[label].within(members) if label in constrained else None
+        z = constrained_linkage(d, method, inside, above(d_max)) if inside else hierarchy.linkage(d, method=method)
         m = len(members)
         ids = np.concatenate([members, np.arange(next_id, next_id + m - 1)])
         for a, b, height, size in z:

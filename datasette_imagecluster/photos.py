@@ -10,6 +10,10 @@ is how every caller clusters a library::
     photos.save_clustering("trips", clustering)      # needs Photos.open(path, write=True)
     photos.clustering("trips")                       # what was saved
 
+Every clustering honours the stored verdicts (``imagecluster verdict``):
+photos marked ``different`` never share a cluster, photos marked ``same``
+always do (:mod:`.constraints`).
+
 Reading is split from computing so the plugin can build trees off its event
 loop: :meth:`Photos.choose` reads everything one clustering needs in one
 read transaction and returns a :class:`Selection`; the selection clusters
@@ -30,7 +34,9 @@ from . import saved
 from .changes import Diff, diff
 from .clustering import Result, Tree, cut_tree, group
 from .connections import connect_read_only, nested_read_transaction, read_transaction, tables
+from .constraints import Constraints, from_ids
 from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets
+from .labels import LabelError, merge, verdicts
 from .parameters import Chosen, ClusterError, NotFoundError, Params, choose_params, tuned
 from .quality import Score, flat_clusters
 from .results import params_json, result_json
@@ -79,6 +85,7 @@ class Selection:
     key: tuple  # the library's cache key (database file, signature, set, subset)
     library: Library
     chosen: Chosen
+    constraints: Constraints = Constraints()  # the verdicts, as positions in the library
     labels: tuple[str, Any] | None = None  # the database's labels, when asked for
 
     @property
@@ -91,7 +98,7 @@ class Selection:
 
     @property
     def tree_key(self) -> tuple:
-        return tree_key(self.key, self.params)
+        return tree_key(self.key, self.params, self.constraints)
 
     def cached_tree(self) -> Tree | None:
         """The cached tree, if one can be cut at these parameters' sim."""
@@ -101,7 +108,7 @@ class Selection:
         """The tree for these parameters: cached, or built here and cached (the slow step)."""
         if len(self.library.ids) < 2:
             raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(self.library.ids)}")
-        return self.cached_tree() or build_and_cache(self.tree_key, self.library, self.params)
+        return self.cached_tree() or build_and_cache(self.tree_key, self.library, self.params, self.constraints)
 
     def cluster(self, tree: Tree | None = None) -> Clustering:
         """Cut the tree at ``sim`` and keep clusters of at least ``min_csize`` photos."""
@@ -208,8 +215,21 @@ class Photos:
             fingerprint_set = self._choose_set(sets, {"model": model, "layer": layer, "weights": weights})
             key, library = library_for(self.conn, fingerprint_set, ids)
             chosen = choose_params(given, self.configured, tuned(self.conn, fingerprint_set))
+            constraints = self._verdicts(library)
             found = user_labels_for(self.conn, key, library) if labels else None
-        return Selection(sets, key, library, chosen, found)
+        return Selection(sets, key, library, chosen, constraints, found)
+
+    def _verdicts(self, library: Library) -> Constraints:
+        """The stored verdicts on this library's photos as constraints; ClusterError naming the photos of a
+        conflict (two photos marked different that ``same`` verdicts put together)."""
+        same, different = verdicts(self.conn)
+        if not same and not different:
+            return Constraints()
+        try:
+            merged = merge(same, different)
+        except LabelError as e:
+            raise ClusterError(f"the verdicts contradict each other: {e}") from None
+        return from_ids(library.ids, merged.groups, merged.different)
 
     def cluster(self, **options: Any) -> Clustering:
         """Choose (see :meth:`choose`) and cluster, in this thread."""

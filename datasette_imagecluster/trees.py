@@ -19,6 +19,7 @@ import numpy as np
 
 from .clustering import Params, Tree, tree_for
 from .connections import tables
+from .constraints import Constraints
 from .fingerprints import FingerprintSet, Library, library_signature, load_library
 from .labels import LabelError, load_labels
 from .quality import LabelIndex
@@ -75,8 +76,8 @@ def library_key(
     return (database_file(conn), library_signature(conn, fingerprint_set), fingerprint_set, subset)
 
 
-def tree_key(lib_key: tuple, params: Params) -> tuple:
-    return (lib_key, params.alpha, params.method, params.metric, params.pca)
+def tree_key(lib_key: tuple, params: Params, constraints: Constraints = Constraints()) -> tuple:
+    return (lib_key, params.alpha, params.method, params.metric, params.pca, constraints)
 
 
 def cached_tree(key: tuple, params: Params) -> Tree | None:
@@ -92,10 +93,10 @@ def library_for(
     return key, libraries.get(key, lambda: load_library(conn, fingerprint_set, subset))
 
 
-def build_and_cache(key: tuple, library: Library, params: Params) -> Tree:
-    """Build the tree for these parameters and cache it, unless a concurrent build already cached one
-    that can be cut at more sims (a smaller ``valid_from_sim``)."""
-    tree = tree_for(library.vectors, library.timestamps, params)
+def build_and_cache(key: tuple, library: Library, params: Params, constraints: Constraints | None = None) -> Tree:
+    """Build the tree for these parameters (and verdicts) and cache it, unless a concurrent build already
+    cached one that can be cut at more sims (a smaller ``valid_from_sim``)."""
+    tree = tree_for(library.vectors, library.timestamps, params, constraints)
     cached = trees.peek(key)
     if cached is None or tree.valid_from_sim <= cached.valid_from_sim:
         trees.put(key, tree)

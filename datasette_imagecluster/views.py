@@ -248,6 +248,7 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
     details = library.details(ids)
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
+    shaping = _shaping_verdicts(selection)
     cards = []
     for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
         member_ids = members
@@ -270,6 +271,7 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
                     for i in member_ids[:per_card]
                 ],
                 "more": max(0, len(member_ids) - per_card),
+                "verdicts": _verdicts_on(shaping, member_ids),
                 "table_url": f"{table_url}?{urlencode({'id__in': id_list})}",
                 "sql_url": (
                     datasette.urls.database(db.name)
@@ -318,6 +320,19 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
             "f1": agreement[1].f1,
         },
     }
+
+
+def _shaping_verdicts(selection: Selection) -> list[tuple[str, tuple[int, ...]]]:
+    """The verdicts on this library as ("same", ids) and ("different", (a, b)) in image ids."""
+    ids = selection.library.ids
+    same = [("same", tuple(int(ids[p]) for p in g)) for g in selection.constraints.same]
+    return same + [("different", (int(ids[a]), int(ids[b]))) for a, b in selection.constraints.different]
+
+
+def _verdicts_on(shaping: list[tuple[str, tuple[int, ...]]], members: list[int]) -> list[str]:
+    """What shaped one cluster: its ``same`` groups, and ``different`` verdicts between its photos and others."""
+    inside = set(members)
+    return [f"{kind}: photos {', '.join(map(str, photos))}" for kind, photos in shaping if inside.intersection(photos)]
 
 
 async def cluster_index(datasette, request):
