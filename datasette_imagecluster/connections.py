@@ -106,3 +106,14 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.rollback()
         raise
     conn.commit()
+
+
+@contextmanager
+def joined_write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """The block in the caller's transaction when there is one (Datasette 1.0a's ``execute_write_fn``
+    opens one around the function it runs), else in a write transaction of its own."""
+    if conn.in_transaction:
+        yield conn
+        return
+    with write_transaction(conn):
+        yield conn

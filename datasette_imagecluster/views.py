@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from datasette import Response
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound
@@ -24,12 +24,14 @@ from datasette.utils.asgi import BadRequest, Forbidden, NotFound
 from .config import MAX_PAGE_SIZE, config
 from .connections import has_tables
 from .dendrogram import dendrogram_svg
+from .labels import LabelError
 from .parameters import METHODS, METRICS, ClusterError, NotFoundError, Params, choose_params
 from .parameters import NAMES as PARAMETER_NAMES
-from .permissions import can_execute_sql, can_view
+from .permissions import can_execute_sql, can_view, can_write_verdicts
 from .photos import Clustering, Photos, Selection
 from .schema import CLUSTER_MEMBERS, CLUSTERINGS, FINGERPRINTS, IMAGES, THUMBNAILS
 from .subsets import SubsetError
+from .verdicts import KINDS, not_with, record, verdict_pairs
 
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
 RETRY_AFTER = 2  # seconds: how soon a page still computing asks to be loaded again
@@ -249,6 +251,7 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
     shaping = _shaping_verdicts(selection)
+    can_verdict = await can_write_verdicts(datasette, request.actor, db.name)
     cards = []
     for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
         member_ids = members
@@ -272,6 +275,7 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
                 ],
                 "more": max(0, len(member_ids) - per_card),
                 "verdicts": _verdicts_on(shaping, member_ids),
+                "member_ids": ",".join(map(str, member_ids)),
                 "table_url": f"{table_url}?{urlencode({'id__in': id_list})}",
                 "sql_url": (
                     datasette.urls.database(db.name)
@@ -296,6 +300,9 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
             "sql": form.sql,
         },
         "can_sql": can_sql,
+        "verdict_url": base + "/verdict" if can_verdict and db.is_mutable else None,
+        "verdicts_immutable": can_verdict and not db.is_mutable,
+        "page_url": request.full_path,
         "sets": sets if len(sets) > 1 else [],
         "chosen": library.fingerprint_set,
         "stats": result.stats(),
@@ -320,6 +327,66 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
             "f1": agreement[1].f1,
         },
     }
+
+
+async def verdict_view(datasette, request):
+    """POST ``/<database>/-/cluster/verdict``: record what the user says about photos, then back to the page.
+
+    Fields: ``verdict`` (same, different, forget) with the ticked ``id`` s, or ``not``
+    ("photo:member,member,...": that photo differs from the rest of its cluster); ``next``
+    (where to go back to, a path on this site). Datasette's CSRF protection covers the form.
+    """
+    if request.method != "POST":
+        return Response.text("Method not allowed: POST a verdict from the cluster page", status=405)
+    db = _database(datasette, request)
+    base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
+    fields = parse_qs((await request.post_body()).decode("utf-8", "replace"))
+    back = (fields.get("next") or [base])[-1]
+    if not back.startswith("/") or back.startswith("//"):
+        back = base  # only a path on this site: never an open redirect
+    verdict, photos, others = _parse_verdict(fields)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)) or not (
+        await can_write_verdicts(datasette, request.actor, db.name, forget=verdict == "forget")
+    ):
+        raise Forbidden("You do not have permission to record verdicts in this database")
+    if not db.is_mutable:
+        raise BadRequest("This database is immutable: verdicts can't be recorded here")
+
+    def write(conn) -> str:
+        if others is not None:
+            pairs = not_with(conn, photos[0], others)
+        else:
+            pairs = verdict_pairs(conn, verdict, tuple(photos))
+        record(conn, verdict, pairs)
+        return {"same": "belong together", "different": "differ", "forget": "have no verdict"}[verdict]
+
+    try:
+        what = await db.execute_write_fn(write)
+    except LabelError as e:
+        datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
+    else:
+        shown = (
+            f"photo {photos[0]} and the rest of its cluster"
+            if others is not None
+            else "photos " + ", ".join(map(str, photos))
+        )
+        datasette.add_message(request, f"Recorded: {shown} {what}.", datasette.INFO)
+    return Response.redirect(back)
+
+
+def _parse_verdict(fields: dict[str, list[str]]) -> tuple[str, list[int], list[int] | None]:
+    """(verdict, photos, the cluster's other photos for "not this one") from the form; BadRequest if malformed."""
+    try:
+        if fields.get("not"):
+            photo, _, members = fields["not"][-1].partition(":")
+            others = [int(i) for i in members.split(",") if i.strip()]
+            return "different", [int(photo)], others
+        verdict = (fields.get("verdict") or [""])[-1]
+        if verdict not in KINDS:
+            raise BadRequest(f"verdict must be one of {', '.join(KINDS)}")
+        return verdict, list(dict.fromkeys(int(i) for i in fields.get("id", []))), None
+    except ValueError:
+        raise BadRequest("photo ids must be whole numbers")
 
 
 def _shaping_verdicts(selection: Selection) -> list[tuple[str, tuple[int, ...]]]:

@@ -629,14 +629,13 @@ def verdict(db_path, verdict, image_ids):
         imagecluster verdict photos.db forget 12 40
     """
     from datasette_imagecluster.labels import LabelError
+    from datasette_imagecluster.verdicts import record, verdict_pairs
 
     from .store import Store
-    from .tuning import verdict_pairs
 
-    store = Store(db_path)
+    store = Store(db_path)  # migrates an older database to the verdicts table
     try:
-        pairs = verdict_pairs(store.conn, verdict, image_ids)
-        store.set_verdicts(pairs, None if verdict == "forget" else verdict)
+        record(store.conn, verdict, verdict_pairs(store.conn, verdict, image_ids))
     except LabelError as e:
         raise click.ClickException(str(e))
     except sqlite3.Error as e:

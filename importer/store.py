@@ -27,7 +27,6 @@ from datasette_imagecluster.schema import (
     TAGS,
     THUMBNAILS,
     TUNED_PARAMS,
-    VERDICTS,
     ensure_schema,
 )
 
@@ -357,18 +356,6 @@ class Store:
         yield from self.conn.execute(
             f"select id, catalog_id, path from {IMAGES} where catalog = ? order by id", (catalog,)
         )
-
-    def set_verdicts(self, pairs: list[tuple[str, str]], verdict: str | None) -> None:
-        """Record a verdict (``same``/``different``) on pairs of photos by content hash; None forgets."""
-        keyed = [(min(a, b), max(a, b)) for a, b in pairs]
-        with self.transaction():
-            if verdict is None:
-                self.conn.executemany(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", keyed)
-            else:
-                self.db[VERDICTS].insert_all(
-                    ({"sha256_a": a, "sha256_b": b, "verdict": verdict, "created_at": now()} for a, b in keyed),
-                    replace=True,
-                )
 
     def save_tuned(
         self,

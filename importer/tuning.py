@@ -18,10 +18,8 @@ from datasette_imagecluster.labels import (
     LabelError,
     Labels,
     load_labels,
-    merge,
     resolve_rows,
     table_rows,
-    verdicts,
 )
 from datasette_imagecluster.parameters import Params
 from datasette_imagecluster.photos import Selection
@@ -105,29 +103,3 @@ def run_tune(
     )
     at_defaults = score_params(library.vectors, library.timestamps, library.ids, labels, defaults)
     return TuneResult(result, labels, defaults, at_defaults)
-
-
-def verdict_pairs(conn: sqlite3.Connection, verdict: str, image_ids: tuple[int, ...]) -> list[tuple[str, str]]:
-    """The content-hash pairs a verdict on these photos records; LabelError for a verdict that can't stand."""
-    if verdict == "same" and len(set(image_ids)) < 2:
-        raise LabelError("'same' needs at least two different photos (a one-photo group says nothing)")
-    if verdict in ("different", "forget") and len(set(image_ids)) != 2:
-        raise LabelError(f"'{verdict}' takes exactly two different photos")
-    hashes = {}
-    for image_id in image_ids:
-        row = conn.execute(f"select sha256 from {IMAGES} where id = ?", (image_id,)).fetchone()
-        if row is None:
-            raise LabelError(f"no imported photo has id {image_id}")
-        hashes[image_id] = row[0]
-    first, *others = list(dict.fromkeys(image_ids))
-    pairs = [(hashes[first], hashes[other]) for other in others]
-    if verdict == "different" and hashes[first] == hashes[others[0]]:
-        raise LabelError(f"photos {first} and {others[0]} have the same content: they can't be different")
-    if verdict != "forget":  # the verdicts with this one must not contradict each other
-        same, apart = verdicts(conn)
-        if verdict == "same":
-            same = same + [set(image_ids)]
-        else:
-            apart = apart + [(first, others[0])]
-        merge(same, apart)  # raises LabelError naming the photos on a conflict
-    return pairs

@@ -1,0 +1,71 @@
+"""Verdicts: what the user says about pairs of photos, written by ``imagecluster verdict`` and the page.
+
+Verdicts are keyed by the photos' content (SHA-256, smaller first), so they
+survive moves, renames and re-imports. Every clustering honours them
+(:mod:`.constraints`); ``imagecluster tune`` uses them as labels.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from .connections import joined_write_transaction
+from .labels import LabelError, merge, verdicts
+from .schema import IMAGES, VERDICTS
+
+KINDS = ("same", "different", "forget")
+
+
+def verdict_pairs(conn: sqlite3.Connection, verdict: str, image_ids: tuple[int, ...]) -> list[tuple[str, str]]:
+    """The content-hash pairs a verdict on these photos records; LabelError for a verdict that can't stand.
+
+    ``same`` takes two photos or more (one group), ``different`` and ``forget`` exactly two.
+    """
+    if verdict == "same" and len(set(image_ids)) < 2:
+        raise LabelError("'same' needs at least two different photos (a one-photo group says nothing)")
+    if verdict in ("different", "forget") and len(set(image_ids)) != 2:
+        raise LabelError(f"'{verdict}' takes exactly two different photos")
+    hashes = {}
+    for image_id in image_ids:
+        row = conn.execute(f"select sha256 from {IMAGES} where id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise LabelError(f"no imported photo has id {image_id}")
+        hashes[image_id] = row[0]
+    first, *others = list(dict.fromkeys(image_ids))
+    pairs = [(hashes[first], hashes[other]) for other in others]
+    if verdict == "different" and hashes[first] == hashes[others[0]]:
+        raise LabelError(f"photos {first} and {others[0]} have the same content: they can't be different")
+    if verdict != "forget":  # the verdicts with this one must not contradict each other
+        same, apart = verdicts(conn)
+        if verdict == "same":
+            same = same + [set(image_ids)]
+        else:
+            apart = apart + [(first, others[0])]
+        merge(same, apart)  # raises LabelError naming the photos on a conflict
+    return pairs
+
+
+def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]]) -> None:
+    """Record a verdict (``same``/``different``) on content-hash pairs, or ``forget`` them, in one transaction."""
+    keyed = [(min(a, b), max(a, b)) for a, b in pairs]
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with joined_write_transaction(conn):
+        if verdict == "forget":
+            conn.executemany(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", keyed)
+        else:
+            sqlite_utils.Database(conn)[VERDICTS].insert_all(
+                ({"sha256_a": a, "sha256_b": b, "verdict": verdict, "created_at": now} for a, b in keyed),
+                replace=True,
+            )
+
+
+def not_with(conn: sqlite3.Connection, photo: int, others: list[int]) -> list[tuple[str, str]]:
+    """``different`` pairs between one photo and each of ``others`` ("not this one" on a cluster's photo)."""
+    pairs = []
+    for other in others:
+        if other != photo:
+            pairs += verdict_pairs(conn, "different", (photo, other))
+    return pairs

@@ -1,0 +1,138 @@
+"""Verdicts from the cluster page: POSTs under Datasette's CSRF protection, for actors allowed to write rows.
+
+On 1.0a the table-level ``insert-row``/``delete-row`` rules of the config
+decide; 0.65 has no write API, so there a permission plugin (registered
+through Datasette's real ``permission_allowed`` hook) grants them. CSRF:
+0.65 checks the form's token against its cookie (asgi-csrf); 1.0a checks
+the browser's ``Sec-Fetch-Site`` and ``Origin`` headers.
+"""
+
+from __future__ import annotations
+
+import types
+from urllib.parse import urlencode
+
+import pytest
+from bs4 import BeautifulSoup
+from datasette.app import Datasette
+from datasette.hookspecs import hookimpl
+from datasette.plugins import pm
+from datasette_test import actor_cookie
+
+from .conftest import rows
+from .test_datasette_native import IS_1_0
+
+ROOT = {"id": "root"}
+WRITE = {"insert-row": ROOT, "delete-row": ROOT}
+PAGE = "/photos/-/cluster?sim=0.95&alpha=1&method=average&page_size=50"
+
+
+@hookimpl
+def _grant_verdicts_to_root(actor, action, resource):
+    """0.65: what a permission plugin would say: root may write the verdicts table."""
+    if action in WRITE and resource == ("photos", "verdicts"):
+        return bool(actor) and actor.get("id") == "root"
+    return None
+
+
+def grant_plugin() -> types.ModuleType:
+    plugin = types.ModuleType("grant_verdicts_to_root")
+    plugin.permission_allowed = _grant_verdicts_to_root
+    return plugin
+
+
+@pytest.fixture
+def writable(db_path):
+    """A Datasette where root may record verdicts, and a helper that reads the clusters."""
+    if IS_1_0:
+        yield Datasette(
+            [str(db_path)], config={"databases": {"photos": {"tables": {"verdicts": {"permissions": WRITE}}}}}
+        )
+        return
+    pm.register(grant_plugin(), name="grant-verdicts-to-root")
+    try:
+        yield Datasette([str(db_path)])
+    finally:
+        pm.unregister(name="grant-verdicts-to-root")
+
+
+async def page(ds, actor=None, path=PAGE, after=None):
+    """The page (after a POST: with the cookies its answer set, such as 0.65's messages)."""
+    cookies = {"ds_actor": actor_cookie(ds, actor)} if actor else {}
+    cookies.update(dict(after.cookies) if after is not None else {})
+    response = await ds.client.get(path, cookies=cookies)
+    return response, BeautifulSoup(response.text, "html.parser"), cookies
+
+
+async def post(ds, actor, fields: list[tuple[str, str]], same_site=True, action=None):
+    """POST the page's form as a browser would (its CSRF token and cookie, its Sec-Fetch-Site), or as
+    another site would (``same_site=False``)."""
+    response, soup, cookies = await page(ds, actor)
+    form = soup.select_one("form.imagecluster-verdict-form")
+    token = form.select_one('input[name="csrftoken"]')["value"] if form is not None else ""
+    if "ds_csrftoken" in response.cookies:
+        cookies["ds_csrftoken"] = response.cookies["ds_csrftoken"]
+    headers = {"Sec-Fetch-Site": "same-origin"}
+    if not same_site:
+        token, headers = "forged", {"Sec-Fetch-Site": "cross-site", "Origin": "https://elsewhere.example"}
+    body = urlencode([("csrftoken", token), ("next", PAGE), *fields])
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    target = action or form["action"]
+    return await ds.client.post(target, content=body, cookies=cookies, headers=headers, follow_redirects=False)
+
+
+async def clusters(ds) -> set[frozenset[int]]:
+    report = (await ds.client.get("/photos/-/cluster.json?sim=0.95&alpha=1&method=average")).json()
+    return {frozenset(i["id"] for i in c["images"]) for c in report["clusters"]}
+
+
+@pytest.mark.asyncio
+async def test_not_this_one_same_and_forget_from_the_page(writable):
+    ds = writable
+    before = await clusters(ds)
+    burst = sorted(max(before, key=len))
+    photo, rest = burst[-1], burst[:-1]
+    answer = await post(ds, ROOT, [("not", f"{photo}:{','.join(map(str, burst))}")])
+    assert answer.status_code == 302 and answer.headers["location"] == PAGE
+    after = await clusters(ds)
+    assert not any(photo in c and set(rest) & c for c in after)  # it left its cluster
+    _, soup, _ = await page(ds, ROOT, after=answer)
+    assert "Recorded: photo" in soup.text and f"different: photos {rest[0]}, {photo}" in soup.text
+    others = next(c for c in before if photo not in c and len(c) >= 2)
+    joined = [photo, min(others)]
+    await post(ds, ROOT, [("verdict", "same"), ("id", str(joined[0])), ("id", str(joined[1]))])
+    assert any(set(joined) <= c for c in await clusters(ds))
+    refused = await post(ds, ROOT, [("verdict", "different"), ("id", str(joined[0])), ("id", str(joined[1]))])
+    _, soup, _ = await page(ds, ROOT, after=refused)
+    assert refused.status_code == 302 and "Not recorded: conflicting labels" in soup.text
+    await post(ds, ROOT, [("verdict", "forget"), ("id", str(joined[0])), ("id", str(joined[1]))])
+    assert not any(set(joined) <= c for c in await clusters(ds))
+
+
+@pytest.mark.asyncio
+async def test_without_permission_no_form_and_no_write(writable, db_path):
+    ds = writable
+    _, soup, _ = await page(ds, None)
+    assert soup.select_one("form.imagecluster-verdict-form") is None
+    fields = [("verdict", "same"), ("id", "1"), ("id", "2")]
+    denied = await post(ds, None, fields, action="/photos/-/cluster/verdict")
+    assert denied.status_code == 403
+    forged = await post(ds, ROOT, fields, same_site=False)
+    assert forged.status_code == 403  # Datasette's CSRF protection
+    assert rows(db_path, "select count(*) from verdicts") == [(0,)]  # nothing was written
+
+
+@pytest.mark.asyncio
+async def test_an_immutable_database_says_so_instead_of_a_form(db_path):
+    config = {"databases": {"photos": {"tables": {"verdicts": {"permissions": WRITE}}}}}
+    ds = Datasette(immutables=[str(db_path)], config=config) if IS_1_0 else None
+    if ds is None:
+        pm.register(grant_plugin(), name="grant-verdicts-to-root")
+        ds = Datasette(immutables=[str(db_path)])
+    try:
+        _, soup, _ = await page(ds, ROOT)
+        assert soup.select_one("form.imagecluster-verdict-form") is None
+        assert "This database is immutable" in soup.select_one(".imagecluster-immutable").text
+    finally:
+        if not IS_1_0:
+            pm.unregister(name="grant-verdicts-to-root")
