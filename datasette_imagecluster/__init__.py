@@ -50,6 +50,7 @@ def register_routes():
         (r"^/(?P<database>[^/]+)/-/cluster/thumbnail/(?P<id>[^/]+)\.jpg$", views.thumbnail_view),
         (r"^/(?P<database>[^/]+)/-/cluster/similar/(?P<id>[^/.]+)(\.(?P<format>json))?$", views.similar_view),
         (r"^/(?P<database>[^/]+)/-/cluster/verdict$", views.verdict_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/save$", views.save_view),
         (r"^/(?P<database>[^/]+)/-/cluster/changes/(?P<name>[^/]+?)(\.(?P<format>json))?$", views.changes_view),
         (r"^/(?P<database>[^/]+)/-/cluster/.*$", views.not_found_view),
         (r"^/-/cluster/.*$", views.not_found_view),

@@ -8,8 +8,6 @@ views do, before it reads anything.
 
 from __future__ import annotations
 
-from .schema import VERDICTS
-
 try:  # Datasette 1.0a20+
     from datasette.resources import DatabaseResource, TableResource
 except ImportError:  # Datasette 0.65
@@ -58,13 +56,10 @@ async def can_execute_sql(datasette, actor, database: str) -> bool:
     return await datasette.allowed(action="execute-sql", resource=DatabaseResource(database=database), actor=actor)
 
 
-async def can_write_verdicts(datasette, actor, database: str, forget: bool = False) -> bool:
-    """Whether the actor may add (``insert-row``) or remove (``delete-row``) rows of the verdicts table,
-    as core decides for its own write API on 1.0a; on 0.65, which has no write API, only a permission
-    plugin grants those actions."""
-    action = "delete-row" if forget else "insert-row"
+async def can_write_rows(datasette, actor, database: str, table: str, action: str = "insert-row") -> bool:
+    """Whether the actor may add (``insert-row``) or remove (``delete-row``) rows of a table, as core
+    decides for its own write API on 1.0a; on 0.65, which has no write API, only a permission plugin
+    grants those actions."""
     if DatabaseResource is None:
-        return await datasette.permission_allowed(actor, action, (database, VERDICTS), default=False)
-    return await datasette.allowed(
-        action=action, resource=TableResource(database=database, table=VERDICTS), actor=actor
-    )
+        return await datasette.permission_allowed(actor, action, (database, table), default=False)
+    return await datasette.allowed(action=action, resource=TableResource(database=database, table=table), actor=actor)

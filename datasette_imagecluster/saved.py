@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .connections import tables, write_transaction
+from .connections import joined_write_transaction, tables
 from .parameters import NotFoundError
 from .schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES
 
@@ -106,7 +106,7 @@ def save(conn: sqlite3.Connection, name: str, params: dict, n_images: int, clust
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     row = {k: params[k] for k in PARAMETERS}
     row["pca"] = None if row["pca"] is None else str(row["pca"])
-    with write_transaction(conn):
+    with joined_write_transaction(conn):
         previous = _latest(conn, name)
         old = load(conn, name).clusters() if previous else {}
         last_number, version = (previous[2], previous[1]) if previous else (0, 0)

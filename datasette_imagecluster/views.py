@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote, unquote, urlencode
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
 
 from datasette import Response
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound
@@ -27,9 +27,11 @@ from .dendrogram import dendrogram_svg
 from .labels import LabelError
 from .parameters import METHODS, METRICS, ClusterError, NotFoundError, Params, choose_params
 from .parameters import NAMES as PARAMETER_NAMES
-from .permissions import can_execute_sql, can_view, can_write_verdicts
+from .permissions import can_execute_sql, can_view, can_write_rows
 from .photos import Clustering, Photos, Selection
-from .schema import CLUSTER_MEMBERS, CLUSTERINGS, FINGERPRINTS, IMAGES, THUMBNAILS
+from .results import params_json
+from .saved import save
+from .schema import CLUSTER_MEMBERS, CLUSTERINGS, FINGERPRINTS, IMAGES, THUMBNAILS, VERDICTS
 from .subsets import SubsetError
 from .verdicts import KINDS, not_with, record, verdict_pairs
 
@@ -251,7 +253,8 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
     shaping = _shaping_verdicts(selection)
-    can_verdict = await can_write_verdicts(datasette, request.actor, db.name)
+    can_verdict = await can_write_rows(datasette, request.actor, db.name, VERDICTS)
+    can_save = await can_write_rows(datasette, request.actor, db.name, CLUSTERINGS)
     cards = []
     for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
         member_ids = members
@@ -302,6 +305,8 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
         "can_sql": can_sql,
         "verdict_url": base + "/verdict" if can_verdict and db.is_mutable else None,
         "verdicts_immutable": can_verdict and not db.is_mutable,
+        "save_url": base + "/save" if can_save and db.is_mutable else None,
+        "save_fields": parse_qsl(form.query(page=None)),  # exactly what the page shows, tuned defaults resolved
         "page_url": request.full_path,
         "sets": sets if len(sets) > 1 else [],
         "chosen": library.fingerprint_set,
@@ -345,8 +350,9 @@ async def verdict_view(datasette, request):
     if not back.startswith("/") or back.startswith("//"):
         back = base  # only a path on this site: never an open redirect
     verdict, photos, others = _parse_verdict(fields)
+    action = "delete-row" if verdict == "forget" else "insert-row"
     if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)) or not (
-        await can_write_verdicts(datasette, request.actor, db.name, forget=verdict == "forget")
+        await can_write_rows(datasette, request.actor, db.name, VERDICTS, action)
     ):
         raise Forbidden("You do not have permission to record verdicts in this database")
     if not db.is_mutable:
@@ -371,6 +377,44 @@ async def verdict_view(datasette, request):
             else "photos " + ", ".join(map(str, photos))
         )
         datasette.add_message(request, f"Recorded: {shown} {what}.", datasette.INFO)
+    return Response.redirect(back)
+
+
+async def save_view(datasette, request):
+    """POST ``/<database>/-/cluster/save``: save the clustering the page shows under a name, as
+    ``imagecluster cluster --save NAME`` does (a new version; persisting clusters keep their numbers)."""
+    if request.method != "POST":
+        return Response.text("Method not allowed: POST from the cluster page to save a clustering", status=405)
+    db = _database(datasette, request)
+    base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
+    fields = {k: v[-1] for k, v in parse_qs((await request.post_body()).decode("utf-8", "replace")).items()}
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)) or not (
+        await can_write_rows(datasette, request.actor, db.name, CLUSTERINGS)
+    ):
+        raise Forbidden("You do not have permission to save clusterings in this database")
+    if not db.is_mutable:
+        raise BadRequest("This database is immutable: clusterings can't be saved here")
+    name = (fields.get("name") or "").strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise BadRequest("a clustering's name is 1 to 100 printable characters")
+    settings = config(datasette, db.name)
+    form = parse_form(fields, settings)
+    await _check_subset(datasette, request, db, form.sql)
+    back = f"{base}?{urlencode({k: v for k, v in fields.items() if k not in ('name', 'csrftoken')})}"
+    try:
+        clustering = await _cluster(datasette, db, form, settings, with_labels=False)
+    except Computing:
+        datasette.add_message(request, "Not saved: the clusters are still being computed; try again", datasette.ERROR)
+        return Response.redirect(back)
+    except (ClusterError, SubsetError) as e:
+        raise BadRequest(str(e))
+    result = clustering.result
+    params = params_json(result, clustering.selection.fingerprint_set)
+    version = (
+        await db.execute_write_fn(lambda conn: save(conn, name, params, result.n_images, clustering.clusters))
+    ).version
+    changes = f"; see what changed at {base}/changes/{quote(name)}" if version > 1 else ""
+    datasette.add_message(request, f"Saved as clustering {name!r}, version {version}{changes}.", datasette.INFO)
     return Response.redirect(back)
 
 

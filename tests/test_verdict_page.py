@@ -1,4 +1,4 @@
-"""Verdicts from the cluster page: POSTs under Datasette's CSRF protection, for actors allowed to write rows.
+"""Verdicts and saves from the cluster page: POSTs under Datasette's CSRF protection, for actors allowed to write rows.
 
 On 1.0a the table-level ``insert-row``/``delete-row`` rules of the config
 decide; 0.65 has no write API, so there a permission plugin (registered
@@ -30,12 +30,13 @@ PAGE = "/photos/-/cluster?sim=0.95&alpha=1&method=average&page_size=50"
 @hookimpl
 def _grant_verdicts_to_root(actor, action, resource):
     """0.65: what a permission plugin would say: root may write the verdicts table."""
-    if action in WRITE and resource == ("photos", "verdicts"):
+    if action in WRITE and resource in (("photos", "verdicts"), ("photos", "clusterings")):
         return bool(actor) and actor.get("id") == "root"
     return None
 
 
 def grant_plugin() -> types.ModuleType:
+    """The hook as a plugin module, as Datasette's plugin list expects one."""
     plugin = types.ModuleType("grant_verdicts_to_root")
     plugin.permission_allowed = _grant_verdicts_to_root
     return plugin
@@ -43,11 +44,10 @@ def grant_plugin() -> types.ModuleType:
 
 @pytest.fixture
 def writable(db_path):
-    """A Datasette where root may record verdicts, and a helper that reads the clusters."""
+    """A Datasette where root may record verdicts and save clusterings."""
     if IS_1_0:
-        yield Datasette(
-            [str(db_path)], config={"databases": {"photos": {"tables": {"verdicts": {"permissions": WRITE}}}}}
-        )
+        tables = {"verdicts": {"permissions": WRITE}, "clusterings": {"permissions": WRITE}}
+        yield Datasette([str(db_path)], config={"databases": {"photos": {"tables": tables}}})
         return
     pm.register(grant_plugin(), name="grant-verdicts-to-root")
     try:
@@ -64,18 +64,20 @@ async def page(ds, actor=None, path=PAGE, after=None):
     return response, BeautifulSoup(response.text, "html.parser"), cookies
 
 
-async def post(ds, actor, fields: list[tuple[str, str]], same_site=True, action=None):
-    """POST the page's form as a browser would (its CSRF token and cookie, its Sec-Fetch-Site), or as
-    another site would (``same_site=False``)."""
+async def post(ds, actor, fields: list[tuple[str, str]], same_site=True, action=None, which="verdict"):
+    """POST one of the page's forms as a browser would (its CSRF token and cookie, its Sec-Fetch-Site), or
+    as another site would (``same_site=False``)."""
     response, soup, cookies = await page(ds, actor)
-    form = soup.select_one("form.imagecluster-verdict-form")
+    form = soup.select_one(f"form.imagecluster-{which}-form")
     token = form.select_one('input[name="csrftoken"]')["value"] if form is not None else ""
     if "ds_csrftoken" in response.cookies:
         cookies["ds_csrftoken"] = response.cookies["ds_csrftoken"]
     headers = {"Sec-Fetch-Site": "same-origin"}
     if not same_site:
         token, headers = "forged", {"Sec-Fetch-Site": "cross-site", "Origin": "https://elsewhere.example"}
-    body = urlencode([("csrftoken", token), ("next", PAGE), *fields])
+    hidden = [(i["name"], i["value"]) for i in form.select('input[type="hidden"]')] if form is not None else []
+    hidden = [(k, v) for k, v in hidden if k != "csrftoken"] or [("next", PAGE)]
+    body = urlencode([("csrftoken", token), *hidden, *fields])
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     target = action or form["action"]
     return await ds.client.post(target, content=body, cookies=cookies, headers=headers, follow_redirects=False)
@@ -136,3 +138,26 @@ async def test_an_immutable_database_says_so_instead_of_a_form(db_path):
     finally:
         if not IS_1_0:
             pm.unregister(name="grant-verdicts-to-root")
+
+
+@pytest.mark.asyncio
+async def test_save_from_the_page_twice_then_see_what_changed(writable, db_path):
+    ds = writable
+    first = await post(ds, ROOT, [("name", "bursts")], which="save")
+    assert first.status_code == 302 and first.headers["location"].startswith("/photos/-/cluster?")
+    _, soup, _ = await page(ds, ROOT, after=first)
+    assert "Saved as clustering 'bursts', version 1" in soup.text
+    shown = await clusters(ds)
+    saved = rows(db_path, "select m.cluster, m.image_id from cluster_members m")
+    regrouped: dict[int, set[int]] = {}
+    for number, image_id in saved:
+        regrouped.setdefault(number, set()).add(image_id)
+    assert {frozenset(g) for g in regrouped.values()} == shown  # what the page showed
+    burst = sorted(max(shown, key=len))
+    await post(ds, ROOT, [("not", f"{burst[-1]}:{','.join(map(str, burst))}")])
+    second = await post(ds, ROOT, [("name", "bursts")], which="save")
+    _, soup, _ = await page(ds, ROOT, after=second)
+    assert "version 2; see what changed at /photos/-/cluster/changes/bursts" in soup.text
+    changes = (await ds.client.get("/photos/-/cluster/changes/bursts.json")).json()
+    assert changes["counts"]["shrank"] + changes["counts"]["split"] + changes["counts"]["changed"] >= 1
+    assert (await post(ds, None, [("name", "x")], which="save", action="/photos/-/cluster/save")).status_code == 403
