@@ -34,15 +34,23 @@ from . import saved
 from .changes import Diff, diff
 from .clustering import Result, Tree, cut_tree, group
 from .connections import connect_read_only, nested_read_transaction, read_transaction, tables
-from .constraints import Constraints, from_ids
+from .constraints import Constraints
 from .fingerprints import FingerprintSet, Library, choose_set, fingerprint_sets
-from .labels import LabelError, merge, verdicts
 from .parameters import Chosen, ClusterError, NotFoundError, Params, choose_params, tuned
 from .quality import Score, flat_clusters
 from .results import params_json, result_json
 from .schema import IMAGES, SchemaError, ensure_schema, schema_version
 from .subsets import run_subset
-from .trees import build_and_cache, cached_tree, library_for, nearest, numbers_for, tree_key, user_labels_for
+from .trees import (
+    build_and_cache,
+    cached_tree,
+    constraints_for,
+    library_for,
+    nearest,
+    numbers_for,
+    tree_key,
+    user_labels_for,
+)
 
 SET_NAMES = ("model", "layer", "weights")
 
@@ -106,8 +114,6 @@ class Selection:
 
     def tree(self) -> Tree:
         """The tree for these parameters: cached, or built here and cached (the slow step)."""
-        if len(self.library.ids) < 2:
-            raise ClusterError(f"clustering needs at least 2 fingerprints, found {len(self.library.ids)}")
         return self.cached_tree() or build_and_cache(self.tree_key, self.library, self.params, self.constraints)
 
     def cluster(self, tree: Tree | None = None) -> Clustering:
@@ -215,21 +221,9 @@ class Photos:
             fingerprint_set = self._choose_set(sets, {"model": model, "layer": layer, "weights": weights})
             key, library = library_for(self.conn, fingerprint_set, ids)
             chosen = choose_params(given, self.configured, tuned(self.conn, fingerprint_set))
-            constraints = self._verdicts(library)
+            constraints = constraints_for(self.conn, key, library)
             found = user_labels_for(self.conn, key, library) if labels else None
         return Selection(sets, key, library, chosen, constraints, found)
-
-    def _verdicts(self, library: Library) -> Constraints:
-        """The stored verdicts on this library's photos as constraints; ClusterError naming the photos of a
-        conflict (two photos marked different that ``same`` verdicts put together)."""
-        same, different = verdicts(self.conn)
-        if not same and not different:
-            return Constraints()
-        try:
-            merged = merge(same, different)
-        except LabelError as e:
-            raise ClusterError(f"the verdicts contradict each other: {e}") from None
-        return from_ids(library.ids, merged.groups, merged.different)
 
     def cluster(self, **options: Any) -> Clustering:
         """Choose (see :meth:`choose`) and cluster, in this thread."""

@@ -19,9 +19,10 @@ import numpy as np
 
 from .clustering import Params, Tree, tree_for
 from .connections import tables
-from .constraints import Constraints
+from .constraints import Constraints, from_ids
 from .fingerprints import FingerprintSet, Library, library_signature, load_library
-from .labels import LabelError, load_labels
+from .labels import LabelError, load_labels, merge, verdicts
+from .parameters import ClusterError
 from .quality import LabelIndex
 from .schema import VERDICTS
 
@@ -61,6 +62,7 @@ libraries: LRU[Library] = LRU(4)
 trees: LRU[Tree] = LRU(16)
 numbers: LRU[dict[int, int]] = LRU(32)
 agreements: LRU[tuple[str, LabelIndex] | None] = LRU(4)
+verdict_constraints: LRU[Constraints] = LRU(8)
 
 
 def database_file(conn: sqlite3.Connection) -> str:
@@ -120,9 +122,6 @@ def user_labels_for(conn: sqlite3.Connection, lib_key: tuple, library: Library) 
     library's signature) or a verdict changes; like the photos' paths, groups a catalog re-import
     changes in place show on the next such change.
     """
-    verdicts = (
-        conn.execute(f"select count(*), max(rowid) from {VERDICTS}").fetchone() if VERDICTS in tables(conn) else None
-    )
 
     def make() -> tuple[str, LabelIndex] | None:
         try:
@@ -132,7 +131,31 @@ def user_labels_for(conn: sqlite3.Connection, lib_key: tuple, library: Library) 
         index = LabelIndex(found, library.ids)
         return (found.describe(), index) if index.positives else None
 
-    return agreements.get((lib_key, verdicts), make)
+    return agreements.get((lib_key, verdicts_signature(conn)), make)
+
+
+def verdicts_signature(conn: sqlite3.Connection) -> tuple | None:
+    """Changes whenever a verdict is recorded or forgotten (cheap: read on every request)."""
+    if VERDICTS not in tables(conn):
+        return None
+    return conn.execute(f"select count(*), max(rowid) from {VERDICTS}").fetchone()
+
+
+def constraints_for(conn: sqlite3.Connection, lib_key: tuple, library: Library) -> Constraints:
+    """The stored verdicts on a library's photos as constraints, kept until the library or a verdict changes;
+    ClusterError naming the photos of a conflict (photos marked different that ``same`` verdicts join)."""
+
+    def make() -> Constraints:
+        same, different = verdicts(conn)
+        if not same and not different:
+            return Constraints()
+        try:
+            merged = merge(same, different)
+        except LabelError as e:
+            raise ClusterError(f"the verdicts contradict each other: {e}") from None
+        return from_ids(library.ids, merged.groups, merged.different)
+
+    return verdict_constraints.get((lib_key, verdicts_signature(conn)), make)
 
 
 def nearest(library: Library, image_id: int, k: int) -> list[tuple[int, float]]:

@@ -17,6 +17,30 @@ from .labels import LabelError, merge, verdicts
 from .schema import IMAGES, VERDICTS
 
 KINDS = ("same", "different", "forget")
+# How a recorded verdict reads: "photos 12, 13 belong together".
+DESCRIBED = {"same": "belong together", "different": "differ", "forget": "have no verdict"}
+
+
+def _hashes(conn: sqlite3.Connection, image_ids: list[int]) -> dict[int, str]:
+    """Each photo's content hash; LabelError for an id no imported photo has."""
+    hashes = {}
+    for image_id in image_ids:
+        row = conn.execute(f"select sha256 from {IMAGES} where id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise LabelError(f"no imported photo has id {image_id}")
+        hashes[image_id] = row[0]
+    return hashes
+
+
+def _apart(conn: sqlite3.Connection, photo: int, others: list[int]) -> list[tuple[str, str]]:
+    """``different`` pairs between one photo and each of ``others``, checked against the stored verdicts once."""
+    hashes = _hashes(conn, [photo, *others])
+    for other in others:
+        if hashes[photo] == hashes[other]:
+            raise LabelError(f"photos {photo} and {other} have the same content: they can't be different")
+    same, apart = verdicts(conn)
+    merge(same, apart + [(photo, other) for other in others])  # raises LabelError naming the photos on a conflict
+    return [(hashes[photo], hashes[other]) for other in others]
 
 
 def verdict_pairs(conn: sqlite3.Connection, verdict: str, image_ids: tuple[int, ...]) -> list[tuple[str, str]]:
@@ -28,24 +52,14 @@ def verdict_pairs(conn: sqlite3.Connection, verdict: str, image_ids: tuple[int, 
         raise LabelError("'same' needs at least two different photos (a one-photo group says nothing)")
     if verdict in ("different", "forget") and len(set(image_ids)) != 2:
         raise LabelError(f"'{verdict}' takes exactly two different photos")
-    hashes = {}
-    for image_id in image_ids:
-        row = conn.execute(f"select sha256 from {IMAGES} where id = ?", (image_id,)).fetchone()
-        if row is None:
-            raise LabelError(f"no imported photo has id {image_id}")
-        hashes[image_id] = row[0]
     first, *others = list(dict.fromkeys(image_ids))
-    pairs = [(hashes[first], hashes[other]) for other in others]
-    if verdict == "different" and hashes[first] == hashes[others[0]]:
-        raise LabelError(f"photos {first} and {others[0]} have the same content: they can't be different")
-    if verdict != "forget":  # the verdicts with this one must not contradict each other
+    if verdict == "different":
+        return _apart(conn, first, others)
+    hashes = _hashes(conn, [first, *others])
+    if verdict == "same":  # the verdicts with this one must not contradict each other
         same, apart = verdicts(conn)
-        if verdict == "same":
-            same = same + [set(image_ids)]
-        else:
-            apart = apart + [(first, others[0])]
-        merge(same, apart)  # raises LabelError naming the photos on a conflict
-    return pairs
+        merge(same + [set(image_ids)], apart)
+    return [(hashes[first], hashes[other]) for other in others]
 
 
 def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]]) -> None:
@@ -64,8 +78,4 @@ def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]])
 
 def not_with(conn: sqlite3.Connection, photo: int, others: list[int]) -> list[tuple[str, str]]:
     """``different`` pairs between one photo and each of ``others`` ("not this one" on a cluster's photo)."""
-    pairs = []
-    for other in others:
-        if other != photo:
-            pairs += verdict_pairs(conn, "different", (photo, other))
-    return pairs
+    return _apart(conn, photo, [other for other in dict.fromkeys(others) if other != photo])

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
 
 from datasette import Response
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound
+from datasette.views.base import DatasetteError
 
 from .config import MAX_PAGE_SIZE, config
 from .connections import has_tables
@@ -29,11 +30,9 @@ from .parameters import METHODS, METRICS, ClusterError, NotFoundError, Params, c
 from .parameters import NAMES as PARAMETER_NAMES
 from .permissions import can_execute_sql, can_view, can_write_rows
 from .photos import Clustering, Photos, Selection
-from .results import params_json
-from .saved import save
 from .schema import CLUSTER_MEMBERS, CLUSTERINGS, FINGERPRINTS, IMAGES, THUMBNAILS, VERDICTS
 from .subsets import SubsetError
-from .verdicts import KINDS, not_with, record, verdict_pairs
+from .verdicts import DESCRIBED, KINDS, not_with, record, verdict_pairs
 
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
 RETRY_AFTER = 2  # seconds: how soon a page still computing asks to be loaded again
@@ -334,6 +333,27 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
     }
 
 
+async def _form_post(datasette, request):
+    """A form POSTed to one of the page's actions: (database, the page's URL, the fields as lists).
+    405 for another method; Datasette's CSRF protection has already checked the request."""
+    if request.method != "POST":
+        raise DatasetteError("Method not allowed: POST this from the cluster page", status=405)
+    db = _database(datasette, request)
+    base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
+    return db, base, parse_qs((await request.post_body()).decode("utf-8", "replace"))
+
+
+async def _may_write(datasette, request, db, table: str, action: str) -> None:
+    """Forbidden unless the actor may see the photos and do ``action`` on ``table``; BadRequest for an
+    immutable database."""
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)) or not (
+        await can_write_rows(datasette, request.actor, db.name, table, action)
+    ):
+        raise Forbidden(f"You do not have permission to write to {table} in this database")
+    if not db.is_mutable:
+        raise BadRequest(f"This database is immutable: nothing can be written to {table} here")
+
+
 async def verdict_view(datasette, request):
     """POST ``/<database>/-/cluster/verdict``: record what the user says about photos, then back to the page.
 
@@ -341,33 +361,19 @@ async def verdict_view(datasette, request):
     ("photo:member,member,...": that photo differs from the rest of its cluster); ``next``
     (where to go back to, a path on this site). Datasette's CSRF protection covers the form.
     """
-    if request.method != "POST":
-        return Response.text("Method not allowed: POST a verdict from the cluster page", status=405)
-    db = _database(datasette, request)
-    base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
-    fields = parse_qs((await request.post_body()).decode("utf-8", "replace"))
+    db, base, fields = await _form_post(datasette, request)
     back = (fields.get("next") or [base])[-1]
     if not back.startswith("/") or back.startswith("//"):
         back = base  # only a path on this site: never an open redirect
     verdict, photos, others = _parse_verdict(fields)
-    action = "delete-row" if verdict == "forget" else "insert-row"
-    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)) or not (
-        await can_write_rows(datasette, request.actor, db.name, VERDICTS, action)
-    ):
-        raise Forbidden("You do not have permission to record verdicts in this database")
-    if not db.is_mutable:
-        raise BadRequest("This database is immutable: verdicts can't be recorded here")
+    await _may_write(datasette, request, db, VERDICTS, "delete-row" if verdict == "forget" else "insert-row")
 
-    def write(conn) -> str:
-        if others is not None:
-            pairs = not_with(conn, photos[0], others)
-        else:
-            pairs = verdict_pairs(conn, verdict, tuple(photos))
+    def write(conn) -> None:
+        pairs = not_with(conn, photos[0], others) if others is not None else verdict_pairs(conn, verdict, tuple(photos))
         record(conn, verdict, pairs)
-        return {"same": "belong together", "different": "differ", "forget": "have no verdict"}[verdict]
 
     try:
-        what = await db.execute_write_fn(write)
+        await db.execute_write_fn(write)
     except LabelError as e:
         datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
     else:
@@ -376,24 +382,16 @@ async def verdict_view(datasette, request):
             if others is not None
             else "photos " + ", ".join(map(str, photos))
         )
-        datasette.add_message(request, f"Recorded: {shown} {what}.", datasette.INFO)
+        datasette.add_message(request, f"Recorded: {shown} {DESCRIBED[verdict]}.", datasette.INFO)
     return Response.redirect(back)
 
 
 async def save_view(datasette, request):
     """POST ``/<database>/-/cluster/save``: save the clustering the page shows under a name, as
     ``imagecluster cluster --save NAME`` does (a new version; persisting clusters keep their numbers)."""
-    if request.method != "POST":
-        return Response.text("Method not allowed: POST from the cluster page to save a clustering", status=405)
-    db = _database(datasette, request)
-    base = datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster")
-    fields = {k: v[-1] for k, v in parse_qs((await request.post_body()).decode("utf-8", "replace")).items()}
-    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)) or not (
-        await can_write_rows(datasette, request.actor, db.name, CLUSTERINGS)
-    ):
-        raise Forbidden("You do not have permission to save clusterings in this database")
-    if not db.is_mutable:
-        raise BadRequest("This database is immutable: clusterings can't be saved here")
+    db, base, posted = await _form_post(datasette, request)
+    fields = {k: v[-1] for k, v in posted.items()}
+    await _may_write(datasette, request, db, CLUSTERINGS, "insert-row")
     name = (fields.get("name") or "").strip()
     if not name or len(name) > 100 or not name.isprintable():
         raise BadRequest("a clustering's name is 1 to 100 printable characters")
@@ -408,11 +406,7 @@ async def save_view(datasette, request):
         return Response.redirect(back)
     except (ClusterError, SubsetError) as e:
         raise BadRequest(str(e))
-    result = clustering.result
-    params = params_json(result, clustering.selection.fingerprint_set)
-    version = (
-        await db.execute_write_fn(lambda conn: save(conn, name, params, result.n_images, clustering.clusters))
-    ).version
+    version = (await db.execute_write_fn(lambda conn: Photos(conn).save_clustering(name, clustering))).version
     changes = f"; see what changed at {base}/changes/{quote(name)}" if version > 1 else ""
     datasette.add_message(request, f"Saved as clustering {name!r}, version {version}{changes}.", datasette.INFO)
     return Response.redirect(back)

@@ -629,7 +629,7 @@ def verdict(db_path, verdict, image_ids):
         imagecluster verdict photos.db forget 12 40
     """
     from datasette_imagecluster.labels import LabelError
-    from datasette_imagecluster.verdicts import record, verdict_pairs
+    from datasette_imagecluster.verdicts import DESCRIBED, record, verdict_pairs
 
     from .store import Store
 
@@ -642,8 +642,7 @@ def verdict(db_path, verdict, image_ids):
         raise click.ClickException(f"cannot write to {db_path}: {e}")
     finally:
         store.close()
-    what = {"same": "belong together", "different": "differ", "forget": "have no verdict"}[verdict]
-    click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {what}.", err=True)
+    click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {DESCRIBED[verdict]}.", err=True)
 
 
 def _print_stats(report: dict) -> None:
