@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, machine  # noqa: E402
 
-from datasette_imagecluster import quality  # noqa: E402
+from datasette_imagecluster import labels, quality  # noqa: E402
 from datasette_imagecluster.clustering import Params, build_tree, cut_tree, tree_for  # noqa: E402
 from datasette_imagecluster.parameters import SHIPPED  # noqa: E402
 
@@ -113,12 +113,12 @@ def library(set_name: str, model: str, weights: str):
     return ids, timestamps, vectors, true
 
 
-def labels_of(ids, true, keep=None) -> quality.Labels:
+def labels_of(ids, true, keep=None) -> labels.Labels:
     groups: dict[str, set[int]] = {}
     for image_id, group in zip(ids.tolist(), true):
         if keep is None or group in keep:
             groups.setdefault(group, set()).add(image_id)
-    return quality.merge(groups.values(), sources=["ground truth"])
+    return labels.merge(groups.values(), sources=["ground truth"])
 
 
 def adjusted_rand_index(true: list[str], flat: np.ndarray) -> float:
@@ -169,7 +169,7 @@ def tune_halves(ids, timestamps, vectors, true, defaults: Params, splits: int):
         test = set(names) - train
         try:
             result = quality.tune(vectors, timestamps, ids, labels_of(ids, true, train), defaults)
-        except quality.LabelError:
+        except labels.LabelError:
             continue  # too few labels in this half: tune refuses, as it should
         held_out = labels_of(ids, true, test)
         tuned.append(quality.score_params(vectors, timestamps, ids, held_out, result.best[0].params(defaults)).f1)
