@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 from common import DATA, python_measured, run_measured, structured_fingerprints
+from spectrum import fitted_fingerprints
 
 from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
 from datasette_imagecluster.schema import ensure_schema
@@ -38,11 +39,14 @@ print(time.perf_counter() - start)
 """
 
 
-def database(n: int) -> tuple[Path, Path]:
-    db, arrays = DATA / f"cluster-{n}.db", DATA / f"cluster-{n}.npz"
+def database(n: int, fitted: bool = False) -> tuple[Path, Path]:
+    """A library of n generated 4096-value fingerprints: random bursts, or bursts fitted to real fingerprints'
+    spectrum (``spectrum.fitted_fingerprints``); made once and kept in DATA."""
+    name = f"cluster-fitted-{n}" if fitted else f"cluster-{n}"
+    db, arrays = DATA / f"{name}.db", DATA / f"{name}.npz"
     if db.exists() and arrays.exists():
         return db, arrays
-    vectors, timestamps, ids = structured_fingerprints(n)
+    vectors, timestamps, ids = fitted_fingerprints(n) if fitted else structured_fingerprints(n)
     np.savez(arrays, vectors=vectors, timestamps=timestamps)
     d = sqlite_utils.Database(db)
     ensure_schema(d)

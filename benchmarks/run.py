@@ -22,6 +22,7 @@ import bench_cluster  # noqa: E402
 import bench_import  # noqa: E402
 import bench_models  # noqa: E402
 import bench_rescan  # noqa: E402
+import bench_screen  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_verdicts  # noqa: E402
 from common import machine  # noqa: E402
@@ -38,14 +39,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--only", choices=["startup", "import", "models", "memory", "rescan", "cluster", "verdicts"], action="append"
+        "--only",
+        choices=["startup", "import", "models", "memory", "rescan", "cluster", "screen", "verdicts"],
+        action="append",
     )
     parser.add_argument("--large", action="store_true", help="also cluster N = 20,000 (baseline: minutes)")
     parser.add_argument(
         "--huge", action="store_true", help="also cluster N = 100,000 (ours only: the baseline needs ~40 GB; minutes)"
     )
     args = parser.parse_args()
-    only = set(args.only or ["startup", "import", "models", "memory", "rescan", "cluster", "verdicts"])
+    only = set(args.only or ["startup", "import", "models", "memory", "rescan", "cluster", "screen", "verdicts"])
     print(f"Machine: {machine()}")
     started = time.perf_counter()
     shape_rate = None
@@ -67,6 +70,8 @@ def main() -> None:
         bench_cluster.run(sizes + ([20000] if args.large else []), lambda rows: table("", rows))
         if args.huge:
             table("", bench_cluster.ours_only(100000))
+    if "screen" in only:
+        bench_screen.run(args.quick, args.huge, table)
     if "verdicts" in only:
         table("Verdicts as constraints (average, sim 0.5, alpha 0.3)", bench_verdicts.run(args.quick))
     print(f"\n(benchmarks took {time.perf_counter() - started:.0f} s)")

@@ -23,6 +23,7 @@ scipy are used: this module is imported by the Datasette plugin.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,8 @@ from .parameters import (  # noqa: F401 (the core's names, as imagecluster's use
     ClusterError,
     Params,
 )
+
+ScreeningCache = Callable[[np.ndarray, np.ndarray, str], components.Screening]
 
 # Share of physical memory the full condensed distance matrices may take.
 _MEMORY_SHARE = 0.6
@@ -153,6 +156,7 @@ def build_tree(
     pca: int | float | None = None,
     sim: float | None = None,
     constraints: Constraints | None = None,
+    screening: ScreeningCache | None = None,
 ) -> Tree:
     """The linkage tree of the mixed distances; everything but the cut.
 
@@ -161,6 +165,9 @@ def build_tree(
     half the memory); without it, or when that does not apply, the full
     distance matrix is used, as imagecluster does. With ``constraints``
     (verdicts), the linkage honours them (:mod:`.constraints`).
+    ``screening(vectors, timestamps, metric)`` may return a kept
+    :class:`.components.Screening` of the same (projected) vectors, so a
+    change of alpha skips what does not depend on it.
     """
     n = vectors.shape[0]
     if n < 2:
@@ -172,7 +179,8 @@ def build_tree(
         vectors = pca_project(vectors, pca)
     if sim is not None and components.applicable(n, method, metric):
         try:
-            z, dmax = components.build(vectors, timestamps, alpha, method, metric, sim, constraints)
+            screened = screening(vectors, timestamps, metric) if screening else None
+            z, dmax = components.build(vectors, timestamps, alpha, method, metric, sim, constraints, screened)
             return Tree(linkage=z, dmax=dmax, valid_from_sim=sim)
         except components.TooConnected:
             pass
@@ -207,7 +215,11 @@ def group(labels: np.ndarray, ids: np.ndarray, timestamps: np.ndarray, params: P
 
 
 def tree_for(
-    vectors: np.ndarray, timestamps: np.ndarray, params: Params, constraints: Constraints | None = None
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    params: Params,
+    constraints: Constraints | None = None,
+    screening: ScreeningCache | None = None,
 ) -> Tree:
     """The tree for these parameters (and verdicts), exact wherever it may be cut: at ``params.sim`` and above."""
     return build_tree(
@@ -219,6 +231,7 @@ def tree_for(
         pca=params.pca,
         sim=params.sim,
         constraints=constraints,
+        screening=screening,
     )
 
 

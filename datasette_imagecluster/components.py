@@ -11,30 +11,35 @@ clusters imagecluster's full-matrix algorithm gives below t.
 
 How the pieces are kept exact:
 
-* all pair distances are *screened* in float32 with BLAS, ~20x faster than
-  pdist, block by block in one pass, so memory is the fingerprints, one
-  block and the pairs within reach of the cut;
+* all pairs are *screened* with bounds from k principal directions
+  (:mod:`.screen`), tile by tile in one pass: a pair whose lower bound lies
+  beyond the cut is no edge, a pair whose upper bound falls short of the
+  largest distance cannot be the maximum. Memory is the fingerprints, one
+  tile and the candidates;
 * the cut depends on the largest content distance, only known at the end of
-  the pass. The pass uses an upper bound instead: the largest distance from
-  the photos farthest from the centre to all others (the diameter's ends lie
-  among them in practice), plus ``GUESS``. Dividing by a larger number only
-  keeps more pairs; if the true maximum turns out larger than the bound, the
-  pass runs again with the true maximum (the tests force this path);
-* the normalising maxima are recomputed exactly (with pdist itself, whose
-  value for a pair does not depend on the other rows) for the pairs the
-  screen puts near the maximum;
-* the graph keeps every pair the screen puts within ``SLACK`` of t: extra
-  edges only merge components, which changes nothing below t;
+  the pass. The pass divides by an upper guess instead: the largest distance
+  from the photos farthest from the centre to all others (the diameter's ends
+  lie among them in practice), plus ``GUESS``. Dividing by a larger number
+  only keeps more pairs; if the true maximum turns out larger, the pass runs
+  again with the true maximum (the tests force this path);
+* both maxima are computed exactly (with pdist itself, whose value for a
+  pair does not depend on the other rows) over the pairs the bounds leave;
+* a candidate edge whose upper bound is within the cut is an edge; one the
+  bounds leave in doubt gets its float32 distance in all dimensions, and the
+  graph keeps it if that is within ``SLACK`` of the cut: extra edges only
+  merge components, which changes nothing below t;
 * inside each component, distances are computed again by pdist exactly as
   the reference does, normalised and mixed with the same operations.
 
 Above t the combined tree joins the components at the top (height max(d)),
-so it can be cut at any sim at least the one it was built for.
+so it can be cut at any sim at least the one it was built for. The
+projection does not depend on alpha or sim, so a caller that keeps it
+(:class:`Screening`) re-clusters at another alpha for the cost of the pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.cluster import hierarchy
@@ -42,18 +47,19 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import distance
 
+from . import screen as bounds
 from .constraints import Constraints, above, constrained_linkage
 
 REDUCIBLE_METHODS = frozenset({"single", "complete", "average", "weighted", "ward"})
 SCREENED_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine"})
 MIN_PHOTOS = 3000  # below this the full matrix is fast enough
-SLACK = 1e-2  # float32 screening errors are below 1e-3 relative; extra candidates are harmless
-GUESS = 1e-2  # margin of the upper bound on the largest content distance
-EXTREMES = 256  # photos farthest from the centre whose distances give that bound
-BLOCK = 1024
+SLACK = 1e-2  # float32 errors are below 1e-3 relative; extra candidates are harmless
+GUESS = 1e-2  # margin of the upper guess of the largest content distance
 # Time distance uses the content metric, except where that is undefined on 1-d data
 # (the same rule as clustering.mixed_distances).
 TIME_METRIC = {"cosine": "cityblock", "correlation": "cityblock"}
+HOPELESS = 0.2  # beyond this share, tighter bounds would not settle enough to pay for themselves
+DENSE = 0.01  # a tile where the bounds leave more candidates than this share is measured in full
 MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use the full matrix
 
 
@@ -61,73 +67,27 @@ def applicable(n: int, method: str, metric: str) -> bool:
     return n >= MIN_PHOTOS and method in REDUCIBLE_METHODS and metric in SCREENED_METRICS
 
 
-class Screen:
-    """Approximate float32 distances of photos to each other, computed block by block with BLAS."""
-
-    def __init__(self, vectors: np.ndarray, metric: str):
-        x = np.ascontiguousarray(vectors, dtype=np.float32)
-        if metric == "cosine":
-            norms = np.linalg.norm(x.astype(np.float64), axis=1)
-            norms[norms == 0] = 1.0  # pdist says NaN for these; build() refuses them first
-            x = (x / norms[:, None].astype(np.float32)).astype(np.float32)
-        self.x, self.metric, self.n = x, metric, len(x)
-        self.sq = np.einsum("ij,ij->i", x, x, dtype=np.float64).astype(np.float32)
-
-    def between(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
-        d = self.x[rows] @ self.x[cols].T
-        d *= -2
-        d += self.sq[rows, None]
-        d += self.sq[None, cols]
-        np.maximum(d, 0, out=d)
-        if self.metric == "euclidean":
-            np.sqrt(d, out=d)
-        elif self.metric == "cosine":
-            d *= 0.5
-        return d
-
-    def rows(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(r, distances from photo r to photos r+1..n-1), for r = 0..n-2."""
-        n = self.n
-        for i0 in range(0, n - 1, BLOCK):
-            i1 = min(n, i0 + BLOCK)
-            block = self.between(slice(i0, i1), slice(i0, n))
-            for r in range(i0, min(i1, n - 1)):
-                yield r, block[r - i0, r - i0 + 1 :]
-
-    def max_estimate(self) -> float:
-        """Nearly always the largest distance: from the photos farthest from the centre to all."""
-        centre = self.x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        if self.metric == "cosine":
-            spread = -(self.x @ centre)
-        else:
-            spread = self.sq - 2 * (self.x @ centre)
-        k = min(EXTREMES, self.n)
-        extremes = np.argpartition(spread, self.n - k)[self.n - k :]
-        return float(max(self.between(extremes[i : i + BLOCK], slice(None)).max() for i in range(0, k, BLOCK)))
+class TooConnected(Exception):
+    """At this sim nearly every photo is within reach of every other: use the full matrix."""
 
 
-class _NearMax:
-    """Pairs within ``slack`` of the largest value seen so far: the candidates for the exact maximum."""
+@dataclass
+class Screening:
+    """What the screen needs that depends on neither alpha nor sim: kept, an alpha change skips it."""
 
-    def __init__(self, slack: float = SLACK):
-        self.best = 0.0
-        self.slack = slack
-        self.found: list[tuple[float, int, np.ndarray]] = []  # (row max, row, columns)
+    projection: bounds.Projection
+    exact: bounds.Exact
+    estimate: tuple[float, int, int]  # a large content distance and its pair (a lower bound of the largest)
+    dc_max: float | None = None  # the largest content distance, once a pass has settled it
+    stats: dict[str, int] = field(default_factory=dict)  # how the last pass pruned (docs/benchmarks.md)
 
-    def offer(self, r: int, values: np.ndarray) -> None:
-        top = float(values.max()) if len(values) else 0.0
-        if top < self.best * (1 - self.slack):
-            return
-        if top > self.best:
-            self.best = top
-            self.found = [f for f in self.found if f[0] >= top * (1 - self.slack)]
-        cols = np.flatnonzero(values >= self.best * (1 - self.slack)) + r + 1
-        self.found.append((top, r, cols))
 
-    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        i = np.concatenate([np.full(len(c), r) for _, r, c in self.found])
-        j = np.concatenate([c for _, _, c in self.found])
-        return i, j
+def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Screening:
+    """Project the fingerprints; ValueError where the metric is undefined for them."""
+    if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
+        raise ValueError("cosine distance of an all-zero fingerprint is undefined")
+    exact = bounds.Exact(vectors, metric)
+    return Screening(bounds.project(exact.x, timestamps), exact, exact.max_estimate())
 
 
 def _exact(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
@@ -141,14 +101,15 @@ def _exact(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np
 def _float64(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
     """Each pair's distance in float64, vectorised: within 1e-12 of pdist, far cheaper per pair."""
     out = np.empty(len(i))
-    for k in range(0, len(i), 512):
-        a = vectors[i[k : k + 512]].astype(np.float64)
-        b = vectors[j[k : k + 512]].astype(np.float64)
+    for k in range(0, len(i), 256):
+        a = np.take(vectors, i[k : k + 256], axis=0).astype(np.float64)
+        b = np.take(vectors, j[k : k + 256], axis=0).astype(np.float64)
         if metric == "cosine":
-            out[k : k + 512] = 1 - np.einsum("ij,ij->i", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+            out[k : k + 256] = 1 - np.einsum("ij,ij->i", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         else:
-            sq = np.einsum("ij,ij->i", a - b, a - b)
-            out[k : k + 512] = sq if metric == "sqeuclidean" else np.sqrt(sq)
+            a -= b
+            sq = np.einsum("ij,ij->i", a, a)
+            out[k : k + 256] = sq if metric == "sqeuclidean" else np.sqrt(sq)
     return out
 
 
@@ -181,29 +142,38 @@ def build(
     metric: str,
     sim: float,
     constraints: Constraints | None = None,
+    screened: Screening | None = None,
 ) -> tuple[np.ndarray, float]:
     """A linkage matrix exact below the cut for ``sim``, and max(d) of the mixed distances.
 
-    Must-link verdicts are edges too (their photos merge first, whatever their distance), and a
-    component holding a verdict is clustered with :func:`.constraints.constrained_linkage`.
+    ``screened`` (from :func:`screening` for these vectors, timestamps and
+    metric) is reused and completed rather than computed again. Must-link
+    verdicts are edges too (their photos merge first, whatever their distance),
+    and a component holding a verdict is clustered with
+    :func:`.constraints.constrained_linkage`.
     """
     n = len(vectors)
     t64 = np.asarray(timestamps, dtype=np.float64)
-    if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
-        raise ValueError("cosine distance of an all-zero fingerprint is undefined")
-    screen = Screen(vectors, metric)
+    screened = screened or screening(vectors, timestamps, metric)
     time_metric = TIME_METRIC.get(metric, metric)
     first, last = int(np.argmin(t64)), int(np.argmax(t64))
     dt_max = float(_time(t64[first], t64[last], time_metric))
     time_on = alpha > 0 and dt_max > 0
 
-    bound, slack = screen.max_estimate() * (1 + GUESS), SLACK + GUESS
+    if screened.dc_max is not None:
+        low = high = screened.dc_max
+    else:
+        low = screened.estimate[0] * (1 - SLACK)
+        high = screened.estimate[0] * (1 + GUESS)
     while True:
-        scan = _Scan(screen, t64, alpha, sim, bound, slack, time_metric, dt_max, time_on)
-        dc_max = _exact_max(vectors, *scan.content.pairs(), metric)
-        if dc_max <= bound:
+        scan = _Scan(screened, t64, alpha, sim, metric, time_metric, dt_max, time_on, low, high)
+        dc_max = screened.dc_max
+        if dc_max is None:
+            dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
+        if dc_max <= high:
             break
-        bound, slack = dc_max, SLACK  # the estimate fell short: once more with the true maximum
+        low = high = dc_max  # the guess fell short: once more with the true maximum
+    screened.dc_max = dc_max
 
     def mix(dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
         """d from content and time distances, as clustering.mixed_distances computes it, operation for operation."""
@@ -217,13 +187,12 @@ def build(
         return mix(dc, _time(t64[i], t64[j], time_metric))
 
     if time_on:
-        d_max = _exact_max(vectors, *scan.mixed.pairs(), metric, mixed)
+        d_max = _exact_max(vectors, *scan.mixed_pairs(), metric, mixed)
     else:
         d_max = 1.0 if alpha == 0 else float(1.0 * (1 - alpha))
-    keep = mixed(scan.dc.astype(np.float64), scan.i, scan.j) <= d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
-    i, j = scan.i[keep], scan.j[keep]
+    i, j = scan.edges(mixed, d_max * (1.0 - sim) * (1 + SLACK) + 1e-12)
     if constraints:
-        links = np.array([(g[0], p) for g in constraints.same for p in g[1:]], dtype=np.int32).reshape(-1, 2)
+        links = np.array([(g[0], p) for g in constraints.same for p in g[1:]], dtype=np.int64).reshape(-1, 2)
         i, j = np.concatenate([i, links[:, 0]]), np.concatenate([j, links[:, 1]])
     graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
@@ -233,55 +202,261 @@ def build(
 class _Scan:
     """One pass of the screen: the candidates for both maxima, and every pair that may be an edge.
 
-    Distances are divided by ``bound`` >= the largest content distance, which
-    only makes them smaller: the pairs kept are a superset of the edges, and
-    the mixed maximum's candidates are kept within ``slack``, which covers how
-    far ``bound`` may lie above the maximum. With time on, max(d) <= 1 stands
-    in for the cut's max(d) until it is known.
+    ``low`` <= the largest content distance <= ``high`` (checked after the pass).
+    Normalising by ``high`` only makes distances smaller, so the pairs kept
+    as edges are a superset; with time on, max(d) <= 1 stands in for the
+    cut's max(d) until it is known. Tiles are pruned whole where their
+    largest bound or their time range rules them out.
     """
 
     def __init__(
         self,
-        screen: Screen,
+        screened: Screening,
         t64: np.ndarray,
         alpha: float,
         sim: float,
-        bound: float,
-        slack: float,
+        metric: str,
         time_metric: str,
         dt_max: float,
         time_on: bool,
+        low: float,
+        high: float,
     ):
-        n = screen.n
+        p = self.projection = screened.projection
+        self.screened, self.alpha, self.metric = screened, alpha, metric
+        n = p.size
+        times = p.times
         d_max = 1.0 if time_on or alpha == 0 else 1.0 - alpha
         limit = d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
-        self.content = _NearMax()
-        self.mixed = _NearMax(slack)
-        edges_i, edges_j, edges_d, count = [], [], [], 0
-        budget = MAX_EDGES_SHARE * n * (n - 1) / 2
-        for r, row in screen.rows():
-            self.content.offer(r, row)
-            m = row.astype(np.float64) / bound
-            if alpha != 0:
-                m *= 1 - alpha
-                if time_on:
-                    m += _time(t64[r], t64[r + 1 :], time_metric) / dt_max * alpha
-                    self.mixed.offer(r, m)
-            cols = np.flatnonzero(m <= limit)
-            if len(cols):
-                edges_i.append(np.full(len(cols), r, dtype=np.int32))
-                edges_j.append((cols + r + 1).astype(np.int32))
-                edges_d.append(row[cols])
-                count += len(cols)
+        settled = screened.dc_max is not None
+        # Lower bounds of the two maxima, raised as the pass finds larger pairs: a pair whose upper
+        # bound stays below one (less SLACK) is not that maximum.
+        content_floor = bounds.to_squared(low, metric)
+        mixed_floor = self._mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
+
+        def time_term(dt: float) -> float:
+            return alpha * float(_time(0.0, dt, time_metric)) / dt_max if time_on else 0.0
+
+        # The screen's time terms in float32, from times since the first (errors ~1e-7 of the cut, inside SLACK).
+        squared_time = time_metric == "sqeuclidean"
+        scaled = (times - times[0]) / (np.sqrt(dt_max) if squared_time else dt_max) if time_on else times
+        scaled = scaled.astype(np.float32)
+
+        def time_between(a: np.ndarray | slice, b: np.ndarray | slice, outer: bool) -> np.ndarray | float:
+            """alpha * d_t / max(d_t) for pairs (a[p], b[p]), or for every a against every b."""
+            if not time_on:
+                return 0.0
+            d = np.subtract.outer(scaled[a], scaled[b]) if outer else scaled[a] - scaled[b]
+            if squared_time:
+                d *= d
+            else:
+                np.abs(d, out=d)
+            d *= np.float32(alpha)
+            return d
+
+        edges: list[tuple[np.ndarray, np.ndarray]] = []  # to be settled by their bounds
+        measured: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # with float32 distances in full
+        content: list[tuple[np.ndarray, np.ndarray]] = []
+        mixed: list[tuple[np.ndarray, np.ndarray]] = []
+        count, budget, dense, finer = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0
+
+        def measure(full: np.ndarray, i0: int, i1: int, j0: int, j1: int, tile: tuple) -> None:
+            """A tile the bounds settle too little: its float32 distances in all D dimensions (within 1e-3)."""
+            nonlocal content_floor, mixed_floor, count
+            m = full * np.float32((1 - alpha) / high)  # the mixed distance, at most
+            m += time_between(slice(i0, i1), slice(j0, j1), True)
+            a, b, found = _pairs(np.flatnonzero(m <= limit), *tile)
+            measured.append((a, b, full.ravel()[found]))
+            count += len(a)
+            top = float(full.max())  # the tile's lower triangle holds real pairs too (or a photo and itself)
+            if not settled:
+                content_floor = max(content_floor, bounds.to_squared(top, metric) * (1 - 2e-3))
+                at = bounds.from_squared(content_floor * (1 - 2 * SLACK), metric)
+                a, b, found = _pairs(np.flatnonzero(full >= at), *tile)
+                content.append((a, b, bounds.to_squared(full.ravel()[found].astype(np.float64), metric)))
+            if time_on:
+                mixed_floor = max(mixed_floor, float(m.max()) * (1 - 1e-3))
+                widen = top * (1 + 1e-3) * (1 - alpha) * (1 / low - 1 / high)  # from dividing by high to by low
+                a, b, found = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK) - widen), *tile)
+                mixed.append((a, b, m.ravel()[found] + widen))
+
+        for i0, i1, j0, j1 in p.tiles():
+            tile = (j1 - j0, i0, j0, j0 < i1)
+            if not p.tight:
+                dense += _pair_count(i0, i1, j0, j1)
+                measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
                 if count > budget:
                     raise TooConnected
-        self.i = np.concatenate(edges_i) if edges_i else np.empty(0, np.int32)
-        self.j = np.concatenate(edges_j) if edges_j else np.empty(0, np.int32)
-        self.dc = np.concatenate(edges_d) if edges_d else np.empty(0, np.float32)  # screened content
+                continue
+            lower = p.lower(i0, i1, j0, j1)
+            eps = p.margin(i0, i1, j0, j1)
+            # Edges: a content threshold for the whole tile from its smallest time distance, then pair by pair.
+            room = limit - time_term(max(0.0, times[j0] - times[i1 - 1]))
+            reach = (high * room / (1 - alpha) if alpha < 1 else np.inf) if room >= 0 else -1.0
+
+            def within(bound: np.ndarray, margin: float) -> np.ndarray:
+                """Tile positions whose lower bound may lie within the cut: for the tile, then pair by pair."""
+                found = np.flatnonzero(bound <= bounds.to_squared(reach, metric) + margin)
+                if time_on and len(found) < bound.size // 2:
+                    a, b = np.divmod(found, j1 - j0)
+                    near = bounds.from_squared(np.maximum(bound.ravel()[found] - margin, 0), metric)
+                    found = found[(1 - alpha) * near / high + time_between(a + i0, b + j0, False) <= limit]
+                return found
+
+            found = within(lower, eps) if room >= 0 else np.empty(0, np.int64)
+            if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.fine is not None:
+                # Tighter bounds from more directions, unless these left nearly every pair.
+                found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
+                finer += _pair_count(i0, i1, j0, j1)
+            maxima: list[tuple[list, tuple]] = []
+            if len(found) <= DENSE * lower.size and not (settled and not time_on):
+                top = float(lower.max())
+                ceiling = top + eps + 4.0 * float(p.r[i0:i1].max()) * float(p.r[j0:j1].max())
+                if p.relu is not None:  # non-negative fingerprints: ‖x − y‖² <= ‖x‖² + ‖y‖²
+                    ceiling = min(ceiling, float(p.relu[i0:i1].max() + p.relu[j0:j1].max()) + eps)
+                # Candidates for the largest content distance: any pair's lower bound is a floor for it.
+                if not settled:
+                    content_floor = max(content_floor, top - eps)
+                    if ceiling >= content_floor * (1 - 2 * SLACK):
+                        values = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1])
+                        values += eps
+                        a, b, hits = _pairs(np.flatnonzero(values >= content_floor * (1 - 2 * SLACK)), *tile)
+                        maxima.append((content, (a, b, values.ravel()[hits])))
+                # Candidates for the largest mixed distance, likewise.
+                widest = time_term(times[j1 - 1] - times[i0])
+                if time_on and (1 - alpha) * bounds.from_squared(ceiling, metric) / low + widest >= mixed_floor * (
+                    1 - SLACK
+                ):
+                    dt = time_between(slice(i0, i1), slice(j0, j1), True)
+                    near = (1 - alpha) * bounds.from_squared(np.maximum(lower - eps, 0), metric) / high + dt
+                    mixed_floor = max(mixed_floor, float(near.max()))
+                    upper = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1]) + eps
+                    m = (1 - alpha) * bounds.from_squared(np.maximum(upper, 0), metric) / low + dt
+                    a, b, hits = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK)), *tile)
+                    maxima.append((mixed, (a, b, m.ravel()[hits])))
+            if len(found) > DENSE * lower.size or any(len(f[2]) > DENSE * lower.size for _, f in maxima):
+                dense += _pair_count(i0, i1, j0, j1)
+                measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
+            else:
+                a, b, _ = _pairs(found, *tile)
+                edges.append((a, b))
+                count += len(a)
+                for into, found_max in maxima:
+                    into.append(found_max)
+            if count > budget:
+                raise TooConnected
+        # Keep the candidates that reach the final floors, then again with the pairs' own tightest bounds.
+        content = [
+            (a[u >= content_floor * (1 - 2 * SLACK)], b[u >= content_floor * (1 - 2 * SLACK)]) for a, b, u in content
+        ]
+        mixed = [(a[m >= mixed_floor * (1 - SLACK)], b[m >= mixed_floor * (1 - SLACK)]) for a, b, m in mixed]
+        if content:
+            a, b = np.concatenate([a for a, _ in content]), np.concatenate([b for _, b in content])
+            near, far = self._bounds(a, b)
+            keep = far >= max(content_floor, float(near.max(initial=0))) * (1 - 2 * SLACK)
+            content = [(a[keep], b[keep])]
+        if mixed:
+            a, b = np.concatenate([a for a, _ in mixed]), np.concatenate([b for _, b in mixed])
+            near, far = self._bounds(a, b)
+            dt = time_between(a, b, False)
+            floor = max(
+                mixed_floor, float(((1 - alpha) * bounds.from_squared(near, metric) / high + dt).max(initial=0))
+            )
+            keep = (1 - alpha) * bounds.from_squared(far, metric) / low + dt >= floor * (1 - SLACK)
+            mixed = [(a[keep], b[keep])]
+        self._edges, self._measured, self._content, self._mixed = edges, measured, content, mixed
+        screened.stats = {
+            "pairs": n * (n - 1) // 2,
+            "pairs in tiles bounded again with more directions": finer,
+            "pairs in tiles measured in full": dense,
+            "edge candidates": sum(len(a) for a, _ in edges),
+            "maximum candidates": sum(len(a) for a, _ in content),
+            "mixed maximum candidates": sum(len(a) for a, _ in mixed),
+        }
+
+    @staticmethod
+    def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) -> float:
+        """A lower bound of max(d): the mixed distance of two known pairs, with ``high`` for max(d_c)."""
+        _, a, b = screened.estimate
+        first, last = int(np.argmin(t64)), int(np.argmax(t64))
+        i, j = np.array([a, first]), np.array([b, last])
+        dc = _float64(screened.exact.x, i, j, metric)
+        d = (1 - alpha) * dc / high + alpha * _time(t64[i], t64[j], time_metric) / dt_max
+        return float(d.max())
+
+    def _bounds(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Squared lower and upper bounds of pairs (a, b) in time order, the tightest at hand, margins included."""
+        p = self.projection
+        if p.fine is not None:
+            return p.fine_bounds(a, b)
+        squared = np.einsum("ij,ij->i", p.left[a], p.right[b], dtype=np.float64)
+        eps = bounds.EPS * (p.n[a] + p.n[b])
+        return np.maximum(squared - eps, 0), squared + p.upper_gap(a, b) + eps
+
+    def _photos(self, found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        found = [f for f in found if len(f[0])]
+        if not found:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        order = self.projection.order
+        return order[np.concatenate([a for a, _ in found])], order[np.concatenate([b for _, b in found])]
+
+    def content_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Photo pairs that may be the farthest apart in content (the estimate's own pair among them)."""
+        i, j = self._photos(self._content)
+        _, a, b = self.screened.estimate
+        return np.append(i, a), np.append(j, b)
+
+    def mixed_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Photo pairs that may be the farthest apart in mixed distance."""
+        i, j = self._photos(self._mixed)
+        return (i, j) if len(i) else self.content_pairs()
+
+    def edges(self, mixed, limit: float) -> tuple[np.ndarray, np.ndarray]:
+        """Photo pairs within ``limit`` of mixed distance, or too close to it for float32 to tell.
+
+        A pair's lower bound decides first; its upper bound makes it an edge
+        without more arithmetic; the rest get their float32 distance in full.
+        """
+        p, metric = self.projection, self.metric
+        i, j = self._photos([(a, b) for a, b, _ in self._measured])
+        dc = np.concatenate([d for _, _, d in self._measured]).astype(np.float64) if len(i) else np.empty(0)
+        near = mixed(dc, i, j) <= limit
+        found_i, found_j = [i[near]], [j[near]]
+        edges = [(a, b) for a, b in self._edges if len(a)]
+        if edges:
+            a = np.concatenate([a for a, _ in edges])
+            b = np.concatenate([b for _, b in edges])
+            i, j = p.order[a], p.order[b]
+            near, far = self._bounds(a, b)
+            keep = mixed(bounds.from_squared(near, metric), i, j) <= limit
+            i, j, far = i[keep], j[keep], far[keep]
+            sure = mixed(bounds.from_squared(far, metric), i, j) <= limit
+            doubt = ~sure
+            dc = self.screened.exact.pairs(i[doubt], j[doubt]).astype(np.float64)
+            near = mixed(dc, i[doubt], j[doubt]) <= limit
+            found_i += [i[sure], i[doubt][near]]
+            found_j += [j[sure], j[doubt][near]]
+            self.screened.stats |= {"settled by the upper bound": int(sure.sum()), "measured in doubt": len(dc)}
+        found_i, found_j = np.concatenate(found_i), np.concatenate(found_j)
+        self.screened.stats["edges"] = len(found_i)
+        return found_i, found_j
 
 
-class TooConnected(Exception):
-    """At this sim nearly every photo is within reach of every other: use the full matrix."""
+def _pair_count(i0: int, i1: int, j0: int, j1: int) -> int:
+    """How many pairs i < j a tile holds."""
+    rows = np.arange(i0, i1)
+    return int(np.clip(j1 - np.maximum(j0, rows + 1), 0, None).sum())
+
+
+def _pairs(found: np.ndarray, width: int, i0: int, j0: int, diagonal: bool) -> tuple[np.ndarray, ...]:
+    """Flat positions in a tile as time-order indices (a, b) of pairs a < b, and the positions kept."""
+    a, b = np.divmod(found, width)
+    a += i0
+    b += j0
+    if diagonal:
+        keep = b > a
+        a, b, found = a[keep], b[keep], found[keep]
+    return a, b, found
 
 
 def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints=None) -> np.ndarray:

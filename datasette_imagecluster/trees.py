@@ -17,6 +17,7 @@ from typing import Callable, Generic, Hashable, TypeVar
 
 import numpy as np
 
+from . import components
 from .clustering import Params, Tree, tree_for
 from .connections import tables
 from .constraints import Constraints, from_ids
@@ -63,6 +64,7 @@ trees: LRU[Tree] = LRU(16)
 numbers: LRU[dict[int, int]] = LRU(32)
 agreements: LRU[tuple[str, LabelIndex] | None] = LRU(4)
 verdict_constraints: LRU[Constraints] = LRU(8)
+screenings: LRU[components.Screening] = LRU(2)  # a projection of each library: an alpha change skips it
 
 
 def database_file(conn: sqlite3.Connection) -> str:
@@ -98,7 +100,11 @@ def library_for(
 def build_and_cache(key: tuple, library: Library, params: Params, constraints: Constraints | None = None) -> Tree:
     """Build the tree for these parameters (and verdicts) and cache it, unless a concurrent build already
     cached one that can be cut at more sims (a smaller ``valid_from_sim``)."""
-    tree = tree_for(library.vectors, library.timestamps, params, constraints)
+
+    def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> components.Screening:
+        return screenings.get((key[0], metric, params.pca), lambda: components.screening(vectors, timestamps, metric))
+
+    tree = tree_for(library.vectors, library.timestamps, params, constraints, screening)
     cached = trees.peek(key)
     if cached is None or tree.valid_from_sim <= cached.valid_from_sim:
         trees.put(key, tree)

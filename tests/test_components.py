@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasette_imagecluster import components
+from datasette_imagecluster import components, screen
 from datasette_imagecluster.clustering import Params, build_tree, cluster, cut_tree, group
 
 from .test_clustering import reference_partition, structured_library
@@ -15,15 +15,29 @@ SIMS = (0.3, 0.5, 0.7, 0.9, 0.99)
 ALPHAS = (0.0, 0.3, 0.7, 1.0)
 
 
-@pytest.fixture(params=["one pass", "estimate too low"])
+def too_low(monkeypatch, factor):
+    """The estimate of the largest distance falls short of it by ``factor``."""
+    estimate = screen.Exact.max_estimate
+    monkeypatch.setattr(screen.Exact, "max_estimate", lambda self: (estimate(self)[0] * factor, *estimate(self)[1:]))
+
+
+@pytest.fixture(
+    params=["one pass, k 8", "estimate too low, k 8", "one pass, k 1", "one pass, k = D", "loose bounds, k 8"]
+)
 def always_components(request, monkeypatch):
-    """The component path at any size, in many ragged blocks; in one pass, or two when the
-    estimate of the largest distance falls short of it."""
+    """The component path at any size, in many ragged tiles: with bounds from 8 or 1 principal
+    directions (and 24 for the tighter ones) or exact ones (k = D), used however loose they are
+    on these random fingerprints, or judged too loose and every tile measured in full; in one
+    pass, or two when the estimate of the largest distance falls short of it."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(components, "BLOCK", 37)
-    if request.param == "estimate too low":
-        estimate = components.Screen.max_estimate
-        monkeypatch.setattr(components.Screen, "max_estimate", lambda self: estimate(self) * 0.6)
+    monkeypatch.setattr(screen, "ROWS", 37)
+    monkeypatch.setattr(screen, "COLS", 53)
+    monkeypatch.setattr(screen, "K", {"k 8": 8, "k 1": 1, "k = D": 100_000}[request.param.split(", ")[1]])
+    monkeypatch.setattr(screen, "FINE", 24)
+    monkeypatch.setattr(screen, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
+    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    if request.param.startswith("estimate too low"):
+        too_low(monkeypatch, 0.6)
 
 
 def bursts(n_groups=60, noise=80, dims=128, seed=1):
@@ -107,21 +121,68 @@ def test_screen_is_close_to_pdist():
     vectors, _, _ = bursts(seed=6, dims=512)
     for metric in ("euclidean", "sqeuclidean", "cosine"):
         exact = pdist(vectors, metric)
-        screen = components.Screen(vectors, metric)
-        approx = np.concatenate([row for _, row in screen.rows()])
+        full = screen.Exact(vectors, metric)
+        n = len(vectors)
+        approx = np.concatenate([full.between(slice(r, r + 1), slice(r + 1, n))[0] for r in range(n - 1)])
         scale = exact.max()
         assert np.abs(approx - exact).max() / scale < 1e-4, metric
-        assert abs(screen.max_estimate() - scale) / scale < 1e-4, metric  # the ends are extremes here
+        i, j = np.triu_indices(n, 1)
+        assert np.abs(full.pairs(i, j) - exact).max() / scale < 1e-4, metric
+        assert abs(full.max_estimate()[0] - scale) / scale < 1e-4, metric  # the ends are extremes here
 
 
 @pytest.mark.parametrize("factor, passes", [(1.0, 1), (0.6, 2)])
 def test_one_pass_unless_the_estimate_falls_short(monkeypatch, factor, passes):
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    estimate = components.Screen.max_estimate
-    monkeypatch.setattr(components.Screen, "max_estimate", lambda self: estimate(self) * factor)
+    too_low(monkeypatch, factor)
     scans, scan = [], components._Scan
     monkeypatch.setattr(components, "_Scan", lambda *a: scans.append(a) or scan(*a))
     vectors, timestamps, ids = bursts(seed=7)
     got = cluster(vectors, timestamps, ids, Params(sim=0.7, alpha=0.3))
     assert len(scans) == passes
+    assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")
+
+
+def low_rank_bursts(seed=8, dims=256, rank=12):
+    """Bursts whose variance lies mostly in a few directions, as real CNN fingerprints' does."""
+    vectors, timestamps, ids = bursts(seed=seed, dims=rank, noise=150)
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(0, 1, (rank, dims))
+    return (vectors @ mixing + rng.normal(0, 0.05, (len(vectors), dims))).astype(np.float32), timestamps, ids
+
+
+@pytest.mark.parametrize("method", REDUCIBLE)
+def test_the_bounds_prune_and_stay_exact(monkeypatch, method):
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    monkeypatch.setattr(screen, "ROWS", 128)
+    monkeypatch.setattr(screen, "COLS", 256)
+    monkeypatch.setattr(screen, "K", 16)
+    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    vectors, timestamps, ids = low_rank_bursts()
+    screened = components.screening(vectors, timestamps, "euclidean")
+    assert screened.projection.tight and screened.projection.fine is not None
+    for alpha in (0.0, 0.3, 0.7):
+        for sim in (0.75, 0.85, 0.9, 0.95):
+            try:
+                components.build(vectors, timestamps, alpha, method, "euclidean", sim, screened=screened)
+            except components.TooConnected:  # alpha 0.7, sim 0.75: the time term links most photos
+                assert (alpha, sim) == (0.7, 0.75)
+            stats = screened.stats
+            measured = stats["pairs in tiles measured in full"] + stats.get("measured in doubt", 0)
+            if sim >= 0.9 and alpha <= 0.3:  # where edges are few (measuring the rest in full is cheaper)
+                assert measured < 0.3 * stats["pairs"], (alpha, sim, stats)
+            tree = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim)
+            got = group(cut_tree(tree, sim), ids, timestamps, Params(sim=sim, alpha=alpha, method=method))
+            assert partition(got) == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
+    assert screened.dc_max is not None  # settled once, reused by every alpha after the first
+
+
+def test_random_fingerprints_are_measured_in_full(monkeypatch):
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    monkeypatch.setattr(screen, "K", 8)  # 8 of 512 random dimensions: the bounds say little
+    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    vectors, timestamps, ids = bursts(seed=9, dims=512)
+    screened = components.screening(vectors, timestamps, "euclidean")
+    assert not screened.projection.tight and screened.projection.fine is None
+    got = cluster(vectors, timestamps, ids, Params(sim=0.7, alpha=0.3))
     assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")

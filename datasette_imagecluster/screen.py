@@ -1,0 +1,254 @@
+"""Which pairs of photos can matter, found with k of the fingerprints' dimensions instead of all.
+
+Clustering a large library one component at a time (:mod:`.components`)
+needs two things from all N²/2 pairs: the pairs that may lie within the
+cut, and the pairs that may be the farthest apart (the normalising maxima).
+Computing every distance in full costs N²/2 × D multiply-adds. Bounds from a
+projection onto k principal directions answer both at k/D of that cost.
+
+The lemma. Centre the fingerprints at their mean μ, project them onto k
+orthonormal directions P (``z = P(x − μ)``) and keep the norm of what is left
+(``r = ‖x − μ − Pᵀz‖``). What is left is orthogonal to the directions, so
+``‖x − y‖² = ‖z_x − z_y‖² + ‖e_x − e_y‖²`` with ``‖e‖ = r``, and the triangle
+inequality on the residuals gives::
+
+    ‖z_x − z_y‖² + (r_x − r_y)²  ≤  ‖x − y‖²  ≤  ‖z_x − z_y‖² + (r_x + r_y)²
+
+for *any* orthonormal P: the principal directions (fitted on a sample) only
+make the bounds tight, never wrong. The lower bound is the distance between
+``[z, r]`` vectors, so one matrix product of k + 3 columns gives it for a tile
+of pairs (:meth:`Projection.lower`). Fingerprints after a ReLU are
+non-negative, so ``x·y ≥ 0`` and ``‖x − y‖² ≤ ‖x‖² + ‖y‖²`` bounds the
+maximum from above too (:attr:`Projection.relu`).
+
+The products run in float32; :data:`EPS` × (‖x−μ‖² + ‖y−μ‖²) covers their
+rounding (k + 3 terms of float32, under 2⁻¹⁵ of that sum), so the bounds stay
+bounds. Photos are put in capture-time order, so a tile of pairs has a
+narrow range of time distances, which the screen uses to prune whole tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+K = 128  # principal directions: 81 % of real fingerprints' variance (docs/benchmarks.md)
+FINE = 512  # directions of the tighter bounds, for tiles where K's leave too many candidates
+SAMPLE = 2048  # photos the directions are fitted on
+ROWS, COLS = 1024, 8192  # a tile: 32 MB of float32; large enough for BLAS to run at full speed
+EPS = 2.0**-14
+EPS_FINE = 2.0**-12  # float32 products of FINE + 1 terms, and 2^-14 for n's own rounding
+EXACT_BLOCK = 1024
+BOUNDS_FROM = 10_000  # below, measuring every pair costs less than fitting the FINE directions
+PROBE = 512  # photos whose pairs tell whether the bounds can prune
+TIGHT = 0.6  # below this median ratio of lower bound to distance, they cannot (random fingerprints: ~0.2)
+
+
+@dataclass
+class Projection:
+    """The photos in capture-time order, with what the bounds need; independent of alpha and sim."""
+
+    order: np.ndarray  # position in time order -> photo index
+    times: np.ndarray  # float64 capture times, in time order
+    left: np.ndarray  # [z, r, n, 1], float32
+    right: np.ndarray  # [-2z, -2r, 1, n], float32: left[i] @ right[j] = the lower bound², squared
+    r: np.ndarray  # residual norms, float32
+    n: np.ndarray  # ‖x − μ‖², float64
+    relu: np.ndarray | None  # ‖x‖² where every fingerprint is non-negative, else None
+    k: int
+    fine: np.ndarray | None  # [z, r] on FINE directions, float32; None where K has every dimension, or loose
+    tight: bool = True  # False: the bounds are too loose to prune (a flat spectrum); measure every tile in full
+
+    @property
+    def size(self) -> int:
+        return len(self.order)
+
+    def tiles(self) -> Iterator[tuple[int, int, int, int]]:
+        """(i0, i1, j0, j1) covering every pair i < j once, row block by column block."""
+        n = self.size
+        for i0 in range(0, n - 1, ROWS):
+            i1 = min(n, i0 + ROWS)
+            for j0 in range(i0, n, COLS):
+                yield i0, i1, j0, min(n, j0 + COLS)
+
+    def lower(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Squared lower bounds of the distances of photos i0..i1 to j0..j1 (time order)."""
+        return self.left[i0:i1] @ self.right[j0:j1].T
+
+    def lower_fine(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Tighter squared lower bounds of the same tile, from FINE directions."""
+        d = self.fine[i0:i1] @ self.fine[j0:j1].T
+        d *= -2
+        d += self.n32[i0:i1, None]
+        d += self.n32[None, j0:j1]
+        return d
+
+    def fine_bounds(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Squared lower and upper bounds of pairs (a, b) (time order) from the FINE directions, margins included."""
+        lower, upper = np.empty(len(a)), np.empty(len(a))
+        for s in range(0, len(a), 1024):
+            u, v = np.take(self.fine, a[s : s + 1024], axis=0), np.take(self.fine, b[s : s + 1024], axis=0)
+            d = u[:, :-1] - v[:, :-1]
+            near = np.einsum("ij,ij->i", d, d, dtype=np.float64)
+            ru, rv = u[:, -1].astype(np.float64), v[:, -1].astype(np.float64)
+            eps = EPS_FINE * (self.n[a[s : s + 1024]] + self.n[b[s : s + 1024]])
+            lower[s : s + 1024] = np.maximum(near + (ru - rv) ** 2 - eps, 0)
+            upper[s : s + 1024] = near + (ru + rv) ** 2 + eps
+        return lower, upper
+
+    def margin(self, i0: int, i1: int, j0: int, j1: int, eps: float = EPS) -> float:
+        """How far float32 rounding may move any squared bound in this tile."""
+        return eps * float(self.n[i0:i1].max() + self.n[j0:j1].max())
+
+    @property
+    def n32(self) -> np.ndarray:
+        return self.left[:, -2]
+
+    def upper_gap(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Upper bound² minus lower bound², pair by pair: 4 r_i r_j."""
+        return 4.0 * self.r[i].astype(np.float64) * self.r[j]
+
+
+def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, seed: int = 0) -> Projection:
+    """The projection of ``vectors`` (float32, already normalised for cosine) onto k principal directions."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    n_photos, dims = x.shape
+    order = np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    k = max(1, min(k or K, dims, n_photos))
+    wide = min(FINE, dims, n_photos) if k < dims else k
+    directions = _directions(x, mean, k, seed)  # dims x k, orthonormal
+    tight = n_photos >= BOUNDS_FROM and _tightness(x, mean, directions, seed) >= TIGHT
+    if tight and wide > k:
+        directions = _directions(x, mean, wide, seed)  # its first k are as good for the coarse bounds
+    else:
+        wide = k
+    n = np.empty(n_photos)
+    z = np.empty((n_photos, max(k, wide)), np.float32)
+    for s in range(0, n_photos, 4096):  # in time order; the fingerprints themselves are not copied
+        c = x[order[s : s + 4096]] - mean
+        z[s : s + 4096] = c @ directions
+        n[s : s + 4096] = np.einsum("ij,ij->i", c, c, dtype=np.float64)
+    left, right, r = _augmented(z[:, :k], n)
+    fine = np.hstack([z, _residual(z, n)[:, None]]) if wide > k else None
+    relu = np.einsum("ij,ij->i", x, x, dtype=np.float64)[order] if x.min() >= 0 else None
+    return Projection(order, np.asarray(timestamps, np.float64)[order], left, right, r, n, relu, k, fine, tight)
+
+
+def _tightness(x: np.ndarray, mean: np.ndarray, directions: np.ndarray, seed: int) -> float:
+    """The median ratio of lower bound to distance over pairs of a sample of photos."""
+    rng = np.random.default_rng(seed + 1)
+    c = x[np.sort(rng.choice(len(x), min(len(x), PROBE), replace=False))] - mean
+    n = np.einsum("ij,ij->i", c, c, dtype=np.float64)
+    z = (c @ directions).astype(np.float64)
+    zr = np.hstack([z, np.sqrt(np.maximum(n - np.einsum("ij,ij->i", z, z), 0))[:, None]])
+    lower = n[:, None] + n[None, :] - 2 * (zr @ zr.T)
+    true = n[:, None] + n[None, :] - 2 * (c.astype(np.float64) @ c.T.astype(np.float64))
+    i, j = np.triu_indices(len(c), 1)
+    far = true[i, j] > 0
+    return float(np.median(np.sqrt(np.maximum(lower[i, j][far], 0) / true[i, j][far]))) if far.any() else 1.0
+
+
+def _residual(z: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """r = ‖x − μ − Pᵀz‖ from r² = ‖x − μ‖² − ‖z‖², in float64: its rounding (~1e-7 of n) is far inside EPS."""
+    return np.sqrt(np.maximum(n - np.einsum("ij,ij->i", z, z, dtype=np.float64), 0)).astype(np.float32)
+
+
+def _augmented(z: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[z, r, n, 1] and [-2z, -2r, 1, n]: one product of the two is the squared lower bound."""
+    r = _residual(z, n)
+    ones = np.ones((len(z), 1), np.float32)
+    n32 = n.astype(np.float32)[:, None]
+    return np.hstack([z, r[:, None], n32, ones]), np.hstack([-2 * z, -2 * r[:, None], ones, n32]), r
+
+
+def _directions(x: np.ndarray, mean: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k orthonormal principal directions of a sample (randomised SVD in float32, one power iteration).
+
+    Any orthonormal directions keep the bounds true; these make them tight.
+    """
+    rng = np.random.default_rng(seed)
+    n, dims = x.shape
+    sample = x[np.sort(rng.choice(n, min(n, SAMPLE), replace=False))] - mean
+    if k >= min(sample.shape):
+        sample = sample.astype(np.float64)
+        _, _, vt = np.linalg.svd(sample, full_matrices=False)
+        basis = vt[:k].T
+        if basis.shape[1] < k:  # fewer photos than k: complete with any orthonormal directions
+            extra = np.linalg.qr(np.hstack([basis, rng.standard_normal((dims, k - basis.shape[1]))]))[0]
+            basis = extra[:, :k]
+        return np.ascontiguousarray(basis, dtype=np.float32)
+    q = np.linalg.qr(sample @ rng.standard_normal((dims, min(dims, k + 16)), dtype=np.float32))[0]
+    q = np.linalg.qr(sample @ (sample.T @ q))[0]
+    _, _, vt = np.linalg.svd(q.T @ sample, full_matrices=False)
+    basis = np.linalg.qr(vt[:k].T.astype(np.float64))[0]  # orthonormal in float64 before the float32 cast
+    return np.ascontiguousarray(basis, dtype=np.float32)
+
+
+class Exact:
+    """float32 distances in all D dimensions, with BLAS: for the few pairs the bounds cannot settle."""
+
+    def __init__(self, vectors: np.ndarray, metric: str):
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if metric == "cosine":
+            x = unit(x)
+        self.x, self.metric, self.n = x, metric, len(x)
+        self.sq = np.einsum("ij,ij->i", x, x, dtype=np.float64).astype(np.float32)
+
+    def between(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
+        d = self.x[rows] @ self.x[cols].T
+        d *= -2
+        d += self.sq[rows, None]
+        d += self.sq[None, cols]
+        np.maximum(d, 0, out=d)
+        return from_squared(d, self.metric)
+
+    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """The distance of each pair (i[p], j[p]); in small chunks, which keeps the gathered rows in cache."""
+        out = np.empty(len(i), np.float32)
+        for s in range(0, len(i), 256):
+            a = np.take(self.x, i[s : s + 256], axis=0)
+            a -= np.take(self.x, j[s : s + 256], axis=0)
+            out[s : s + 256] = from_squared(np.einsum("ij,ij->i", a, a), self.metric)
+        return out
+
+    def max_estimate(self, extremes: int = 256) -> tuple[float, int, int]:
+        """Nearly always the largest distance, and its pair: from the photos farthest from the centre to all."""
+        centre = self.x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        spread = -(self.x @ centre) if self.metric == "cosine" else self.sq - 2 * (self.x @ centre)
+        k = min(extremes, self.n)
+        ends = np.argpartition(spread, self.n - k)[self.n - k :]
+        best = (-1.0, 0, 1)
+        for s in range(0, k, EXACT_BLOCK):
+            d = self.between(ends[s : s + EXACT_BLOCK], slice(None))
+            a, b = np.unravel_index(int(np.argmax(d)), d.shape)
+            if d[a, b] > best[0]:
+                best = (float(d[a, b]), int(ends[s + a]), int(b))
+        return best
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine distance is half their squared euclidean distance)."""
+    norms = np.linalg.norm(x.astype(np.float64), axis=1)
+    norms[norms == 0] = 1.0  # pdist says NaN for these; components.build refuses them first
+    return (x / norms[:, None].astype(np.float32)).astype(np.float32)
+
+
+def from_squared(d2, metric: str):
+    """A metric's distance from the squared euclidean distance (of unit vectors for cosine)."""
+    if metric == "euclidean":
+        return np.sqrt(d2)
+    if metric == "cosine":
+        return d2 * 0.5
+    return d2
+
+
+def to_squared(d, metric: str):
+    """The inverse of :func:`from_squared`."""
+    if metric == "euclidean":
+        return d * d
+    if metric == "cosine":
+        return d * 2.0
+    return d
