@@ -44,7 +44,10 @@ setup(
             "exifread>=3",
             "lxml>=5",
         ],
+        # Clustering shared among a Dask cluster's workers (imagecluster cluster --dask).
+        "dask": ["dask[distributed]>=2024.1"],
         "test": [
+            "dask[distributed]>=2024.1",
             "pytest",
             "pytest-asyncio",
             "beautifulsoup4",

@@ -74,30 +74,32 @@ SETS = {
 }
 
 
-def models() -> list[tuple[str, str, str]]:
-    """(model, weights, what) for every model whose weights are at hand."""
+def models() -> list[tuple[str, str, str, str]]:
+    """(model, weights, precision, what) for every model whose weights are at hand."""
     from importer.models import KerasArchitecture
     from importer.plugins import fingerprinters
 
     found = [
-        ("vgg16", "none", "VGG16 fc2, random weights (the floor)"),
-        ("efficientnet-lite0", "imagenet", "EfficientNet-Lite0, ImageNet (packaged weights)"),
+        ("vgg16", "none", "float32", "VGG16 fc2, random weights (the floor)"),
+        ("efficientnet-lite0", "imagenet", "float32", "EfficientNet-Lite0, ImageNet (packaged weights)"),
+        ("efficientnet-lite0", "imagenet", "mixed", "EfficientNet-Lite0, ImageNet, --precision mixed (bfloat16)"),
     ]
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
     for name, arch in fingerprinters().items():
         if isinstance(arch, KerasArchitecture) and (keras_home / arch.imagenet_file).exists():
-            found.append((name, "imagenet", f"{name}, ImageNet (Keras)"))
+            found.append((name, "imagenet", "float32", f"{name}, ImageNet (Keras)"))
     return found
 
 
-def library(set_name: str, model: str, weights: str):
+def library(set_name: str, model: str, weights: str, precision: str = "float32"):
     """Import the set (cached, incremental) and read ids, timestamps, vectors and each photo's group."""
     from importer.pipeline import ImportOptions, run_import
 
     folder, truth = SETS[set_name]
-    db = DATA / "quality" / f"{set_name}-{model}-{weights}.db"
+    db = DATA / "quality" / f"{set_name}-{model}-{weights}{'' if precision == 'float32' else '-' + precision}.db"
     db.parent.mkdir(parents=True, exist_ok=True)
-    run_import(str(db), [str(SHARED / folder)], ImportOptions(model=model, weights=weights, workers=1))
+    options = ImportOptions(model=model, weights=weights, workers=1, precision=precision)
+    run_import(str(db), [str(SHARED / folder)], options)
     conn = sqlite3.connect(db)
     rows = conn.execute(
         "select i.id, i.timestamp, f.vector, i.path from images i "
@@ -200,11 +202,11 @@ def main() -> None:
     ]
     details = []
     for set_name in SETS:
-        for model, weights, what in models():
-            ids, timestamps, vectors, true = library(set_name, model, weights)
+        for model, weights, precision, what in models():
+            ids, timestamps, vectors, true = library(set_name, model, weights, precision)
             table = grid(ids, timestamps, vectors, true, defaults)
             if weights != "none":
-                across.setdefault(model, {})[set_name] = table
+                across.setdefault(model if precision == "float32" else f"{model} ({precision})", {})[set_name] = table
             (method, alpha), i = max(
                 ((key, int(np.argmax([s.f1 for s, _ in scores]))) for key, scores in table.items()),
                 key=lambda k: table[k[0]][k[1]][0].f1,

@@ -39,6 +39,9 @@ projection does not depend on alpha or sim, so a caller that keeps it
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +68,19 @@ MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use 
 
 def applicable(n: int, method: str, metric: str) -> bool:
     return n >= MIN_PHOTOS and method in REDUCIBLE_METHODS and metric in SCREENED_METRICS
+
+
+_DASK: contextvars.ContextVar = contextvars.ContextVar("imagecluster_dask_client", default=None)
+
+
+@contextmanager
+def on_dask(client) -> Iterator[None]:
+    """Share the screen of every clustering built inside among the workers of a Dask ``client``."""
+    token = _DASK.set(client)
+    try:
+        yield
+    finally:
+        _DASK.reset(token)
 
 
 class TooConnected(Exception):
@@ -146,7 +162,8 @@ def build(
 ) -> tuple[np.ndarray, float]:
     """A linkage matrix exact below the cut for ``sim``, and max(d) of the mixed distances.
 
-    ``screened`` (from :func:`screening` for these vectors, timestamps and
+    Inside :func:`on_dask`, the screen's row blocks are shared among a Dask
+    cluster's workers. ``screened`` (from :func:`screening` for these vectors, timestamps and
     metric) is reused and completed rather than computed again. Must-link
     verdicts are edges too (their photos merge first, whatever their distance),
     and a component holding a verdict is clustered with
@@ -165,8 +182,12 @@ def build(
     else:
         low = screened.estimate[0] * (1 - SLACK)
         high = screened.estimate[0] * (1 + GUESS)
+    client = _DASK.get()
+    shared = client.scatter(screened, broadcast=True) if client is not None else screened  # once per build
     while True:
-        scan = _Scan(screened, t64, alpha, sim, metric, time_metric, dt_max, time_on, low, high)
+        floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
+        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor)
+        scan = _Scan(screened, settings, _scan_parts(screened, shared, settings, client))
         dc_max = screened.dc_max
         if dc_max is None:
             dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
@@ -199,157 +220,205 @@ def build(
     return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints), d_max
 
 
-class _Scan:
-    """One pass of the screen: the candidates for both maxima, and every pair that may be an edge.
+def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) -> float:
+    """A lower bound of max(d): the mixed distance of two known pairs, with ``high`` for max(d_c)."""
+    _, a, b = screened.estimate
+    first, last = int(np.argmin(t64)), int(np.argmax(t64))
+    i, j = np.array([a, first]), np.array([b, last])
+    dc = _float64(screened.exact.x, i, j, metric)
+    d = (1 - alpha) * dc / high + alpha * _time(t64[i], t64[j], time_metric) / dt_max
+    return float(d.max())
 
-    ``low`` <= the largest content distance <= ``high`` (checked after the pass).
+
+@dataclass
+class _Settings:
+    """What one pass needs besides the screening: the same on the client and on every Dask worker."""
+
+    alpha: float
+    sim: float
+    metric: str
+    time_metric: str
+    dt_max: float
+    time_on: bool
+    low: float  # <= the largest content distance <= high (checked after the pass)
+    high: float
+    mixed_floor: float  # a lower bound of max(d) known before the pass
+
+    @property
+    def limit(self) -> float:
+        """The cut, with max(d) <= 1 standing in for max(d) until it is known."""
+        d_max = 1.0 if self.time_on or self.alpha == 0 else 1.0 - self.alpha
+        return d_max * (1.0 - self.sim) * (1 + SLACK) + 1e-12
+
+    def time_term(self, dt: float) -> float:
+        if not self.time_on:
+            return 0.0
+        return self.alpha * float(_time(0.0, dt, self.time_metric)) / self.dt_max
+
+    def time_between(self, times: np.ndarray, a, b, outer: bool) -> np.ndarray | float:
+        """alpha * d_t / max(d_t) in float32 for pairs (a[p], b[p]), or for every a against every b.
+
+        From times since the first: errors ~1e-7 of the cut, inside SLACK.
+        """
+        if not self.time_on:
+            return 0.0
+        squared = self.time_metric == "sqeuclidean"
+        scale = np.sqrt(self.dt_max) if squared else self.dt_max
+        ta = ((times[a] - times[0]) / scale).astype(np.float32)
+        tb = ((times[b] - times[0]) / scale).astype(np.float32)
+        d = np.subtract.outer(ta, tb) if outer else ta - tb
+        if squared:
+            d *= d
+        else:
+            np.abs(d, out=d)
+        d *= np.float32(self.alpha)
+        return d
+
+
+def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | None = None) -> dict:
+    """One pass of the screen over row blocks (all by default): candidate edges and candidates for both maxima.
+
     Normalising by ``high`` only makes distances smaller, so the pairs kept
-    as edges are a superset; with time on, max(d) <= 1 stands in for the
-    cut's max(d) until it is known. Tiles are pruned whole where their
-    largest bound or their time range rules them out.
+    as edges are a superset. Tiles are pruned whole where their largest
+    bound or their time range rules them out. Returns plain arrays and
+    numbers (what a Dask worker sends back), merged by :class:`_Scan`.
     """
+    p, c = screened.projection, settings
+    alpha, metric, low, high, limit = c.alpha, c.metric, c.low, c.high, c.limit
+    n, times, time_on = p.size, p.times, c.time_on
+    settled = screened.dc_max is not None
+    # Lower bounds of the two maxima, raised as the pass finds larger pairs: a pair whose upper
+    # bound stays below one (less SLACK) is not that maximum.
+    content_floor, mixed_floor = bounds.to_squared(low, metric), c.mixed_floor
+    edges: list[tuple[np.ndarray, np.ndarray]] = []  # to be settled by their bounds
+    measured: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # with float32 distances in full
+    content: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    mixed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    count, budget, dense, finer = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0
 
-    def __init__(
-        self,
-        screened: Screening,
-        t64: np.ndarray,
-        alpha: float,
-        sim: float,
-        metric: str,
-        time_metric: str,
-        dt_max: float,
-        time_on: bool,
-        low: float,
-        high: float,
-    ):
-        p = self.projection = screened.projection
-        self.screened, self.alpha, self.metric = screened, alpha, metric
-        n = p.size
-        times = p.times
-        d_max = 1.0 if time_on or alpha == 0 else 1.0 - alpha
-        limit = d_max * (1.0 - sim) * (1 + SLACK) + 1e-12
-        settled = screened.dc_max is not None
-        # Lower bounds of the two maxima, raised as the pass finds larger pairs: a pair whose upper
-        # bound stays below one (less SLACK) is not that maximum.
-        content_floor = bounds.to_squared(low, metric)
-        mixed_floor = self._mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
+    def measure(full: np.ndarray, i0: int, i1: int, j0: int, j1: int, tile: tuple) -> None:
+        """A tile the bounds settle too little: its float32 distances in all D dimensions (within 1e-3)."""
+        nonlocal content_floor, mixed_floor, count
+        m = full * np.float32((1 - alpha) / high)  # the mixed distance, at most
+        m += c.time_between(times, slice(i0, i1), slice(j0, j1), True)
+        a, b, found = _pairs(np.flatnonzero(m <= limit), *tile)
+        measured.append((a, b, full.ravel()[found]))
+        count += len(a)
+        top = float(full.max())  # the tile's lower triangle holds real pairs too (or a photo and itself)
+        if not settled:
+            content_floor = max(content_floor, bounds.to_squared(top, metric) * (1 - 2e-3))
+            at = bounds.from_squared(content_floor * (1 - 2 * SLACK), metric)
+            a, b, found = _pairs(np.flatnonzero(full >= at), *tile)
+            content.append((a, b, bounds.to_squared(full.ravel()[found].astype(np.float64), metric)))
+        if time_on:
+            mixed_floor = max(mixed_floor, float(m.max()) * (1 - 1e-3))
+            widen = top * (1 + 1e-3) * (1 - alpha) * (1 / low - 1 / high)  # from dividing by high to by low
+            a, b, found = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK) - widen), *tile)
+            mixed.append((a, b, m.ravel()[found] + widen))
 
-        def time_term(dt: float) -> float:
-            return alpha * float(_time(0.0, dt, time_metric)) / dt_max if time_on else 0.0
-
-        # The screen's time terms in float32, from times since the first (errors ~1e-7 of the cut, inside SLACK).
-        squared_time = time_metric == "sqeuclidean"
-        scaled = (times - times[0]) / (np.sqrt(dt_max) if squared_time else dt_max) if time_on else times
-        scaled = scaled.astype(np.float32)
-
-        def time_between(a: np.ndarray | slice, b: np.ndarray | slice, outer: bool) -> np.ndarray | float:
-            """alpha * d_t / max(d_t) for pairs (a[p], b[p]), or for every a against every b."""
-            if not time_on:
-                return 0.0
-            d = np.subtract.outer(scaled[a], scaled[b]) if outer else scaled[a] - scaled[b]
-            if squared_time:
-                d *= d
-            else:
-                np.abs(d, out=d)
-            d *= np.float32(alpha)
-            return d
-
-        edges: list[tuple[np.ndarray, np.ndarray]] = []  # to be settled by their bounds
-        measured: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # with float32 distances in full
-        content: list[tuple[np.ndarray, np.ndarray]] = []
-        mixed: list[tuple[np.ndarray, np.ndarray]] = []
-        count, budget, dense, finer = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0
-
-        def measure(full: np.ndarray, i0: int, i1: int, j0: int, j1: int, tile: tuple) -> None:
-            """A tile the bounds settle too little: its float32 distances in all D dimensions (within 1e-3)."""
-            nonlocal content_floor, mixed_floor, count
-            m = full * np.float32((1 - alpha) / high)  # the mixed distance, at most
-            m += time_between(slice(i0, i1), slice(j0, j1), True)
-            a, b, found = _pairs(np.flatnonzero(m <= limit), *tile)
-            measured.append((a, b, full.ravel()[found]))
-            count += len(a)
-            top = float(full.max())  # the tile's lower triangle holds real pairs too (or a photo and itself)
-            if not settled:
-                content_floor = max(content_floor, bounds.to_squared(top, metric) * (1 - 2e-3))
-                at = bounds.from_squared(content_floor * (1 - 2 * SLACK), metric)
-                a, b, found = _pairs(np.flatnonzero(full >= at), *tile)
-                content.append((a, b, bounds.to_squared(full.ravel()[found].astype(np.float64), metric)))
-            if time_on:
-                mixed_floor = max(mixed_floor, float(m.max()) * (1 - 1e-3))
-                widen = top * (1 + 1e-3) * (1 - alpha) * (1 / low - 1 / high)  # from dividing by high to by low
-                a, b, found = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK) - widen), *tile)
-                mixed.append((a, b, m.ravel()[found] + widen))
-
-        for i0, i1, j0, j1 in p.tiles():
-            tile = (j1 - j0, i0, j0, j0 < i1)
-            if not p.tight:
-                dense += _pair_count(i0, i1, j0, j1)
-                measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
-                if count > budget:
-                    raise TooConnected
-                continue
-            lower = p.lower(i0, i1, j0, j1)
-            eps = p.margin(i0, i1, j0, j1)
-            # Edges: a content threshold for the whole tile from its smallest time distance, then pair by pair.
-            room = limit - time_term(max(0.0, times[j0] - times[i1 - 1]))
-            reach = (high * room / (1 - alpha) if alpha < 1 else np.inf) if room >= 0 else -1.0
-
-            def within(bound: np.ndarray, margin: float) -> np.ndarray:
-                """Tile positions whose lower bound may lie within the cut: for the tile, then pair by pair."""
-                found = np.flatnonzero(bound <= bounds.to_squared(reach, metric) + margin)
-                if time_on and len(found) < bound.size // 2:
-                    a, b = np.divmod(found, j1 - j0)
-                    near = bounds.from_squared(np.maximum(bound.ravel()[found] - margin, 0), metric)
-                    found = found[(1 - alpha) * near / high + time_between(a + i0, b + j0, False) <= limit]
-                return found
-
-            found = within(lower, eps) if room >= 0 else np.empty(0, np.int64)
-            if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.fine is not None:
-                # Tighter bounds from more directions, unless these left nearly every pair.
-                found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
-                finer += _pair_count(i0, i1, j0, j1)
-            maxima: list[tuple[list, tuple]] = []
-            if len(found) <= DENSE * lower.size and not (settled and not time_on):
-                top = float(lower.max())
-                ceiling = top + eps + 4.0 * float(p.r[i0:i1].max()) * float(p.r[j0:j1].max())
-                if p.relu is not None:  # non-negative fingerprints: ‖x − y‖² <= ‖x‖² + ‖y‖²
-                    ceiling = min(ceiling, float(p.relu[i0:i1].max() + p.relu[j0:j1].max()) + eps)
-                # Candidates for the largest content distance: any pair's lower bound is a floor for it.
-                if not settled:
-                    content_floor = max(content_floor, top - eps)
-                    if ceiling >= content_floor * (1 - 2 * SLACK):
-                        values = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1])
-                        values += eps
-                        a, b, hits = _pairs(np.flatnonzero(values >= content_floor * (1 - 2 * SLACK)), *tile)
-                        maxima.append((content, (a, b, values.ravel()[hits])))
-                # Candidates for the largest mixed distance, likewise.
-                widest = time_term(times[j1 - 1] - times[i0])
-                if time_on and (1 - alpha) * bounds.from_squared(ceiling, metric) / low + widest >= mixed_floor * (
-                    1 - SLACK
-                ):
-                    dt = time_between(slice(i0, i1), slice(j0, j1), True)
-                    near = (1 - alpha) * bounds.from_squared(np.maximum(lower - eps, 0), metric) / high + dt
-                    mixed_floor = max(mixed_floor, float(near.max()))
-                    upper = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1]) + eps
-                    m = (1 - alpha) * bounds.from_squared(np.maximum(upper, 0), metric) / low + dt
-                    a, b, hits = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK)), *tile)
-                    maxima.append((mixed, (a, b, m.ravel()[hits])))
-            if len(found) > DENSE * lower.size or any(len(f[2]) > DENSE * lower.size for _, f in maxima):
-                dense += _pair_count(i0, i1, j0, j1)
-                measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
-            else:
-                a, b, _ = _pairs(found, *tile)
-                edges.append((a, b))
-                count += len(a)
-                for into, found_max in maxima:
-                    into.append(found_max)
+    for i0, i1, j0, j1 in p.tiles(blocks):
+        tile = (j1 - j0, i0, j0, j0 < i1)
+        if not p.tight:
+            dense += _pair_count(i0, i1, j0, j1)
+            measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
             if count > budget:
                 raise TooConnected
+            continue
+        lower = p.lower(i0, i1, j0, j1)
+        eps = p.margin(i0, i1, j0, j1)
+        # Edges: a content threshold for the whole tile from its smallest time distance, then pair by pair.
+        room = limit - c.time_term(max(0.0, times[j0] - times[i1 - 1]))
+        reach = (high * room / (1 - alpha) if alpha < 1 else np.inf) if room >= 0 else -1.0
+
+        def within(bound: np.ndarray, margin: float) -> np.ndarray:
+            """Tile positions whose lower bound may lie within the cut: for the tile, then pair by pair."""
+            found = np.flatnonzero(bound <= bounds.to_squared(reach, metric) + margin)
+            if time_on and len(found) < bound.size // 2:
+                a, b = np.divmod(found, j1 - j0)
+                near = bounds.from_squared(np.maximum(bound.ravel()[found] - margin, 0), metric)
+                found = found[(1 - alpha) * near / high + c.time_between(times, a + i0, b + j0, False) <= limit]
+            return found
+
+        found = within(lower, eps) if room >= 0 else np.empty(0, np.int64)
+        if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.fine is not None:
+            # Tighter bounds from more directions, unless these left nearly every pair.
+            found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
+            finer += _pair_count(i0, i1, j0, j1)
+        maxima: list[tuple[list, tuple]] = []
+        if len(found) <= DENSE * lower.size and not (settled and not time_on):
+            top = float(lower.max())
+            ceiling = top + eps + 4.0 * float(p.r[i0:i1].max()) * float(p.r[j0:j1].max())
+            if p.relu is not None:  # non-negative fingerprints: ‖x − y‖² <= ‖x‖² + ‖y‖²
+                ceiling = min(ceiling, float(p.relu[i0:i1].max() + p.relu[j0:j1].max()) + eps)
+            # Candidates for the largest content distance: any pair's lower bound is a floor for it.
+            if not settled:
+                content_floor = max(content_floor, top - eps)
+                if ceiling >= content_floor * (1 - 2 * SLACK):
+                    values = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1])
+                    values += eps
+                    a, b, hits = _pairs(np.flatnonzero(values >= content_floor * (1 - 2 * SLACK)), *tile)
+                    maxima.append((content, (a, b, values.ravel()[hits])))
+            # Candidates for the largest mixed distance, likewise.
+            widest = c.time_term(times[j1 - 1] - times[i0])
+            if time_on and (1 - alpha) * bounds.from_squared(ceiling, metric) / low + widest >= mixed_floor * (
+                1 - SLACK
+            ):
+                dt = c.time_between(times, slice(i0, i1), slice(j0, j1), True)
+                near = (1 - alpha) * bounds.from_squared(np.maximum(lower - eps, 0), metric) / high + dt
+                mixed_floor = max(mixed_floor, float(near.max()))
+                upper = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1]) + eps
+                m = (1 - alpha) * bounds.from_squared(np.maximum(upper, 0), metric) / low + dt
+                a, b, hits = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK)), *tile)
+                maxima.append((mixed, (a, b, m.ravel()[hits])))
+        if len(found) > DENSE * lower.size or any(len(f[2]) > DENSE * lower.size for _, f in maxima):
+            dense += _pair_count(i0, i1, j0, j1)
+            measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
+        else:
+            a, b, _ = _pairs(found, *tile)
+            edges.append((a, b))
+            count += len(a)
+            for into, found_max in maxima:
+                into.append(found_max)
+        if count > budget:
+            raise TooConnected
+    return {
+        "edges": edges,
+        "measured": measured,
+        "content": content,
+        "mixed": mixed,
+        "content floor": content_floor,
+        "mixed floor": mixed_floor,
+        "count": count,
+        "dense": dense,
+        "finer": finer,
+    }
+
+
+class _Scan:
+    """A whole pass of the screen, the row blocks' results merged: edges and both maxima's candidates."""
+
+    def __init__(self, screened: Screening, settings: _Settings, parts: list[dict]):
+        p = self.projection = screened.projection
+        self.screened, self.metric = screened, settings.metric
+        c, metric = settings, settings.metric
+        n = p.size
+        if sum(part["count"] for part in parts) > MAX_EDGES_SHARE * n * (n - 1) / 2:
+            raise TooConnected
+        content_floor = max(part["content floor"] for part in parts)
+        mixed_floor = max(part["mixed floor"] for part in parts)
+        edges = [e for part in parts for e in part["edges"]]
+        measured = [m for part in parts for m in part["measured"]]
         # Keep the candidates that reach the final floors, then again with the pairs' own tightest bounds.
         content = [
-            (a[u >= content_floor * (1 - 2 * SLACK)], b[u >= content_floor * (1 - 2 * SLACK)]) for a, b, u in content
+            (a[u >= content_floor * (1 - 2 * SLACK)], b[u >= content_floor * (1 - 2 * SLACK)])
+            for part in parts
+            for a, b, u in part["content"]
         ]
-        mixed = [(a[m >= mixed_floor * (1 - SLACK)], b[m >= mixed_floor * (1 - SLACK)]) for a, b, m in mixed]
+        mixed = [
+            (a[m >= mixed_floor * (1 - SLACK)], b[m >= mixed_floor * (1 - SLACK)])
+            for part in parts
+            for a, b, m in part["mixed"]
+        ]
         if content:
             a, b = np.concatenate([a for a, _ in content]), np.concatenate([b for _, b in content])
             near, far = self._bounds(a, b)
@@ -358,31 +427,20 @@ class _Scan:
         if mixed:
             a, b = np.concatenate([a for a, _ in mixed]), np.concatenate([b for _, b in mixed])
             near, far = self._bounds(a, b)
-            dt = time_between(a, b, False)
-            floor = max(
-                mixed_floor, float(((1 - alpha) * bounds.from_squared(near, metric) / high + dt).max(initial=0))
-            )
-            keep = (1 - alpha) * bounds.from_squared(far, metric) / low + dt >= floor * (1 - SLACK)
+            dt = c.time_between(p.times, a, b, False)
+            near_mixed = (1 - c.alpha) * bounds.from_squared(near, metric) / c.high + dt
+            floor = max(mixed_floor, float(near_mixed.max(initial=0)))
+            keep = (1 - c.alpha) * bounds.from_squared(far, metric) / c.low + dt >= floor * (1 - SLACK)
             mixed = [(a[keep], b[keep])]
         self._edges, self._measured, self._content, self._mixed = edges, measured, content, mixed
         screened.stats = {
             "pairs": n * (n - 1) // 2,
-            "pairs in tiles bounded again with more directions": finer,
-            "pairs in tiles measured in full": dense,
+            "pairs in tiles bounded again with more directions": sum(part["finer"] for part in parts),
+            "pairs in tiles measured in full": sum(part["dense"] for part in parts),
             "edge candidates": sum(len(a) for a, _ in edges),
             "maximum candidates": sum(len(a) for a, _ in content),
             "mixed maximum candidates": sum(len(a) for a, _ in mixed),
         }
-
-    @staticmethod
-    def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) -> float:
-        """A lower bound of max(d): the mixed distance of two known pairs, with ``high`` for max(d_c)."""
-        _, a, b = screened.estimate
-        first, last = int(np.argmin(t64)), int(np.argmax(t64))
-        i, j = np.array([a, first]), np.array([b, last])
-        dc = _float64(screened.exact.x, i, j, metric)
-        d = (1 - alpha) * dc / high + alpha * _time(t64[i], t64[j], time_metric) / dt_max
-        return float(d.max())
 
     def _bounds(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Squared lower and upper bounds of pairs (a, b) in time order, the tightest at hand, margins included."""
@@ -440,6 +498,24 @@ class _Scan:
         found_i, found_j = np.concatenate(found_i), np.concatenate(found_j)
         self.screened.stats["edges"] = len(found_i)
         return found_i, found_j
+
+
+def _scan_parts(screened: Screening, shared, settings: _Settings, client) -> list[dict]:
+    """The pass over every row block here, or shared among a Dask cluster's workers (``shared`` is then
+    the screening's future: scattered to them once, not sent with every task). Early blocks hold more
+    pairs (each block's photos against all later ones), so each task takes every k-th block."""
+    if client is None:
+        return [_scan_blocks(screened, settings)]
+    blocks = screened.projection.row_blocks()
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    tasks = min(len(blocks), 4 * workers)
+    chunks = [blocks[k::tasks] for k in range(tasks)]
+    futures = client.map(_scan_blocks, [shared] * len(chunks), [settings] * len(chunks), chunks, pure=False)
+    try:
+        return client.gather(futures)
+    except TooConnected:
+        client.cancel(futures)
+        raise
 
 
 def _pair_count(i0: int, i1: int, j0: int, j1: int) -> int:

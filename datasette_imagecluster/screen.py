@@ -60,18 +60,24 @@ class Projection:
     k: int
     fine: np.ndarray | None  # [z, r] on FINE directions, float32; None where K has every dimension, or loose
     tight: bool = True  # False: the bounds are too loose to prune (a flat spectrum); measure every tile in full
+    rows: int = ROWS  # the tile size when projected (Dask workers tile as the client does)
+    cols: int = COLS
 
     @property
     def size(self) -> int:
         return len(self.order)
 
-    def tiles(self) -> Iterator[tuple[int, int, int, int]]:
-        """(i0, i1, j0, j1) covering every pair i < j once, row block by column block."""
+    def row_blocks(self) -> list[int]:
+        """Where each block of ROWS photos (time order) starts."""
+        return list(range(0, self.size - 1, self.rows))
+
+    def tiles(self, blocks: list[int] | None = None) -> Iterator[tuple[int, int, int, int]]:
+        """(i0, i1, j0, j1) covering every pair i < j of these row blocks (default all) once, tile by tile."""
         n = self.size
-        for i0 in range(0, n - 1, ROWS):
-            i1 = min(n, i0 + ROWS)
-            for j0 in range(i0, n, COLS):
-                yield i0, i1, j0, min(n, j0 + COLS)
+        for i0 in self.row_blocks() if blocks is None else blocks:
+            i1 = min(n, i0 + self.rows)
+            for j0 in range(i0, n, self.cols):
+                yield i0, i1, j0, min(n, j0 + self.cols)
 
     def lower(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
         """Squared lower bounds of the distances of photos i0..i1 to j0..j1 (time order)."""
@@ -134,7 +140,8 @@ def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, s
     left, right, r = _augmented(z[:, :k], n)
     fine = np.hstack([z, _residual(z, n)[:, None]]) if wide > k else None
     relu = np.einsum("ij,ij->i", x, x, dtype=np.float64)[order] if x.min() >= 0 else None
-    return Projection(order, np.asarray(timestamps, np.float64)[order], left, right, r, n, relu, k, fine, tight)
+    times = np.asarray(timestamps, np.float64)[order]
+    return Projection(order, times, left, right, r, n, relu, k, fine, tight, ROWS, COLS)
 
 
 def _tightness(x: np.ndarray, mean: np.ndarray, directions: np.ndarray, seed: int) -> float:

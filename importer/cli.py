@@ -6,6 +6,7 @@ as one line (``Error: ...``) with exit status 1, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -15,6 +16,8 @@ import click
 from datasette_imagecluster.labels import BUILT_IN
 from datasette_imagecluster.parameters import METHODS, METRICS, SHIPPED, ClusterError
 from datasette_imagecluster.schema import SchemaError
+
+from .devices import DEVICES, PRECISIONS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 DEFAULT = SHIPPED
@@ -115,10 +118,24 @@ def fingerprint_options(command):
         click.option("--seed", default=0, show_default=True, help="seed of the random weights of --weights none"),
         click.option(
             "--batch-size",
-            default=32,
-            show_default=True,
+            default=None,
             type=click.IntRange(1, 1024),
-            help="photos per model call and per database transaction",
+            help="photos per model call and per database transaction (default: 32 on a CPU, 128 on a GPU)",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(DEVICES),
+            default="auto",
+            show_default=True,
+            help="where the model runs: a GPU when the model's framework sees one (auto), or the CPU",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            default="float32",
+            show_default=True,
+            help="mixed computes in bfloat16 (CPU) or float16 (GPU): faster where the hardware has it; "
+            "its fingerprints are a set of their own (weights identity +mixed), never compared with float32 ones",
         ),
         click.option(
             "--workers",
@@ -138,6 +155,7 @@ def fingerprint_options(command):
 def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "folder", root_maps=()) -> None:
     """Run an import from a registered source with the shared options; one-line errors, a summary, an exit status."""
     from .catalog import CatalogError, parse_root_maps
+    from .devices import DeviceError
     from .models import WeightsError
     from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
     from .plugins import sources
@@ -162,7 +180,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
         bar.finish()
         click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.", err=True)
         sys.exit(130)
-    except (ImportFailed, WeightsError, SchemaError, CatalogError) as e:
+    except (ImportFailed, WeightsError, DeviceError, SchemaError, CatalogError) as e:
         bar.finish()
         raise click.ClickException(str(e))
     except sqlite3.Error as e:
@@ -257,7 +275,7 @@ def _report_import(summary, paths, prune: bool) -> None:
     click.echo(
         f"Imported {s.imported}, unchanged {s.unchanged}, moved {s.moved}, copied {s.copied}, "
         f"failed {failed}, not photos {s.not_photos}; {s.elapsed:.{2 if s.elapsed < 10 else 1}f} s"
-        + (f", {s.rate:.1f} photos/s" if s.imported else "")
+        + (f", {s.rate:.1f} photos/s on the {s.device}" if s.imported else "")
     )
     if failed:
         click.echo(f"Warning: {failed} file(s) could not be imported: see the import_errors table.", err=True)
@@ -343,7 +361,14 @@ def _fingerprint_set_options(command):
     help="store the clustering as the next version of NAME (clusterings, cluster_members); "
     "clusters that persist keep their numbers",
 )
-def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json, links, save):
+@click.option(
+    "--dask",
+    metavar="ADDRESS|local[:N]",
+    default=None,
+    help="share the screen of all pairs among a Dask cluster's workers: a scheduler's address, "
+    "or local[:N] for N worker processes on this machine (default: one per core)",
+)
+def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json, links, save, dask):
     """Cluster the photos in DB_PATH by content and capture time.
 
     Hierarchical clustering of the fingerprints, mixed with capture-time
@@ -356,14 +381,21 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         imagecluster cluster photos.db --sim 0.6 --alpha 0.3
         imagecluster cluster photos.db --json > clusters.json
         imagecluster cluster photos.db --save trips --links ~/clusters
+        imagecluster cluster photos.db --dask tcp://scheduler:8786
     """
+    from datasette_imagecluster.components import on_dask
     from datasette_imagecluster.photos import Photos
+
+    from .workers import DaskError, client
 
     given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize, "pca": pca}
     try:
-        with Photos.open(db_path) as photos:
-            clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
-    except ClusterError as e:
+        with contextlib.ExitStack() as stack:
+            if dask:
+                stack.enter_context(on_dask(stack.enter_context(client(dask))))
+            with Photos.open(db_path) as photos:
+                clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
+    except (ClusterError, DaskError) as e:
         raise click.ClickException(str(e))
     report = clustering.json()
     click.echo(json.dumps(report, indent=2)) if as_json else _print_stats(report)

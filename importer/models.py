@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import devices
+from .devices import CPU, Device, DeviceError
 from .sources import file_sha256
 
 
@@ -187,15 +189,30 @@ def _quietly(import_module):
 
 
 class Fingerprinter:
-    """A built model that maps a batch of uint8 RGB images (N x H x W x 3) to float32 fingerprints."""
+    """A built model that maps a batch of uint8 RGB images (N x H x W x 3) to float32 fingerprints.
+
+    It runs on the CPU in float32 unless :meth:`prepare` puts it elsewhere; a
+    plugin's model that runs only there needs nothing more.
+    """
 
     architecture: Architecture
     layer: str
     weights: Weights
     dims: int
+    device: Device = CPU
+    precision: str = "float32"
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def devices(self) -> list[Device]:
+        return [CPU]
+
+    def prepare(self, device: str, precision: str) -> None:
+        """Run on ``device`` (auto, cpu or gpu) in ``precision`` (float32 or mixed); DeviceError if it can't."""
+        self.device = devices.choose(device, self.devices())
+        if precision != "float32":
+            raise DeviceError(f"{self.architecture.name} computes in float32 only: leave out --precision")
 
 
 class KerasFingerprinter(Fingerprinter):
@@ -207,9 +224,15 @@ class KerasFingerprinter(Fingerprinter):
         self.weights = weights
         module = getattr(keras.applications, architecture.keras_module)
         self._preprocess = module.preprocess_input
+        self._keras, self._seed = keras, seed
+        self._build()
+
+    def _build(self) -> None:
+        keras, architecture, weights = self._keras, self.architecture, self.weights
         constructor = getattr(keras.applications, architecture.keras_class)
+        layer = self.layer
         if weights.source is None:
-            keras.utils.set_random_seed(seed)
+            keras.utils.set_random_seed(self._seed)
         try:
             if architecture.pooled:
                 self._model = constructor(
@@ -225,6 +248,20 @@ class KerasFingerprinter(Fingerprinter):
             raise WeightsError(self._explain(e)) from None
         self.dims = int(self._model.output.shape[-1])
 
+    def devices(self) -> list[Device]:
+        return devices.available("tensorflow")
+
+    def prepare(self, device: str, precision: str) -> None:
+        self.device = devices.choose(device, self.devices())
+        if precision == "mixed":  # Keras applies a precision policy when layers are built: build again
+            policy = self._keras.mixed_precision.global_policy()
+            self._keras.mixed_precision.set_global_policy(f"mixed_{devices.half_type(self.device)}")
+            try:
+                self._build()
+            finally:
+                self._keras.mixed_precision.set_global_policy(policy)
+        self.precision = precision
+
     def _explain(self, error: Exception) -> str:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if self.weights.source == "imagenet":
@@ -238,7 +275,12 @@ class KerasFingerprinter(Fingerprinter):
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         batch = self._preprocess(np.asarray(pixels, dtype=np.float32))
-        return np.asarray(self._model.predict_on_batch(batch), dtype=np.float32)
+        if self.device.kind == "cpu":
+            return np.asarray(self._model.predict_on_batch(batch), dtype=np.float32)
+        import tensorflow as tf
+
+        with tf.device(self.device.name):
+            return np.asarray(self._model.predict_on_batch(batch), dtype=np.float32)
 
 
 # torchvision's ImageNet convention, which EfficientNet-Lite's PyTorch weights were trained with.
@@ -272,12 +314,23 @@ class TorchFingerprinter(Fingerprinter):
         self._model = model.eval()
         self.dims = architecture.layers[layer]
 
+    def devices(self) -> list[Device]:
+        return devices.available("torch")
+
+    def prepare(self, device: str, precision: str) -> None:
+        self.device = devices.choose(device, self.devices())
+        self._model = self._model.to(self.device.name)
+        self.precision = precision
+
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         torch = self._torch
         x = (np.asarray(pixels, dtype=np.float32) - IMAGENET_MEAN) / IMAGENET_STD
-        with torch.inference_mode():
-            features = self._model.extract_features(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
-            return features.mean(dim=(2, 3)).numpy().astype(np.float32)
+        x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(self.device.name)
+        half = getattr(torch, devices.half_type(self.device))
+        kind = "cuda" if self.device.kind == "cuda" else self.device.kind
+        with torch.inference_mode(), torch.autocast(kind, dtype=half, enabled=self.precision == "mixed"):
+            features = self._model.extract_features(x)
+            return features.float().mean(dim=(2, 3)).cpu().numpy().astype(np.float32)
 
 
 def _import_keras():
@@ -285,12 +338,21 @@ def _import_keras():
     return _quietly(lambda: __import__("keras"))
 
 
-_cache: dict[tuple[str, str, str], Fingerprinter] = {}
+_cache: dict[tuple[str, str, str, str, str], Fingerprinter] = {}
 
 
-def load_fingerprinter(architecture: Architecture, layer: str, weights: Weights, seed: int = 0) -> Fingerprinter:
-    """A (cached) fingerprinter; building a model takes seconds, so one per process."""
-    key = (architecture.name, layer, weights.identity)
+def load_fingerprinter(
+    architecture: Architecture,
+    layer: str,
+    weights: Weights,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "float32",
+) -> Fingerprinter:
+    """A (cached) fingerprinter on ``device`` in ``precision``; building a model takes seconds, so one per process."""
+    key = (architecture.name, layer, weights.identity, device, precision)
     if key not in _cache:
-        _cache[key] = architecture.build(layer, weights, seed)
+        fingerprinter = architecture.build(layer, weights, seed)
+        fingerprinter.prepare(device, precision)
+        _cache[key] = fingerprinter
     return _cache[key]

@@ -33,9 +33,10 @@ import numpy as np
 from datasette_imagecluster.connections import require_transaction
 from datasette_imagecluster.vectors import encode
 
+from . import devices
 from .catalog import Catalog, CatalogPhoto, Preview
 from .decode import Decoded, DecodeRequest, decode
-from .models import Architecture, Weights, load_fingerprinter, resolve_weights
+from .models import Architecture, Fingerprinter, Weights, load_fingerprinter, resolve_weights
 from .plugins import fingerprinters
 from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
 from .store import FingerprintKey, KnownImage, Store
@@ -56,8 +57,10 @@ class ImportOptions:
     layer: str | None = None  # the model's default layer
     weights: str = "imagenet"
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int | None = None  # the device's (devices.BATCH_SIZES)
     workers: int = field(default_factory=default_workers)
+    device: str = "auto"
+    precision: str = "float32"
     prune: bool = False
     retry_errors: bool = False
 
@@ -77,6 +80,7 @@ class ImportSummary:
     pruned: int = 0
     model_loaded: bool = False
     weights: str = ""
+    device: str = ""  # where the model ran, once it has
     elapsed: float = 0.0
 
     @property
@@ -155,8 +159,9 @@ class Import:
         self.weights = weights
         self.progress = progress
         self.catalog = catalog
-        self.key = FingerprintKey(options.model, options.layer, weights.identity)
-        self.summary = ImportSummary(weights=weights.identity)
+        identity = devices.identity(weights.identity, options.precision)
+        self.key = FingerprintKey(options.model, options.layer, identity)
+        self.summary = ImportSummary(weights=identity)
         self.metadata = CatalogMetadata(store, catalog)
 
     def run(self, roots: list[str]) -> None:
@@ -314,24 +319,35 @@ class Import:
         batch: list[Decoded] = []
         problems: list[Problem] = []
         options = self.options
-        for result in decode_all(todo, options.workers, ahead=2 * options.batch_size):
+        if not todo:
+            return
+        size = options.batch_size or self.model().device.batch_size
+        for result in decode_all(todo, options.workers, ahead=2 * size):
             if isinstance(result, Problem):
                 problems.append(result)
             else:
                 batch.append(result)
-            if len(batch) >= options.batch_size or len(problems) >= 256:
+            if len(batch) >= size or len(problems) >= 256:
                 self.store_batch(batch, problems)
                 batch, problems = [], []
         self.store_batch(batch, problems)
 
+    def model(self) -> Fingerprinter:
+        """The model on its device (loaded on first use, once per process)."""
+        options = self.options
+        fingerprinter = load_fingerprinter(
+            self.architecture, options.layer, self.weights, options.seed, options.device, options.precision
+        )
+        self.summary.model_loaded = True
+        self.summary.device = fingerprinter.device.describe()
+        return fingerprinter
+
     def store_batch(self, batch: list[Decoded], problems: list[Problem]) -> None:
         """Fingerprint a batch (the model is loaded only now, once) and store it with its problems."""
-        store, summary, options = self.store, self.summary, self.options
+        store, summary = self.store, self.summary
         vectors: np.ndarray | list = []
         if batch:
-            fingerprinter = load_fingerprinter(self.architecture, options.layer, self.weights, options.seed)
-            summary.model_loaded = True
-            vectors = fingerprinter(np.stack([item.pixels for item in batch]))
+            vectors = self.model()(np.stack([item.pixels for item in batch]))
         with store.transaction():
             for item, vector in zip(batch, vectors):
                 self.metadata.decoded(item.path, store.write_decoded(item, self.key, encode(vector)))
