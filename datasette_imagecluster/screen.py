@@ -57,7 +57,6 @@ class Projection:
     r: np.ndarray  # residual norms, float32
     n: np.ndarray  # ‖x − μ‖², float64
     relu: np.ndarray | None  # ‖x‖² where every fingerprint is non-negative, else None
-    k: int
     fine: np.ndarray | None  # [z, r] on FINE directions, float32; None where K has every dimension, or loose
     tight: bool = True  # False: the bounds are too loose to prune (a flat spectrum); measure every tile in full
     rows: int = ROWS  # the tile size when projected (Dask workers tile as the client does)
@@ -131,17 +130,20 @@ def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, s
         directions = _directions(x, mean, wide, seed)  # its first k are as good for the coarse bounds
     else:
         wide = k
-    n = np.empty(n_photos)
+    n, relu = np.empty(n_photos), np.empty(n_photos)
+    non_negative = True
     z = np.empty((n_photos, max(k, wide)), np.float32)
-    for s in range(0, n_photos, 4096):  # in time order; the fingerprints themselves are not copied
-        c = x[order[s : s + 4096]] - mean
-        z[s : s + 4096] = c @ directions
-        n[s : s + 4096] = np.einsum("ij,ij->i", c, c, dtype=np.float64)
+    for s in range(0, n_photos, 4096):  # in time order, one pass; the fingerprints themselves are not copied
+        rows = x[order[s : s + 4096]]
+        non_negative = non_negative and bool(rows.min() >= 0)
+        relu[s : s + 4096] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+        rows -= mean
+        z[s : s + 4096] = rows @ directions
+        n[s : s + 4096] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
     left, right, r = _augmented(z[:, :k], n)
     fine = np.hstack([z, _residual(z, n)[:, None]]) if wide > k else None
-    relu = np.einsum("ij,ij->i", x, x, dtype=np.float64)[order] if x.min() >= 0 else None
     times = np.asarray(timestamps, np.float64)[order]
-    return Projection(order, times, left, right, r, n, relu, k, fine, tight, ROWS, COLS)
+    return Projection(order, times, left, right, r, n, relu if non_negative else None, fine, tight, ROWS, COLS)
 
 
 def _tightness(x: np.ndarray, mean: np.ndarray, directions: np.ndarray, seed: int) -> float:
@@ -149,8 +151,8 @@ def _tightness(x: np.ndarray, mean: np.ndarray, directions: np.ndarray, seed: in
     rng = np.random.default_rng(seed + 1)
     c = x[np.sort(rng.choice(len(x), min(len(x), PROBE), replace=False))] - mean
     n = np.einsum("ij,ij->i", c, c, dtype=np.float64)
-    z = (c @ directions).astype(np.float64)
-    zr = np.hstack([z, np.sqrt(np.maximum(n - np.einsum("ij,ij->i", z, z), 0))[:, None]])
+    z = c @ directions
+    zr = np.hstack([z, _residual(z, n)[:, None]]).astype(np.float64)
     lower = n[:, None] + n[None, :] - 2 * (zr @ zr.T)
     true = n[:, None] + n[None, :] - 2 * (c.astype(np.float64) @ c.T.astype(np.float64))
     i, j = np.triu_indices(len(c), 1)

@@ -327,8 +327,7 @@ class TorchFingerprinter(Fingerprinter):
         x = (np.asarray(pixels, dtype=np.float32) - IMAGENET_MEAN) / IMAGENET_STD
         x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(self.device.name)
         half = getattr(torch, devices.half_type(self.device))
-        kind = "cuda" if self.device.kind == "cuda" else self.device.kind
-        with torch.inference_mode(), torch.autocast(kind, dtype=half, enabled=self.precision == "mixed"):
+        with torch.inference_mode(), torch.autocast(self.device.kind, dtype=half, enabled=self.precision == "mixed"):
             features = self._model.extract_features(x)
             return features.float().mean(dim=(2, 3)).cpu().numpy().astype(np.float32)
 
