@@ -48,14 +48,12 @@ print(len(files) / (time.perf_counter() - start))
 """
 
 
-def _import(folder: Path, count: int, workers: int | None = None) -> tuple[float, float]:
+def _import(folder: Path, count: int, *options: str) -> tuple[float, float]:
     subset = Path(tempfile.mkdtemp(prefix="bench-import-"))
     for path in sorted(folder.glob("*.jpg"))[:count]:
         (subset / path.name).symlink_to(path)
     db = subset / "photos.db"
-    args = [sys.executable, "-m", "importer", "import", str(db), str(subset), "--weights", "none", "-s"]
-    if workers is not None:
-        args += ["--workers", str(workers)]
+    args = [sys.executable, "-m", "importer", "import", str(db), str(subset), "--weights", "none", "-s", *options]
     wall, peak, _ = run_measured(args)
     return wall, peak
 
@@ -79,6 +77,33 @@ def run(quick: bool) -> list[tuple[str, str]]:
         )
     )
     rows.append((f"imagecluster import of {large} photos, wall time and peak RSS", f"{w2:.1f} s, {peak:.0f} MiB"))
+    return rows
+
+
+def on_dask(quick: bool) -> list[tuple[str, str]]:
+    """This machine alone against 1 and 2 local Dask workers, marginal rates as in :func:`run`.
+
+    Marginal, so the cluster's start and each worker's model build (paid once
+    per run) are left out, as TensorFlow's start-up is.
+    """
+    small, large = (24, 72) if quick else (48, 192)
+    folder = camera_photos(large)
+    rows, alone = [], None
+    for label, options in (
+        ("this machine alone (decoder processes)", ()),
+        ("--dask local:1", ("--dask", "local:1")),
+        ("--dask local:2", ("--dask", "local:2")),
+    ):
+        w1, _ = _import(folder, small, *options)
+        w2, peak = _import(folder, large, *options)
+        rate = (large - small) / (w2 - w1)
+        alone = alone or rate
+        rows.append(
+            (
+                f"import, {label} (marginal, {small} -> {large} photos)",
+                f"{rate:.1f} photos/s = {rate / alone:.2f}x alone; {w2:.1f} s wall, peak RSS {peak:.0f} MiB",
+            )
+        )
     return rows
 
 

@@ -58,6 +58,7 @@ def main() -> None:
         rows = bench_import.run(args.quick)
         shape_rate = float(rows[1][1].split()[0])
         table("Import (VGG16 fc2, --weights none)", rows)
+        table("Import on Dask (VGG16 fc2, --weights none)", bench_import.on_dask(args.quick))
     if "models" in only:
         table("Fingerprint models (batch 32, 224x224)", bench_models.run(args.quick))
     if "memory" in only:

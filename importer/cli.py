@@ -141,7 +141,15 @@ def fingerprint_options(command):
             "--workers",
             default=None,
             type=click.IntRange(0, 256),
-            help="decoder processes (default: cores - 1; 0 decodes in this process)",
+            help="decoder processes (default: cores - 1; 0 decodes in this process); not with --dask",
+        ),
+        click.option(
+            "--dask",
+            metavar="ADDRESS|local[:N]",
+            default=None,
+            help="decode and fingerprint on a Dask cluster's workers, each building the model once: a "
+            "scheduler's address, or local[:N] for N worker processes on this machine; workers read the "
+            "photos at this machine's paths, or where their IMAGECLUSTER_ROOT_MAP puts them",
         ),
         click.option("--prune", is_flag=True, help="delete photos that are no longer there"),
         click.option("--retry-errors", is_flag=True, help="retry files that failed before and have not changed"),
@@ -159,6 +167,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
     from .models import WeightsError
     from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
     from .plugins import sources
+    from .workers import DaskError, parse
 
     opener = sources()[source].open
     if opener is None and root_maps:
@@ -168,6 +177,13 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
 
     workers = settings.pop("workers")
     silent = settings.pop("silent")
+    if settings["dask"] is not None:
+        if workers is not None:
+            raise click.UsageError("--workers counts this machine's decoder processes: with --dask the workers decode")
+        try:
+            parse(settings["dask"])
+        except DaskError as e:
+            raise click.UsageError(str(e))
     options = ImportOptions(**settings, workers=default_workers() if workers is None else workers)
     bar = _Bar(silent, "Fingerprinting")
     catalog = None
@@ -180,7 +196,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
         bar.finish()
         click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.", err=True)
         sys.exit(130)
-    except (ImportFailed, WeightsError, DeviceError, SchemaError, CatalogError) as e:
+    except (ImportFailed, WeightsError, DeviceError, SchemaError, CatalogError, DaskError) as e:
         bar.finish()
         raise click.ClickException(str(e))
     except sqlite3.Error as e:
@@ -220,6 +236,7 @@ def import_(db_path, paths, source, root_maps, **settings):
         imagecluster import photos.db ~/Pictures
         imagecluster import photos.db ~/Pictures --weights ~/vgg16.h5
         imagecluster import photos.db ~/Pictures/digikam4.db --source digikam
+        imagecluster import photos.db /mnt/photos --dask tcp://scheduler:8786
     """
     _run_import(db_path, list(paths), settings, source, root_maps)
 

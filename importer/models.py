@@ -13,8 +13,11 @@ pretrained) initialisation used by tests where the model doesn't matter.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,22 +234,41 @@ class KerasFingerprinter(Fingerprinter):
         keras, architecture, weights = self._keras, self.architecture, self.weights
         constructor = getattr(keras.applications, architecture.keras_class)
         layer = self.layer
-        if weights.source is None:
-            keras.utils.set_random_seed(self._seed)
         try:
-            if architecture.pooled:
-                self._model = constructor(
-                    weights=weights.source,
-                    include_top=False,
-                    pooling="avg",
-                    input_shape=(*architecture.input_size[::-1], 3),
-                )
-            else:
-                base = constructor(weights=weights.source, include_top=True)
-                self._model = keras.Model(base.input, base.get_layer(layer).output)
+            with self._seeded() if weights.source is None else contextlib.nullcontext():
+                if architecture.pooled:
+                    self._model = constructor(
+                        weights=weights.source,
+                        include_top=False,
+                        pooling="avg",
+                        input_shape=(*architecture.input_size[::-1], 3),
+                    )
+                else:
+                    base = constructor(weights=weights.source, include_top=True)
+                    self._model = keras.Model(base.input, base.get_layer(layer).output)
         except Exception as e:
             raise WeightsError(self._explain(e)) from None
         self.dims = int(self._model.output.shape[-1])
+
+    @contextlib.contextmanager
+    def _seeded(self) -> Iterator[None]:
+        """Random weights that depend on the seed alone.
+
+        Keras draws each layer's seed from Python's global ``random``, which
+        other threads draw from too (a Dask worker's event loop does, while
+        a model is built in a task): the same seed gave other weights there.
+        The seeds are drawn from a generator of our own instead, the same
+        sequence the global one gives right after ``set_random_seed``.
+        """
+        from keras.src.random import seed_generator
+
+        self._keras.utils.set_random_seed(self._seed)
+        shared = seed_generator.python_random
+        seed_generator.python_random = random.Random(self._seed)
+        try:
+            yield
+        finally:
+            seed_generator.python_random = shared
 
     def devices(self) -> list[Device]:
         return devices.available("tensorflow")

@@ -33,7 +33,7 @@ import numpy as np
 from datasette_imagecluster.connections import require_transaction
 from datasette_imagecluster.vectors import encode
 
-from . import devices
+from . import devices, workers
 from .catalog import Catalog, CatalogPhoto, Preview
 from .decode import Decoded, DecodeRequest, decode
 from .models import Architecture, Fingerprinter, Weights, load_fingerprinter, resolve_weights
@@ -61,6 +61,7 @@ class ImportOptions:
     workers: int = field(default_factory=default_workers)
     device: str = "auto"
     precision: str = "float32"
+    dask: str | None = None  # a scheduler's address or local[:N]: workers decode and fingerprint
     prune: bool = False
     retry_errors: bool = False
 
@@ -315,22 +316,50 @@ class Import:
     # -- decoding, fingerprinting, storing ----------------------------------
 
     def fingerprint(self, todo: list[DecodeRequest]) -> None:
-        """Decode in worker processes, fingerprint in batches, store each batch in one transaction."""
+        """Decode and fingerprint here or on Dask's workers; store each batch in one transaction."""
+        if todo:
+            for batch, vectors, problems in self.on_dask(todo) if self.options.dask else self.here(todo):
+                self.store_batch(batch, vectors, problems)
+
+    def here(self, todo: list[DecodeRequest]) -> Iterator[tuple[list[Decoded], np.ndarray, list[Problem]]]:
+        """Decoded in this machine's worker processes, fingerprinted in this process, a batch at a time."""
         batch: list[Decoded] = []
         problems: list[Problem] = []
-        options = self.options
-        if not todo:
-            return
-        size = options.batch_size or self.model().device.batch_size
-        for result in decode_all(todo, options.workers, ahead=2 * size):
+        size = self.options.batch_size or self.model().device.batch_size
+        for result in decode_all(todo, self.options.workers, ahead=2 * size):
             if isinstance(result, Problem):
                 problems.append(result)
             else:
                 batch.append(result)
             if len(batch) >= size or len(problems) >= 256:
-                self.store_batch(batch, problems)
+                yield batch, self.vectors(batch), problems
                 batch, problems = [], []
-        self.store_batch(batch, problems)
+        yield batch, self.vectors(batch), problems
+
+    def on_dask(self, todo: list[DecodeRequest]) -> Iterator[tuple[list[Decoded], np.ndarray, list[Problem]]]:
+        """Decoded and fingerprinted on a Dask cluster's workers, each building the model once."""
+        options = self.options
+        spec = workers.ModelSpec(
+            options.model,
+            options.layer,
+            options.weights if options.weights in ("imagenet", "none") else self.weights.source,
+            options.seed,
+            options.device,
+            options.precision,
+        )
+        with workers.client(options.dask) as connection:
+            count = len(connection.scheduler_info()["workers"])
+            size = options.batch_size or devices.CPU.batch_size
+            for done in workers.fingerprint_on(connection, todo, spec, size):
+                if done.identity != self.key.weights:
+                    raise ImportFailed(
+                        f"a Dask worker's model has the weights {done.identity}, not {self.key.weights}: "
+                        "give the workers the same weights file at the same path"
+                    )
+                self.summary.model_loaded = True
+                self.summary.device = f"{done.device} of {count} Dask worker{'s' if count > 1 else ''}"
+                problems = [r for r in done.results if isinstance(r, Problem)]
+                yield [r for r in done.results if not isinstance(r, Problem)], done.vectors, problems
 
     def model(self) -> Fingerprinter:
         """The model on its device (loaded on first use, once per process)."""
@@ -342,12 +371,12 @@ class Import:
         self.summary.device = fingerprinter.device.describe()
         return fingerprinter
 
-    def store_batch(self, batch: list[Decoded], problems: list[Problem]) -> None:
-        """Fingerprint a batch (the model is loaded only now, once) and store it with its problems."""
+    def vectors(self, batch: list[Decoded]) -> np.ndarray:
+        return self.model()(np.stack([item.pixels for item in batch])) if batch else np.zeros((0, 0), np.float32)
+
+    def store_batch(self, batch: list[Decoded], vectors: np.ndarray, problems: list[Problem]) -> None:
+        """Store a fingerprinted batch with its problems, in one transaction."""
         store, summary = self.store, self.summary
-        vectors: np.ndarray | list = []
-        if batch:
-            vectors = self.model()(np.stack([item.pixels for item in batch]))
         with store.transaction():
             for item, vector in zip(batch, vectors):
                 self.metadata.decoded(item.path, store.write_decoded(item, self.key, encode(vector)))

@@ -9,9 +9,22 @@ so the importer and the plugin never need it otherwise.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from itertools import islice
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import devices
+from .sources import Problem, display_path
+
+if TYPE_CHECKING:
+    from .decode import Decoded, DecodeRequest
 
 
 class DaskError(Exception):
@@ -41,7 +54,13 @@ def client(spec: str) -> Iterator[object]:
     cluster = None
     try:
         if address is None:
-            cluster = LocalCluster(n_workers=local, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=local,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # a task's error comes back to the client, in one line
+            )
             connection = Client(cluster)
         else:
             connection = Client(address, timeout="10s")
@@ -55,3 +74,117 @@ def client(spec: str) -> Iterator[object]:
         connection.close()
         if cluster is not None:
             cluster.close()
+
+
+# -- importing: workers decode and fingerprint, the client writes --------------------
+
+# Set where a worker starts (``IMAGECLUSTER_ROOT_MAP=/home/me/Pictures=/mnt/pictures dask worker ...``)
+# when it sees the client's photos under another path; several maps are separated by ``;``.
+ROOT_MAP_VARIABLE = "IMAGECLUSTER_ROOT_MAP"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker needs to build the client's model (the model itself does not travel)."""
+
+    model: str
+    layer: str
+    weights: str  # imagenet, none, or the client's absolute path of a weights file
+    seed: int
+    device: str
+    precision: str
+
+
+@dataclass
+class Fingerprinted:
+    """One batch back from a worker: decoded photos without their pixels, problems, and vectors."""
+
+    results: list[Decoded | Problem]
+    vectors: np.ndarray  # one row per Decoded in ``results``, in order
+    identity: str  # the weights identity the worker's model has
+    device: str  # where it ran, e.g. "CPU"
+
+
+def fingerprint_batch(requests: list[DecodeRequest], spec: ModelSpec) -> Fingerprinted:
+    """Decode and fingerprint one batch on a worker; the model is built once per worker process.
+
+    Paths are the client's, read here through the worker's own
+    ``IMAGECLUSTER_ROOT_MAP``, and go back as the client's. A path the worker
+    cannot see stops the import rather than failing the photo: the file is
+    fine, the worker is set up wrong.
+    """
+    from .catalog import CatalogError, map_root, parse_root_maps
+    from .decode import decode
+    from .models import load_fingerprinter, resolve_weights
+    from .plugins import fingerprinters
+
+    try:
+        maps = parse_root_maps([m for m in os.environ.get(ROOT_MAP_VARIABLE, "").split(";") if m])
+    except CatalogError as e:
+        raise DaskError(f"{ROOT_MAP_VARIABLE} on a Dask worker: {e}") from None
+    results: list[Decoded | Problem] = []
+    for request in requests:
+        local = replace(request, path=map_root(request.path, maps))
+        if request.preview is not None:
+            local.preview = replace(request.preview, path=map_root(request.preview.path, maps))
+        needed = local.preview.path if request.original_missing else local.path
+        if not os.path.lexists(needed):
+            raise DaskError(
+                f"a Dask worker cannot see {needed}: workers must see the photos at the paths this machine "
+                f"does, or start with {ROOT_MAP_VARIABLE}=THIS_MACHINE_PATH=WORKER_PATH"
+            )
+        result = decode(local)
+        if isinstance(result, Problem):
+            result = replace(result, path=display_path(request.path))
+        else:
+            pixels_path = request.preview.path if result.pixels_path is not None else None
+            result = replace(result, path=request.path, pixels_path=pixels_path)
+        results.append(result)
+    with _loading:
+        architecture = fingerprinters()[spec.model]
+        weights = resolve_weights(architecture, spec.weights, spec.seed)
+        model = load_fingerprinter(architecture, spec.layer, weights, spec.seed, spec.device, spec.precision)
+    decoded = [r for r in results if not isinstance(r, Problem)]
+    vectors = model(np.stack([d.pixels for d in decoded])) if decoded else np.zeros((0, 0), np.float32)
+    return Fingerprinted(
+        [r if isinstance(r, Problem) else replace(r, pixels=None) for r in results],
+        np.asarray(vectors, dtype=np.float32),
+        devices.identity(weights.identity, spec.precision),
+        model.device.describe(),
+    )
+
+
+_loading = threading.Lock()  # a worker with several threads builds its model once
+
+
+def fingerprint_on(connection, requests: list[DecodeRequest], spec: ModelSpec, size: int) -> Iterator[Fingerprinted]:
+    """Batches of ``size`` fingerprinted on the workers, as they finish, two per worker thread in flight.
+
+    Only the batches in flight are held, so memory stays flat however many
+    photos there are, and the caller stores each batch as it comes: an
+    interrupted import keeps every batch already stored.
+    """
+    from distributed import as_completed
+
+    batches = (requests[i : i + size] for i in range(0, len(requests), size))
+    ahead = 2 * max(1, sum(w["nthreads"] for w in connection.scheduler_info()["workers"].values()))
+    running = as_completed()
+    pending = set()  # only these are held: a finished future let go frees its result on the worker
+
+    def submit(batch: list[DecodeRequest]) -> None:
+        future = connection.submit(fingerprint_batch, batch, spec, pure=False)
+        pending.add(future)
+        running.add(future)
+
+    for batch in islice(batches, ahead):
+        submit(batch)
+    try:
+        for future in running:
+            pending.discard(future)
+            done = future.result()
+            following = next(batches, None)
+            if following is not None:
+                submit(following)
+            yield done
+    finally:
+        connection.cancel(list(pending))

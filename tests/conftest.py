@@ -39,6 +39,14 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def linked_holidays(folder: Path, count: int) -> Path:
+    """The first ``count`` Holidays photos linked (not copied) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(shared_data("holidays_subset").rglob("*.jpg"))[:count]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
 def exif_bytes(
     taken: str | None = None,
     orientation: int | None = None,

@@ -14,7 +14,7 @@ from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, lo
 from datasette_imagecluster.parameters import SHIPPED
 from importer.devices import CPU, Device, DeviceError, choose, identity
 
-from .conftest import connect, invoke, shared_data
+from .conftest import connect, invoke, linked_holidays, shared_data
 from .test_quality import MODEL
 
 CUDA, MPS, TF_GPU = Device("cuda", "cuda:0"), Device("mps", "mps"), Device("gpu", "/GPU:0")
@@ -53,9 +53,7 @@ def test_mixed_precision_is_a_fingerprint_set_of_its_own():
 def both_precisions(tmp_path_factory):
     """Twelve Holidays photos (linked, not copied) fingerprinted by the pretrained model in float32 and
     in mixed precision."""
-    photos = tmp_path_factory.mktemp("holidays")
-    for path in sorted(shared_data("holidays_subset").rglob("*.jpg"))[:12]:
-        (photos / path.name).symlink_to(path)
+    photos = linked_holidays(tmp_path_factory.mktemp("holidays"), 12)
     db = tmp_path_factory.mktemp("precision") / "photos.db"
     runner = CliRunner()
     full = invoke(runner, "import", db, photos, *MODEL)
