@@ -32,14 +32,21 @@ How the pieces are kept exact:
   the reference does, normalised and mixed with the same operations.
 
 Above t the combined tree joins the components at the top (height max(d)),
-so it can be cut at any sim at least the one it was built for. The
-projection does not depend on alpha or sim, so a caller that keeps it
-(:class:`Screening`) re-clusters at another alpha for the cost of the pass.
+so it can be cut at any sim at least the one it was built for.
+
+Another alpha (the plugin's slider): the projection does not depend on alpha
+or sim, so a caller keeps it (:class:`Screening`). A pair's lower bound of d,
+(1 - a) d_c + a d_t, is linear in a, so it lies within the cut for some alpha
+of an interval exactly when it does at one of the interval's ends: the pass
+of a kept screening keeps the edge candidates of alpha ± ``SPAN``. A build at
+another alpha there, at the same sim, takes them and seeks only max(d) again,
+in the few tiles whose kept ceiling with their time range can reach it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +71,7 @@ TIME_METRIC = {"cosine": "cityblock", "correlation": "cityblock"}
 HOPELESS = 0.2  # beyond this share, tighter bounds would not settle enough to pay for themselves
 DENSE = 0.01  # a tile where the bounds leave more candidates than this share is measured in full
 MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use the full matrix
+SPAN = 0.1  # a pass keeps the edge candidates of every alpha within this of its own: the plugin's alpha change
 
 
 def applicable(n: int, method: str, metric: str) -> bool:
@@ -96,6 +104,19 @@ class Screening:
     estimate: tuple[float, int, int]  # a large content distance and its pair (a lower bound of the largest)
     dc_max: float | None = None  # the largest content distance, once a pass has settled it
     stats: dict[str, int] = field(default_factory=dict)  # how the last pass pruned (docs/benchmarks.md)
+    kept: _Kept | None = None  # the last pass's edge candidates, for another alpha in its span
+
+
+@dataclass
+class _Kept:
+    """A pass's edge candidates, good for any alpha in ``span`` at this sim, and each tile's ceiling."""
+
+    sim: float
+    span: tuple[float, float]
+    scan: _Scan  # its ceilings: tile -> (squared content upper bound, measured in full)
+
+    def serves(self, sim: float, alpha: float) -> bool:
+        return sim == self.sim and self.span[0] <= alpha <= self.span[1]
 
 
 def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Screening:
@@ -164,37 +185,43 @@ def build(
 
     Inside :func:`on_dask`, the screen's row blocks are shared among a Dask
     cluster's workers. ``screened`` (from :func:`screening` for these vectors, timestamps and
-    metric) is reused and completed rather than computed again. Must-link
+    metric) is reused and completed rather than computed again; a caller that keeps it
+    gets the pass's edge candidates for alpha ± ``SPAN`` kept in it too (a dearer pass),
+    so that a later build at an alpha there skips the pass. Must-link
     verdicts are edges too (their photos merge first, whatever their distance),
     and a component holding a verdict is clustered with
     :func:`.constraints.constrained_linkage`.
     """
     n = len(vectors)
     t64 = np.asarray(timestamps, dtype=np.float64)
+    keeps = screened is not None  # the caller keeps the screening (the plugin): worth a span of alphas
     screened = screened or screening(vectors, timestamps, metric)
     time_metric = TIME_METRIC.get(metric, metric)
     first, last = int(np.argmin(t64)), int(np.argmax(t64))
     dt_max = float(_time(t64[first], t64[last], time_metric))
     time_on = alpha > 0 and dt_max > 0
 
-    if screened.dc_max is not None:
-        low = high = screened.dc_max
-    else:
-        low = screened.estimate[0] * (1 - SLACK)
-        high = screened.estimate[0] * (1 + GUESS)
-    client = _DASK.get()
-    shared = client.scatter(screened, broadcast=True) if client is not None else screened  # once per build
-    while True:
-        floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
-        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor)
-        scan = _Scan(screened, settings, _scan_parts(screened, shared, settings, client))
+    kept = screened.kept
+    if kept is not None and time_on and kept.serves(sim, alpha):
+        # The edge candidates of this alpha are kept: only the largest mixed distance is sought again.
         dc_max = screened.dc_max
-        if dc_max is None:
-            dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
-        if dc_max <= high:
-            break
-        low = high = dc_max  # the guess fell short: once more with the true maximum
-    screened.dc_max = dc_max
+        floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, dc_max, kept.scan.mixed_pairs())
+        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, dc_max, dc_max, floor)
+        scan = kept.scan = kept.scan.at(settings, _scan_maxima(screened, settings, kept.scan.ceilings))
+    else:
+        screened.kept = None  # not sent to Dask's workers, and replaced below
+        wide = keeps and time_on and screened.projection.tight
+        span = (max(0.0, alpha - SPAN), min(1.0, alpha + SPAN)) if wide else None
+        try:
+            scan = _pass(screened, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, span)
+        except TooConnected:
+            if span is None:
+                raise
+            span = None  # the span's wider alphas reach too many pairs: this alpha's own
+            scan = _pass(screened, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, None)
+        dc_max = screened.dc_max
+        if span is not None:
+            screened.kept = _Kept(sim, span, scan)
 
     def mix(dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
         """d from content and time distances, as clustering.mixed_distances computes it, operation for operation."""
@@ -220,11 +247,40 @@ def build(
     return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints), d_max
 
 
-def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) -> float:
-    """A lower bound of max(d): the mixed distance of two known pairs, with ``high`` for max(d_c)."""
+def _pass(screened: Screening, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, span) -> _Scan:
+    """The screen's pass over all pairs (on Dask's workers inside :func:`on_dask`); settles max(d_c)."""
+    if screened.dc_max is not None:
+        low = high = screened.dc_max
+    else:
+        low = screened.estimate[0] * (1 - SLACK)
+        high = screened.estimate[0] * (1 + GUESS)
+    client = _DASK.get()
+    shared = client.scatter(screened, broadcast=True) if client is not None else screened  # once per build
+    while True:
+        floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
+        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor, span)
+        scan = _Scan(screened, settings, _scan_parts(screened, shared, settings, client))
+        dc_max = screened.dc_max
+        if dc_max is None:
+            dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
+        if dc_max <= high:
+            break
+        low = high = dc_max  # the guess fell short: once more with the true maximum
+    screened.dc_max = dc_max
+    return scan
+
+
+def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high, known=None) -> float:
+    """A lower bound of max(d): the mixed distance of known pairs, with ``high`` for max(d_c).
+
+    The content maximum's pair, the first and last photos, and ``known`` pairs
+    (the candidates for max(d) at the kept pass's alpha, often the same).
+    """
     _, a, b = screened.estimate
     first, last = int(np.argmin(t64)), int(np.argmax(t64))
     i, j = np.array([a, first]), np.array([b, last])
+    if known is not None:
+        i, j = np.concatenate([i, known[0]]), np.concatenate([j, known[1]])
     dc = _float64(screened.exact.x, i, j, metric)
     d = (1 - alpha) * dc / high + alpha * _time(t64[i], t64[j], time_metric) / dt_max
     return float(d.max())
@@ -243,6 +299,13 @@ class _Settings:
     low: float  # <= the largest content distance <= high (checked after the pass)
     high: float
     mixed_floor: float  # a lower bound of max(d) known before the pass
+    span: tuple[float, float] | None = None  # keep the edge candidates of every alpha in here, not alpha's only
+
+    @property
+    def alphas(self) -> tuple[float, ...]:
+        """Where to test a pair's lower bound: (1 - a) d_c + a d_t is linear in a, so it lies within
+        the cut for some alpha of the span exactly when it does at one of the span's ends."""
+        return (self.alpha,) if self.span is None else self.span
 
     @property
     def limit(self) -> float:
@@ -250,17 +313,18 @@ class _Settings:
         d_max = 1.0 if self.time_on or self.alpha == 0 else 1.0 - self.alpha
         return d_max * (1.0 - self.sim) * (1 + SLACK) + 1e-12
 
-    def time_term(self, dt: float) -> float:
+    def time_term(self, dt: float, alpha: float | None = None) -> float:
         if not self.time_on:
             return 0.0
-        return self.alpha * float(_time(0.0, dt, self.time_metric)) / self.dt_max
+        return (self.alpha if alpha is None else alpha) * float(_time(0.0, dt, self.time_metric)) / self.dt_max
 
-    def time_between(self, times: np.ndarray, a, b, outer: bool) -> np.ndarray | float:
+    def time_between(self, times: np.ndarray, a, b, outer: bool, alpha: float | None = None) -> np.ndarray | float:
         """alpha * d_t / max(d_t) in float32 for pairs (a[p], b[p]), or for every a against every b.
 
         From times since the first: errors ~1e-7 of the cut, inside SLACK.
         """
-        if not self.time_on:
+        alpha = self.alpha if alpha is None else alpha
+        if not self.time_on or alpha == 0:
             return 0.0
         squared = self.time_metric == "sqeuclidean"
         scale = np.sqrt(self.dt_max) if squared else self.dt_max
@@ -271,7 +335,7 @@ class _Settings:
             d *= d
         else:
             np.abs(d, out=d)
-        d *= np.float32(self.alpha)
+        d *= np.float32(alpha)
         return d
 
 
@@ -295,26 +359,34 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
     content: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     mixed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     count, budget, dense, finer = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0
+    ceilings: dict[tuple[int, int], tuple[float, bool]] = {}
 
     def measure(full: np.ndarray, i0: int, i1: int, j0: int, j1: int, tile: tuple) -> None:
         """A tile the bounds settle too little: its float32 distances in all D dimensions (within 1e-3)."""
         nonlocal content_floor, mixed_floor, count
         m = full * np.float32((1 - alpha) / high)  # the mixed distance, at most
         m += c.time_between(times, slice(i0, i1), slice(j0, j1), True)
-        a, b, found = _pairs(np.flatnonzero(m <= limit), *tile)
+        near = m <= limit
+        for other in c.alphas:
+            if other != alpha:
+                near |= (
+                    full * np.float32((1 - other) / high)
+                    + c.time_between(times, slice(i0, i1), slice(j0, j1), True, other)
+                    <= limit
+                )
+        a, b, found = _pairs(np.flatnonzero(near), *tile)
         measured.append((a, b, full.ravel()[found]))
         count += len(a)
         top = float(full.max())  # the tile's lower triangle holds real pairs too (or a photo and itself)
+        ceilings[i0, j0] = (bounds.to_squared(top, metric) * (1 + 4e-3), True)
         if not settled:
             content_floor = max(content_floor, bounds.to_squared(top, metric) * (1 - 2e-3))
             at = bounds.from_squared(content_floor * (1 - 2 * SLACK), metric)
             a, b, found = _pairs(np.flatnonzero(full >= at), *tile)
             content.append((a, b, bounds.to_squared(full.ravel()[found].astype(np.float64), metric)))
         if time_on:
-            mixed_floor = max(mixed_floor, float(m.max()) * (1 - 1e-3))
-            widen = top * (1 + 1e-3) * (1 - alpha) * (1 / low - 1 / high)  # from dividing by high to by low
-            a, b, found = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK) - widen), *tile)
-            mixed.append((a, b, m.ravel()[found] + widen))
+            mixed_floor, found_max = _mixed_by_measure(m, top, c, tile, mixed_floor)
+            mixed.append(found_max)
 
     for i0, i1, j0, j1 in p.tiles(blocks):
         tile = (j1 - j0, i0, j0, j0 < i1)
@@ -326,20 +398,28 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
             continue
         lower = p.lower(i0, i1, j0, j1)
         eps = p.margin(i0, i1, j0, j1)
+        ceiling = _ceiling(p, lower, eps, i0, i1, j0, j1)
+        ceilings[i0, j0] = (ceiling, False)
         # Edges: a content threshold for the whole tile from its smallest time distance, then pair by pair.
-        room = limit - c.time_term(max(0.0, times[j0] - times[i1 - 1]))
-        reach = (high * room / (1 - alpha) if alpha < 1 else np.inf) if room >= 0 else -1.0
+        gap = max(0.0, times[j0] - times[i1 - 1])
+        reaches = [
+            high * room / (1 - a) if a < 1 else np.inf for a in c.alphas if (room := limit - c.time_term(gap, a)) >= 0
+        ]
+        reach = max(reaches, default=-1.0)
 
         def within(bound: np.ndarray, margin: float) -> np.ndarray:
             """Tile positions whose lower bound may lie within the cut: for the tile, then pair by pair."""
             found = np.flatnonzero(bound <= bounds.to_squared(reach, metric) + margin)
             if time_on and len(found) < bound.size // 2:
                 a, b = np.divmod(found, j1 - j0)
-                near = bounds.from_squared(np.maximum(bound.ravel()[found] - margin, 0), metric)
-                found = found[(1 - alpha) * near / high + c.time_between(times, a + i0, b + j0, False) <= limit]
+                near = bounds.from_squared(np.maximum(bound.ravel()[found] - margin, 0), metric) / high
+                keep = np.zeros(len(found), bool)
+                for other in c.alphas:
+                    keep |= (1 - other) * near + c.time_between(times, a + i0, b + j0, False, other) <= limit
+                found = found[keep]
             return found
 
-        found = within(lower, eps) if room >= 0 else np.empty(0, np.int64)
+        found = within(lower, eps) if reach >= 0 else np.empty(0, np.int64)
         if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.fine is not None:
             # Tighter bounds from more directions, unless these left nearly every pair.
             found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
@@ -347,9 +427,6 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
         maxima: list[tuple[list, tuple]] = []
         if len(found) <= DENSE * lower.size and not (settled and not time_on):
             top = float(lower.max())
-            ceiling = top + eps + 4.0 * float(p.r[i0:i1].max()) * float(p.r[j0:j1].max())
-            if p.relu is not None:  # non-negative fingerprints: ‖x − y‖² <= ‖x‖² + ‖y‖²
-                ceiling = min(ceiling, float(p.relu[i0:i1].max() + p.relu[j0:j1].max()) + eps)
             # Candidates for the largest content distance: any pair's lower bound is a floor for it.
             if not settled:
                 content_floor = max(content_floor, top - eps)
@@ -359,17 +436,9 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
                     a, b, hits = _pairs(np.flatnonzero(values >= content_floor * (1 - 2 * SLACK)), *tile)
                     maxima.append((content, (a, b, values.ravel()[hits])))
             # Candidates for the largest mixed distance, likewise.
-            widest = c.time_term(times[j1 - 1] - times[i0])
-            if time_on and (1 - alpha) * bounds.from_squared(ceiling, metric) / low + widest >= mixed_floor * (
-                1 - SLACK
-            ):
-                dt = c.time_between(times, slice(i0, i1), slice(j0, j1), True)
-                near = (1 - alpha) * bounds.from_squared(np.maximum(lower - eps, 0), metric) / high + dt
-                mixed_floor = max(mixed_floor, float(near.max()))
-                upper = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1]) + eps
-                m = (1 - alpha) * bounds.from_squared(np.maximum(upper, 0), metric) / low + dt
-                a, b, hits = _pairs(np.flatnonzero(m >= mixed_floor * (1 - SLACK)), *tile)
-                maxima.append((mixed, (a, b, m.ravel()[hits])))
+            if time_on and _mixed_reach(c, ceiling, times, i0, j1) >= mixed_floor * (1 - SLACK):
+                mixed_floor, found_max = _mixed_by_bounds(p, c, lower, eps, (i0, i1, j0, j1), tile, mixed_floor)
+                maxima.append((mixed, found_max))
         if len(found) > DENSE * lower.size or any(len(f[2]) > DENSE * lower.size for _, f in maxima):
             dense += _pair_count(i0, i1, j0, j1)
             measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
@@ -391,7 +460,68 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
         "count": count,
         "dense": dense,
         "finer": finer,
+        "ceilings": ceilings,
     }
+
+
+def _ceiling(p: bounds.Projection, lower: np.ndarray, eps: float, i0: int, i1: int, j0: int, j1: int) -> float:
+    """An upper bound of every squared content distance in a tile, from its lower bounds."""
+    ceiling = float(lower.max()) + eps + 4.0 * float(p.r[i0:i1].max()) * float(p.r[j0:j1].max())
+    if p.relu is not None:  # non-negative fingerprints: ‖x − y‖² <= ‖x‖² + ‖y‖²
+        ceiling = min(ceiling, float(p.relu[i0:i1].max() + p.relu[j0:j1].max()) + eps)
+    return ceiling
+
+
+def _mixed_reach(c: _Settings, ceiling: float, times: np.ndarray, i0: int, j1: int) -> float:
+    """The largest mixed distance a tile can hold: its largest content distance with its widest time range."""
+    return (1 - c.alpha) * bounds.from_squared(ceiling, c.metric) / c.low + c.time_term(times[j1 - 1] - times[i0])
+
+
+def _mixed_by_bounds(p, c: _Settings, lower, eps: float, rect: tuple, tile: tuple, floor: float) -> tuple[float, tuple]:
+    """Candidates for the largest mixed distance in a tile from its bounds, and the floor raised by them."""
+    i0, i1, j0, j1 = rect
+    dt = c.time_between(p.times, slice(i0, i1), slice(j0, j1), True)
+    near = (1 - c.alpha) * bounds.from_squared(np.maximum(lower - eps, 0), c.metric) / c.high + dt
+    floor = max(floor, float(near.max()))
+    upper = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1]) + eps
+    m = (1 - c.alpha) * bounds.from_squared(np.maximum(upper, 0), c.metric) / c.low + dt
+    a, b, hits = _pairs(np.flatnonzero(m >= floor * (1 - SLACK)), *tile)
+    return floor, (a, b, m.ravel()[hits])
+
+
+def _mixed_by_measure(m: np.ndarray, top: float, c: _Settings, tile: tuple, floor: float) -> tuple[float, tuple]:
+    """The same from a tile's float32 mixed distances ``m`` (``top``: its largest content distance)."""
+    floor = max(floor, float(m.max()) * (1 - 1e-3))
+    widen = top * (1 + 1e-3) * (1 - c.alpha) * (1 / c.low - 1 / c.high)  # from dividing by high to by low
+    a, b, found = _pairs(np.flatnonzero(m >= floor * (1 - SLACK) - widen), *tile)
+    return floor, (a, b, m.ravel()[found] + widen)
+
+
+def _scan_maxima(screened: Screening, settings: _Settings, ceilings: dict) -> dict:
+    """Only the candidates for the largest mixed distance, at an alpha whose edge candidates are kept.
+
+    A tile whose kept ceiling cannot reach the floor costs nothing; only the
+    few that can (far apart in content and in time) are bounded or measured again.
+    """
+    p, c = screened.projection, settings
+    floor, found = c.mixed_floor, []
+    tiles = list(p.tiles())
+    reach = [_mixed_reach(c, ceilings[t[0], t[2]][0], p.times, t[0], t[3]) for t in tiles]
+    for k in np.argsort(reach)[::-1]:  # the most promising first: the floor rises soonest
+        i0, i1, j0, j1 = tiles[k]
+        ceiling, measured = ceilings[i0, j0]
+        if reach[k] < floor * (1 - SLACK):
+            break
+        tile = (j1 - j0, i0, j0, j0 < i1)
+        if measured:
+            full = screened.exact.between(p.order[i0:i1], p.order[j0:j1])
+            m = full * np.float32((1 - c.alpha) / c.high) + c.time_between(p.times, slice(i0, i1), slice(j0, j1), True)
+            floor, hits = _mixed_by_measure(m, float(full.max()), c, tile, floor)
+        else:
+            lower, eps = p.lower(i0, i1, j0, j1), p.margin(i0, i1, j0, j1)
+            floor, hits = _mixed_by_bounds(p, c, lower, eps, (i0, i1, j0, j1), tile, floor)
+        found.append(hits)
+    return {"mixed": found, "mixed floor": floor}
 
 
 class _Scan:
@@ -400,12 +530,10 @@ class _Scan:
     def __init__(self, screened: Screening, settings: _Settings, parts: list[dict]):
         p = self.projection = screened.projection
         self.screened, self.metric = screened, settings.metric
-        c, metric = settings, settings.metric
         n = p.size
         if sum(part["count"] for part in parts) > MAX_EDGES_SHARE * n * (n - 1) / 2:
             raise TooConnected
         content_floor = max(part["content floor"] for part in parts)
-        mixed_floor = max(part["mixed floor"] for part in parts)
         edges = [e for part in parts for e in part["edges"]]
         measured = [m for part in parts for m in part["measured"]]
         # Keep the candidates that reach the final floors, then again with the pairs' own tightest bounds.
@@ -414,33 +542,44 @@ class _Scan:
             for part in parts
             for a, b, u in part["content"]
         ]
-        mixed = [
-            (a[m >= mixed_floor * (1 - SLACK)], b[m >= mixed_floor * (1 - SLACK)])
-            for part in parts
-            for a, b, m in part["mixed"]
-        ]
         if content:
             a, b = np.concatenate([a for a, _ in content]), np.concatenate([b for _, b in content])
             near, far = self._bounds(a, b)
             keep = far >= max(content_floor, float(near.max(initial=0))) * (1 - 2 * SLACK)
             content = [(a[keep], b[keep])]
-        if mixed:
-            a, b = np.concatenate([a for a, _ in mixed]), np.concatenate([b for _, b in mixed])
-            near, far = self._bounds(a, b)
-            dt = c.time_between(p.times, a, b, False)
-            near_mixed = (1 - c.alpha) * bounds.from_squared(near, metric) / c.high + dt
-            floor = max(mixed_floor, float(near_mixed.max(initial=0)))
-            keep = (1 - c.alpha) * bounds.from_squared(far, metric) / c.low + dt >= floor * (1 - SLACK)
-            mixed = [(a[keep], b[keep])]
-        self._edges, self._measured, self._content, self._mixed = edges, measured, content, mixed
+        self._edges, self._measured, self._content = edges, measured, content
+        self.ceilings = {tile: ceiling for part in parts for tile, ceiling in part["ceilings"].items()}
+        self._keep_mixed(settings, parts)
         screened.stats = {
             "pairs": n * (n - 1) // 2,
             "pairs in tiles bounded again with more directions": sum(part["finer"] for part in parts),
             "pairs in tiles measured in full": sum(part["dense"] for part in parts),
             "edge candidates": sum(len(a) for a, _ in edges),
             "maximum candidates": sum(len(a) for a, _ in content),
-            "mixed maximum candidates": sum(len(a) for a, _ in mixed),
+            "mixed maximum candidates": sum(len(a) for a, _ in self._mixed),
         }
+
+    def _keep_mixed(self, c: _Settings, parts: list[dict]) -> None:
+        """The candidates for the largest mixed distance that reach the final floor, by their tightest bounds."""
+        floor = max(part["mixed floor"] for part in parts)
+        mixed = [
+            (a[m >= floor * (1 - SLACK)], b[m >= floor * (1 - SLACK)]) for part in parts for a, b, m in part["mixed"]
+        ]
+        if mixed:
+            a, b = np.concatenate([a for a, _ in mixed]), np.concatenate([b for _, b in mixed])
+            near, far = self._bounds(a, b)
+            dt = c.time_between(self.projection.times, a, b, False)
+            near_mixed = (1 - c.alpha) * bounds.from_squared(near, c.metric) / c.high + dt
+            floor = max(floor, float(near_mixed.max(initial=0)))
+            keep = (1 - c.alpha) * bounds.from_squared(far, c.metric) / c.low + dt >= floor * (1 - SLACK)
+            mixed = [(a[keep], b[keep])]
+        self._mixed = mixed
+
+    def at(self, settings: _Settings, maxima: dict) -> _Scan:
+        """This pass's edge candidates with the candidates for the largest mixed distance at another alpha."""
+        scan = copy.copy(self)
+        scan._keep_mixed(settings, [maxima])
+        return scan
 
     def _bounds(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Squared lower and upper bounds of pairs (a, b) in time order, the tightest at hand, margins included."""
@@ -556,7 +695,12 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
         d = mix(distance.pdist(vectors[members], metric), distance.pdist(t64[members][:, None], time_metric))
         label = int(labels[members[0]])
         inside = constrained[label].within(members) if label in constrained else None
-        z = constrained_linkage(d, method, inside, above(d_max)) if inside else hierarchy.linkage(d, method=method)
+        if inside:
+            z = constrained_linkage(d, method, inside, above(d_max))
+        elif len(members) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
+            z = np.array([[0.0, 1.0, d[0], 2.0]])
+        else:
+            z = hierarchy.linkage(d, method=method)
         m = len(members)
         ids = np.concatenate([members, np.arange(next_id, next_id + m - 1)])
         for a, b, height, size in z:

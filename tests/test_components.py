@@ -74,6 +74,24 @@ def test_every_reducible_method_matches_the_reference_on_a_grid(always_component
     assert by_components >= 12  # most of the grid really took the component path
 
 
+@pytest.mark.parametrize("method", REDUCIBLE)
+def test_an_alpha_change_within_the_span_skips_the_pass(always_components, monkeypatch, method):
+    """The plugin's alpha change: a pass keeps the edge candidates of alpha ± SPAN, so another alpha
+    there seeks only the largest mixed distance again; outside the span, or at another sim, a new pass."""
+    vectors, timestamps, ids = bursts(seed=7)
+    screened = components.screening(vectors, timestamps, "euclidean")
+    passes = []
+    full_pass = components._pass
+    monkeypatch.setattr(components, "_pass", lambda *a: passes.append(a[4]) or full_pass(*a))
+    steps = [(0.7, 0.3), (0.7, 0.35), (0.7, 0.4), (0.7, 0.22), (0.7, 0.5), (0.7, 0.45), (0.9, 0.45)]
+    for sim, alpha in steps:
+        tree = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim, screening=lambda *_: screened)
+        assert tree.valid_from_sim == sim
+        got = group(cut_tree(tree, sim), ids, timestamps, Params(sim=sim, alpha=alpha, method=method))
+        assert partition(got) == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
+    assert passes == ([0.3, 0.5, 0.45] if screened.projection.tight else [alpha for _, alpha in steps])
+
+
 @pytest.mark.parametrize("metric", ["cosine", "sqeuclidean"])
 def test_screened_metrics_match_the_reference(always_components, metric):
     vectors, timestamps, ids = bursts(seed=4)
