@@ -30,7 +30,7 @@ narrow range of time distances, which the screen uses to prune whole tiles.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,10 +57,33 @@ class Projection:
     r: np.ndarray  # residual norms, float32
     n: np.ndarray  # ‖x − μ‖², float64
     relu: np.ndarray | None  # ‖x‖² where every fingerprint is non-negative, else None
-    fine: np.ndarray | None  # [z, r] on FINE directions, float32; None where K has every dimension, or loose
+    source: np.ndarray  # the fingerprints (float32, photo order; not a copy): for the FINE directions
+    mean: np.ndarray
+    wide: int  # FINE, or 0 where K has every dimension or the bounds are loose: no finer bounds
+    seed: int = 0
     tight: bool = True  # False: the bounds are too loose to prune (a flat spectrum); measure every tile in full
     rows: int = ROWS  # the tile size when projected (Dask workers tile as the client does)
     cols: int = COLS
+    fine_projected: np.ndarray | None = field(default=None, repr=False)  # [z, r] on the FINE directions
+
+    @property
+    def has_fine(self) -> bool:
+        return self.wide > 0
+
+    @property
+    def fine(self) -> np.ndarray:
+        """[z, r] on FINE directions, float32, projected when a tile first needs them.
+
+        Many builds never do (where K's bounds settle every tile), and fitting
+        and projecting on 512 directions is most of the projection's cost.
+        """
+        if self.fine_projected is None:
+            directions = _directions(self.source, self.mean, self.wide, self.seed)
+            z = np.empty((self.size, self.wide), np.float32)
+            for s in range(0, self.size, 4096):
+                z[s : s + 4096] = (self.source[self.order[s : s + 4096]] - self.mean) @ directions
+            self.fine_projected = np.hstack([z, _residual(z, self.n)[:, None]])
+        return self.fine_projected
 
     @property
     def size(self) -> int:
@@ -123,16 +146,12 @@ def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, s
     order = np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     k = max(1, min(k or K, dims, n_photos))
-    wide = min(FINE, dims, n_photos) if k < dims else k
     directions = _directions(x, mean, k, seed)  # dims x k, orthonormal
     tight = n_photos >= BOUNDS_FROM and _tightness(x, mean, directions, seed) >= TIGHT
-    if tight and wide > k:
-        directions = _directions(x, mean, wide, seed)  # its first k are as good for the coarse bounds
-    else:
-        wide = k
+    wide = min(FINE, dims, n_photos) if tight and k < min(FINE, dims, n_photos) else 0
     n, relu = np.empty(n_photos), np.empty(n_photos)
     non_negative = True
-    z = np.empty((n_photos, max(k, wide)), np.float32)
+    z = np.empty((n_photos, k), np.float32)
     for s in range(0, n_photos, 4096):  # in time order, one pass; the fingerprints themselves are not copied
         rows = x[order[s : s + 4096]]
         non_negative = non_negative and bool(rows.min() >= 0)
@@ -140,10 +159,10 @@ def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, s
         rows -= mean
         z[s : s + 4096] = rows @ directions
         n[s : s + 4096] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
-    left, right, r = _augmented(z[:, :k], n)
-    fine = np.hstack([z, _residual(z, n)[:, None]]) if wide > k else None
+    left, right, r = _augmented(z, n)
     times = np.asarray(timestamps, np.float64)[order]
-    return Projection(order, times, left, right, r, n, relu if non_negative else None, fine, tight, ROWS, COLS)
+    relu = relu if non_negative else None
+    return Projection(order, times, left, right, r, n, relu, x, mean, wide, seed, tight, ROWS, COLS)
 
 
 def _tightness(x: np.ndarray, mean: np.ndarray, directions: np.ndarray, seed: int) -> float:

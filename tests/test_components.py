@@ -178,7 +178,7 @@ def test_the_bounds_prune_and_stay_exact(monkeypatch, method):
     monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
     vectors, timestamps, ids = low_rank_bursts()
     screened = components.screening(vectors, timestamps, "euclidean")
-    assert screened.projection.tight and screened.projection.fine is not None
+    assert screened.projection.tight and screened.projection.has_fine
     for alpha in (0.0, 0.3, 0.7):
         for sim in (0.75, 0.85, 0.9, 0.95):
             try:
@@ -201,6 +201,6 @@ def test_random_fingerprints_are_measured_in_full(monkeypatch):
     monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
     vectors, timestamps, ids = bursts(seed=9, dims=512)
     screened = components.screening(vectors, timestamps, "euclidean")
-    assert not screened.projection.tight and screened.projection.fine is None
+    assert not screened.projection.tight and not screened.projection.has_fine
     got = cluster(vectors, timestamps, ids, Params(sim=0.7, alpha=0.3))
     assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")
