@@ -71,6 +71,7 @@ TIME_METRIC = {"cosine": "cityblock", "correlation": "cityblock"}
 HOPELESS = 0.2  # beyond this share, tighter bounds would not settle enough to pay for themselves
 DENSE = 0.01  # a tile where the bounds leave more candidates than this share is measured in full
 MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use the full matrix
+ON_WORKERS = 1000  # inside on_dask, components this large are clustered on the workers
 SPAN = 0.1  # a pass keeps the edge candidates of every alpha within this of its own: the plugin's alpha change
 
 
@@ -420,7 +421,7 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
             return found
 
         found = within(lower, eps) if reach >= 0 else np.empty(0, np.int64)
-        if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.fine is not None:
+        if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.has_fine:
             # Tighter bounds from more directions, unless these left nearly every pair.
             found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
             finer += _pair_count(i0, i1, j0, j1)
@@ -584,7 +585,7 @@ class _Scan:
     def _bounds(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Squared lower and upper bounds of pairs (a, b) in time order, the tightest at hand, margins included."""
         p = self.projection
-        if p.fine is not None:
+        if p.fine_projected is not None:  # tighter, where a tile has needed them (else not worth projecting)
             return p.fine_bounds(a, b)
         squared = np.einsum("ij,ij->i", p.left[a], p.right[b], dtype=np.float64)
         eps = bounds.EPS * (p.n[a] + p.n[b])
@@ -679,39 +680,56 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
 
     Inside a component, clusters that verdicts keep apart join above every cut; the
     components then join at d_max, which only a cut at sim 0 reaches (never this tree's).
+    Inside :func:`on_dask`, components of ``ON_WORKERS`` photos or more are clustered on
+    the workers, each sent its photos' fingerprints, while the rest are clustered here.
     """
     constrained = constraints.by_component(labels) if constraints else {}
     n = len(vectors)
     order = np.argsort(labels, kind="stable")
-    bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    rows: list[list[float]] = []
+    groups = [np.sort(members) for members in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)]
+    client = _DASK.get()
+    remote = {
+        k: client.submit(_linkage, vectors[members], t64[members], method, metric, time_metric, mix, pure=False)
+        for k, members in enumerate(groups)
+        if client is not None and len(members) >= ON_WORKERS and int(labels[members[0]]) not in constrained
+    }
+    blocks: list[np.ndarray] = []
     roots: list[tuple[int, int]] = []  # (cluster id, size)
     next_id = n
-    for members in np.split(order, bounds):
-        members = np.sort(members)
-        if len(members) == 1:
+    for k, members in enumerate(groups):
+        m = len(members)
+        if m == 1:
             roots.append((int(members[0]), 1))
             continue
-        d = mix(distance.pdist(vectors[members], metric), distance.pdist(t64[members][:, None], time_metric))
         label = int(labels[members[0]])
         inside = constrained[label].within(members) if label in constrained else None
-        if inside:
+        if k in remote:
+            z = remote.pop(k).result()
+        elif inside:
+            d = mix(distance.pdist(vectors[members], metric), distance.pdist(t64[members][:, None], time_metric))
             z = constrained_linkage(d, method, inside, above(d_max))
-        elif len(members) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
-            z = np.array([[0.0, 1.0, d[0], 2.0]])
         else:
-            z = hierarchy.linkage(d, method=method)
-        m = len(members)
+            z = _linkage(vectors[members], t64[members], method, metric, time_metric, mix)
         ids = np.concatenate([members, np.arange(next_id, next_id + m - 1)])
-        for a, b, height, size in z:
-            rows.append([ids[int(a)], ids[int(b)], height, size])
+        block = np.array(z, dtype=np.float64)
+        block[:, :2] = ids[z[:, :2].astype(np.int64)]
+        blocks.append(block)
         next_id += m - 1
         roots.append((next_id - 1, m))
     # Join the components above every merge that matters.
+    rows: list[list[float]] = []
     current, current_size = roots[0]
     for root, size in roots[1:]:
         current_size += size
         rows.append([current, root, d_max, current_size])
         current = next_id
         next_id += 1
-    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([*blocks, np.array(rows, dtype=np.float64).reshape(-1, 4)])
+
+
+def _linkage(vectors: np.ndarray, times: np.ndarray, method: str, metric: str, time_metric: str, mix) -> np.ndarray:
+    """One component's linkage, as the reference computes it (here, or on a Dask worker)."""
+    d = mix(distance.pdist(vectors, metric), distance.pdist(times[:, None], time_metric))
+    if len(vectors) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
+        return np.array([[0.0, 1.0, d[0], 2.0]])
+    return hierarchy.linkage(d, method=method)

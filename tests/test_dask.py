@@ -57,6 +57,19 @@ def test_the_same_partitions_with_the_screen_on_two_workers(dask_client, small_t
         assert got == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
 
 
+def test_large_components_are_clustered_on_the_workers(dask_client, small_tiles, monkeypatch):
+    from distributed import get_task_stream
+
+    monkeypatch.setattr(components, "ON_WORKERS", 4)
+    vectors, timestamps, ids = low_rank_bursts(seed=11)
+    params = Params(sim=0.85, alpha=0.3, method="average")
+    with get_task_stream(dask_client) as tasks, components.on_dask(dask_client):
+        tree = build_tree(vectors, timestamps, alpha=0.3, method="average", sim=0.85)
+    assert any(str(task["key"]).startswith("_linkage") for task in tasks.data)
+    got = partition(group(cut_tree(tree, 0.85), ids, timestamps, params))
+    assert got == reference_partition(vectors, timestamps, ids, 0.85, 0.3, "average", "euclidean")
+
+
 def test_the_cli_clusters_on_a_local_cluster(db_path, small_tiles, runner):
     args = ["cluster", db_path, "--sim", "0.6", "--alpha", "0.3", "--method", "average", "--json"]
     alone = json.loads(invoke(runner, *args).stdout)
