@@ -9,6 +9,7 @@ so the importer and the plugin never need it otherwise.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from .sources import Problem, display_path
 
 if TYPE_CHECKING:
     from .decode import Decoded, DecodeRequest
+    from .models import Fingerprinter
 
 
 class DaskError(Exception):
@@ -115,8 +117,6 @@ def fingerprint_batch(requests: list[DecodeRequest], spec: ModelSpec) -> Fingerp
     """
     from .catalog import CatalogError, map_root, parse_root_maps
     from .decode import decode
-    from .models import load_fingerprinter, resolve_weights
-    from .plugins import fingerprinters
 
     try:
         maps = parse_root_maps([m for m in os.environ.get(ROOT_MAP_VARIABLE, "").split(";") if m])
@@ -141,20 +141,31 @@ def fingerprint_batch(requests: list[DecodeRequest], spec: ModelSpec) -> Fingerp
             result = replace(result, path=request.path, pixels_path=pixels_path)
         results.append(result)
     with _loading:
-        architecture = fingerprinters()[spec.model]
-        weights = resolve_weights(architecture, spec.weights, spec.seed)
-        model = load_fingerprinter(architecture, spec.layer, weights, spec.seed, spec.device, spec.precision)
+        model, identity = _model(spec)
     decoded = [r for r in results if not isinstance(r, Problem)]
     vectors = model(np.stack([d.pixels for d in decoded])) if decoded else np.zeros((0, 0), np.float32)
     return Fingerprinted(
         [r if isinstance(r, Problem) else replace(r, pixels=None) for r in results],
         np.asarray(vectors, dtype=np.float32),
-        devices.identity(weights.identity, spec.precision),
+        identity,
         model.device.describe(),
     )
 
 
 _loading = threading.Lock()  # a worker with several threads builds its model once
+
+
+@functools.lru_cache(maxsize=4)
+def _model(spec: ModelSpec) -> tuple[Fingerprinter, str]:
+    """The worker's model for ``spec`` and its weights identity: once per worker process, not per batch
+    (a weights file's identity is its SHA-256, hundreds of MB read)."""
+    from .models import load_fingerprinter, resolve_weights
+    from .plugins import fingerprinters
+
+    architecture = fingerprinters()[spec.model]
+    weights = resolve_weights(architecture, spec.weights, spec.seed)
+    model = load_fingerprinter(architecture, spec.layer, weights, spec.seed, spec.device, spec.precision)
+    return model, devices.identity(weights.identity, spec.precision)
 
 
 def fingerprint_on(connection, requests: list[DecodeRequest], spec: ModelSpec, size: int) -> Iterator[Fingerprinted]:
