@@ -124,9 +124,8 @@ def fingerprint_batch(requests: list[DecodeRequest], spec: ModelSpec) -> Fingerp
         raise DaskError(f"{ROOT_MAP_VARIABLE} on a Dask worker: {e}") from None
     results: list[Decoded | Problem] = []
     for request in requests:
-        local = replace(request, path=map_root(request.path, maps))
-        if request.preview is not None:
-            local.preview = replace(request.preview, path=map_root(request.preview.path, maps))
+        preview = request.preview and replace(request.preview, path=map_root(request.preview.path, maps))
+        local = replace(request, path=map_root(request.path, maps), preview=preview)
         needed = local.preview.path if request.original_missing else local.path
         if not os.path.lexists(needed):
             raise DaskError(
