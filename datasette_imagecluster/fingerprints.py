@@ -117,7 +117,9 @@ def load_library(
     """Fingerprints and timestamps of one set, ordered by image id.
 
     ``image_ids`` restricts the library to those images (ids without a
-    fingerprint in this set are ignored).
+    fingerprint in this set are ignored). Rows are read in the set index's
+    order and put in id order here: ``order by image_id`` made SQLite copy
+    every vector into a temporary B-tree first (4 times slower at 20,000).
     """
     s = fingerprint_set
     capacity = s.count if image_ids is None else min(s.count, len(image_ids))
@@ -129,7 +131,7 @@ def load_library(
     cursor = conn.execute(
         f"select f.image_id, i.timestamp, f.vector, i.path, i.taken from {FINGERPRINTS} f "
         f"join {IMAGES} i on i.id = f.image_id "
-        "where f.model = ? and f.layer = ? and f.weights = ? order by f.image_id",
+        "where f.model = ? and f.layer = ? and f.weights = ?",
         (s.model, s.layer, s.weights),
     )
     n = 0
@@ -147,7 +149,28 @@ def load_library(
         paths.append(path)
         taken.append(when)
         n += 1
-    return Library(s, ids[:n], vectors[:n], timestamps[:n], paths, taken)
+    ids, timestamps, vectors = ids[:n], timestamps[:n], vectors[:n]
+    order = np.argsort(ids, kind="stable")
+    if np.any(order != np.arange(n)):  # photos imported again have newer rows
+        ids, timestamps = ids[order], timestamps[order]
+        permute_rows(vectors, order)
+        paths, taken = [paths[k] for k in order], [taken[k] for k in order]
+    return Library(s, ids, vectors, timestamps, paths, taken)
+
+
+def permute_rows(x: np.ndarray, order: np.ndarray) -> None:
+    """``x[:] = x[order]`` in place, one row at a time along the permutation's cycles: no second matrix."""
+    done = order == np.arange(len(order))
+    for start in np.flatnonzero(~done).tolist():
+        if done[start]:
+            continue
+        first, k = x[start].copy(), start
+        while (source := int(order[k])) != start:
+            x[k] = x[source]
+            done[k] = True
+            k = source
+        x[k] = first
+        done[k] = True
 
 
 def library_signature(conn: sqlite3.Connection, fingerprint_set: FingerprintSet) -> tuple:

@@ -6,13 +6,14 @@ import asyncio
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 from datasette.app import Datasette
 
 from datasette_imagecluster.parameters import SHIPPED, ClusterError, NotFoundError
 from datasette_imagecluster.photos import Photos
 
-from .conftest import invoke
+from .conftest import connect, invoke
 from .test_plugin import get, sql
 
 
@@ -78,3 +79,28 @@ def test_similar_photos_and_what_is_not_there(db_path, tmp_path):
     sqlite3.connect(tmp_path / "other.db").execute("create table t (x)").connection.close()
     with pytest.raises(ClusterError, match="is not an imagecluster database"):
         Photos.open(str(tmp_path / "other.db"))
+
+
+def test_a_library_is_in_image_id_order_whatever_order_its_rows_were_written(db_path):
+    """Photos imported again get newer fingerprint rows: the library still lists them by id, each with its own data."""
+    conn = connect(db_path)
+    first = conn.execute("select image_id from fingerprints order by image_id limit 3").fetchall()
+    for (image_id,) in first:  # as a re-import does: the row replaced, so it comes last in the table
+        conn.execute("insert or replace into fingerprints select * from fingerprints where image_id = ?", (image_id,))
+    conn.commit()
+    by_rowid = [i for (i,) in conn.execute("select image_id from fingerprints order by rowid")]
+    assert by_rowid != sorted(by_rowid)
+    want = {
+        i: (np.frombuffer(v, np.float32), path, t)
+        for i, v, path, t in conn.execute(
+            "select f.image_id, f.vector, i.path, i.timestamp from fingerprints f join images i on i.id = f.image_id"
+        )
+    }
+    conn.close()
+    with Photos.open(str(db_path)) as photos:
+        library = photos.choose().library
+    assert library.ids.tolist() == sorted(want)
+    for row, i in enumerate(library.ids.tolist()):
+        vector, path, timestamp = want[i]
+        assert np.array_equal(library.vectors[row], vector)
+        assert library.paths[row] == path and library.timestamps[row] == timestamp
