@@ -49,7 +49,7 @@ import contextvars
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.cluster import hierarchy
@@ -72,6 +72,8 @@ HOPELESS = 0.2  # beyond this share, tighter bounds would not settle enough to p
 DENSE = 0.01  # a tile where the bounds leave more candidates than this share is measured in full
 MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use the full matrix
 ON_WORKERS = 1000  # inside on_dask, components this large are clustered on the workers
+CELL = 256  # columns of a tile bounded together in the search for the maxima's candidates (class _Tops)
+FLOOR_PAIRS = 16  # far pairs measured in float64 for the floor of max(d)
 SPAN = 0.1  # a pass keeps the edge candidates of every alpha within this of its own: the plugin's alpha change
 
 
@@ -103,6 +105,7 @@ class Screening:
     projection: bounds.Projection
     exact: bounds.Exact
     estimate: tuple[float, int, int]  # a large content distance and its pair (a lower bound of the largest)
+    far: tuple[np.ndarray, np.ndarray, np.ndarray]  # pairs far apart in content and time, their float32 distances
     dc_max: float | None = None  # the largest content distance, once a pass has settled it
     stats: dict[str, int] = field(default_factory=dict)  # how the last pass pruned (docs/benchmarks.md)
     kept: _Kept | None = None  # the last pass's edge candidates, for another alpha in its span
@@ -125,7 +128,9 @@ def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Scree
     if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
         raise ValueError("cosine distance of an all-zero fingerprint is undefined")
     exact = bounds.Exact(vectors, metric)
-    return Screening(bounds.project(exact.x, timestamps), exact, exact.max_estimate())
+    far = exact.far_pairs(timestamps)
+    top = int(np.argmax(far[2]))
+    return Screening(bounds.project(exact.x, timestamps), exact, (float(far[2][top]), far[0][top], far[1][top]), far)
 
 
 def _exact(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
@@ -209,37 +214,22 @@ def build(
         floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, dc_max, kept.scan.mixed_pairs())
         settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, dc_max, dc_max, floor)
         scan = kept.scan = kept.scan.at(settings, _scan_maxima(screened, settings, kept.scan.ceilings))
+        mix = _Mix(alpha, dc_max, dt_max, time_on, time_metric)
+        d_max = _d_max(vectors, t64, scan, mix, metric)
     else:
         screened.kept = None  # not sent to Dask's workers, and replaced below
         wide = keeps and time_on and screened.projection.tight
         span = (max(0.0, alpha - SPAN), min(1.0, alpha + SPAN)) if wide else None
         try:
-            scan = _pass(screened, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, span)
+            scan, mix, d_max = _pass(screened, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, span)
         except TooConnected:
             if span is None:
                 raise
             span = None  # the span's wider alphas reach too many pairs: this alpha's own
-            scan = _pass(screened, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, None)
-        dc_max = screened.dc_max
+            scan, mix, d_max = _pass(screened, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, None)
         if span is not None:
             screened.kept = _Kept(sim, span, scan)
-
-    def mix(dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
-        """d from content and time distances, as clustering.mixed_distances computes it, operation for operation."""
-        d = dc / dc_max
-        if alpha == 0:
-            return d
-        dt = dt / dt_max if time_on else np.zeros_like(d)
-        return d * (1 - alpha) + dt * alpha
-
-    def mixed(dc: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return mix(dc, _time(t64[i], t64[j], time_metric))
-
-    if time_on:
-        d_max = _exact_max(vectors, *scan.mixed_pairs(), metric, mixed)
-    else:
-        d_max = 1.0 if alpha == 0 else float(1.0 * (1 - alpha))
-    i, j = scan.edges(mixed, d_max * (1.0 - sim) * (1 + SLACK) + 1e-12)
+    i, j = scan.edges(lambda dc, i, j: mix.of_pairs(dc, t64, i, j), d_max * (1.0 - sim) * (1 + SLACK) + 1e-12)
     if constraints:
         links = np.array([(g[0], p) for g in constraints.same for p in g[1:]], dtype=np.int64).reshape(-1, 2)
         i, j = np.concatenate([i, links[:, 0]]), np.concatenate([j, links[:, 1]])
@@ -248,8 +238,47 @@ def build(
     return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints), d_max
 
 
-def _pass(screened: Screening, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, span) -> _Scan:
-    """The screen's pass over all pairs (on Dask's workers inside :func:`on_dask`); settles max(d_c)."""
+@dataclass(frozen=True)
+class _Mix:
+    """d from content and time distances, as clustering.mixed_distances computes it, operation for operation."""
+
+    alpha: float
+    dc_max: float
+    dt_max: float
+    time_on: bool
+    time_metric: str
+
+    def __call__(self, dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        d = dc / self.dc_max
+        if self.alpha == 0:
+            return d
+        dt = dt / self.dt_max if self.time_on else np.zeros_like(d)
+        return d * (1 - self.alpha) + dt * self.alpha
+
+    def of_pairs(self, dc: np.ndarray, t64: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """The mixed distances of photo pairs (i, j) whose content distances are ``dc``."""
+        return self(dc, _time(t64[i], t64[j], self.time_metric))
+
+
+def _d_max(vectors: np.ndarray, t64: np.ndarray, scan: _Scan, mix: _Mix, metric: str) -> float:
+    """max(d), in pdist's arithmetic: from the scan's candidates, or from alpha alone without time."""
+    if mix.time_on:
+        return _exact_max(vectors, *scan.mixed_pairs(), metric, lambda dc, i, j: mix.of_pairs(dc, t64, i, j))
+    return 1.0 if mix.alpha == 0 else float(1.0 * (1 - mix.alpha))
+
+
+def _pass(
+    screened: Screening, vectors, t64, metric, alpha, sim, time_metric, dt_max, time_on, span
+) -> tuple[_Scan, _Mix, float]:
+    """The screen's pass over all pairs (on Dask's workers inside :func:`on_dask`): its scan, the mix and max(d).
+
+    It runs in two steps. The first bounds every tile, settles max(d_c) and
+    max(d), and sets aside the tiles where the bounds leave too many pairs
+    within the cut, which is not known yet (max(d) <= 1 stands in for it).
+    The second takes those tiles at the true cut, where many need no more, and
+    projects on the FINE directions only when measuring them all in full would
+    cost more.
+    """
     if screened.dc_max is not None:
         low = high = screened.dc_max
     else:
@@ -268,18 +297,29 @@ def _pass(screened: Screening, vectors, t64, metric, alpha, sim, time_metric, dt
             break
         low = high = dc_max  # the guess fell short: once more with the true maximum
     screened.dc_max = dc_max
-    return scan
+    mix = _Mix(alpha, dc_max, dt_max, time_on, time_metric)
+    d_max = _d_max(vectors, t64, scan, mix, metric)
+    if scan.deferred:
+        p = screened.projection
+        finer = p.fine_projected is not None or sum(_pair_count(*t) for t in scan.deferred) >= p.size * p.wide
+        at = None if span else d_max  # a span's other alphas have other maxima: max(d) <= 1 stays
+        final = replace(settings, low=dc_max, high=dc_max, d_max=at, maxima=False, finer=finer)
+        scan.add(_scan_parts(screened, shared, final, client, scan.deferred))
+    return scan, mix, d_max
 
 
 def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high, known=None) -> float:
-    """A lower bound of max(d): the mixed distance of known pairs, with ``high`` for max(d_c).
+    """A lower bound of max(d): the largest mixed distance of known pairs, with ``high`` for max(d_c).
 
-    The content maximum's pair, the first and last photos, and ``known`` pairs
+    The pairs found far apart before the pass (the best few at this alpha, by
+    their float32 distance), the first and last photos, and ``known`` pairs
     (the candidates for max(d) at the kept pass's alpha, often the same).
     """
-    _, a, b = screened.estimate
+    far_i, far_j, far_d = screened.far
+    guess = (1 - alpha) * far_d / high + alpha * _time(t64[far_i], t64[far_j], time_metric) / dt_max
+    best = np.argsort(guess)[-FLOOR_PAIRS:]
     first, last = int(np.argmin(t64)), int(np.argmax(t64))
-    i, j = np.array([a, first]), np.array([b, last])
+    i, j = np.append(far_i[best], first), np.append(far_j[best], last)
     if known is not None:
         i, j = np.concatenate([i, known[0]]), np.concatenate([j, known[1]])
     dc = _float64(screened.exact.x, i, j, metric)
@@ -301,6 +341,9 @@ class _Settings:
     high: float
     mixed_floor: float  # a lower bound of max(d) known before the pass
     span: tuple[float, float] | None = None  # keep the edge candidates of every alpha in here, not alpha's only
+    d_max: float | None = None  # max(d), once known: the true cut
+    maxima: bool = True  # seek both maxima's candidates (the first step); else only edges, in set-aside tiles
+    finer: bool = False  # tiles may be bounded again on the FINE directions
 
     @property
     def alphas(self) -> tuple[float, ...]:
@@ -312,6 +355,8 @@ class _Settings:
     def limit(self) -> float:
         """The cut, with max(d) <= 1 standing in for max(d) until it is known."""
         d_max = 1.0 if self.time_on or self.alpha == 0 else 1.0 - self.alpha
+        if self.d_max is not None:
+            d_max = self.d_max
         return d_max * (1.0 - self.sim) * (1 + SLACK) + 1e-12
 
     def time_term(self, dt: float, alpha: float | None = None) -> float:
@@ -340,13 +385,15 @@ class _Settings:
         return d
 
 
-def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | None = None) -> dict:
-    """One pass of the screen over row blocks (all by default): candidate edges and candidates for both maxima.
+def _scan_tiles(screened: Screening, settings: _Settings, tiles: list[tuple] | None = None) -> dict:
+    """One step of the screen's pass over tiles (all by default): candidate edges and candidates for both maxima.
 
     Normalising by ``high`` only makes distances smaller, so the pairs kept
     as edges are a superset. Tiles are pruned whole where their largest
-    bound or their time range rules them out. Returns plain arrays and
-    numbers (what a Dask worker sends back), merged by :class:`_Scan`.
+    bound or their time range rules them out. In the first step, a tile
+    where the bounds leave too many pairs within the cut is set aside for
+    the second (``deferred``). Returns plain arrays and numbers (what a Dask
+    worker sends back), merged by :class:`_Scan`.
     """
     p, c = screened.projection, settings
     alpha, metric, low, high, limit = c.alpha, c.metric, c.low, c.high, c.limit
@@ -361,6 +408,7 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
     mixed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     count, budget, dense, finer = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0
     ceilings: dict[tuple[int, int], tuple[float, bool]] = {}
+    deferred: list[tuple[int, int, int, int]] = []
 
     def measure(full: np.ndarray, i0: int, i1: int, j0: int, j1: int, tile: tuple) -> None:
         """A tile the bounds settle too little: its float32 distances in all D dimensions (within 1e-3)."""
@@ -380,16 +428,16 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
         count += len(a)
         top = float(full.max())  # the tile's lower triangle holds real pairs too (or a photo and itself)
         ceilings[i0, j0] = (bounds.to_squared(top, metric) * (1 + 4e-3), True)
-        if not settled:
+        if c.maxima and not settled:
             content_floor = max(content_floor, bounds.to_squared(top, metric) * (1 - 2e-3))
             at = bounds.from_squared(content_floor * (1 - 2 * SLACK), metric)
             a, b, found = _pairs(np.flatnonzero(full >= at), *tile)
             content.append((a, b, bounds.to_squared(full.ravel()[found].astype(np.float64), metric)))
-        if time_on:
+        if c.maxima and time_on:
             mixed_floor, found_max = _mixed_by_measure(m, top, c, tile, mixed_floor)
             mixed.append(found_max)
 
-    for i0, i1, j0, j1 in p.tiles(blocks):
+    for i0, i1, j0, j1 in p.tiles() if tiles is None else tiles:
         tile = (j1 - j0, i0, j0, j0 < i1)
         if not p.tight:
             dense += _pair_count(i0, i1, j0, j1)
@@ -400,7 +448,8 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
         lower = p.lower(i0, i1, j0, j1)
         eps = p.margin(i0, i1, j0, j1)
         ceiling = _ceiling(p, lower, eps, i0, i1, j0, j1)
-        ceilings[i0, j0] = (ceiling, False)
+        if c.maxima:
+            ceilings[i0, j0] = (ceiling, False)
         # Edges: a content threshold for the whole tile from its smallest time distance, then pair by pair.
         gap = max(0.0, times[j0] - times[i1 - 1])
         reaches = [
@@ -421,34 +470,36 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
             return found
 
         found = within(lower, eps) if reach >= 0 else np.empty(0, np.int64)
-        if DENSE * lower.size < len(found) < HOPELESS * lower.size and p.has_fine:
+        crowded = len(found) > DENSE * lower.size
+        if crowded and c.finer and len(found) < HOPELESS * lower.size and p.has_fine:
             # Tighter bounds from more directions, unless these left nearly every pair.
             found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
             finer += _pair_count(i0, i1, j0, j1)
+            crowded = len(found) > DENSE * lower.size
         maxima: list[tuple[list, tuple]] = []
-        if len(found) <= DENSE * lower.size and not (settled and not time_on):
-            top = float(lower.max())
+        if c.maxima and not (settled and not time_on):
+            tops = _Tops(p, lower, eps, (i0, i1, j0, j1), tile)
             # Candidates for the largest content distance: any pair's lower bound is a floor for it.
             if not settled:
-                content_floor = max(content_floor, top - eps)
+                content_floor = max(content_floor, float(tops.lower.max()) - eps)
                 if ceiling >= content_floor * (1 - 2 * SLACK):
-                    values = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1])
-                    values += eps
-                    a, b, hits = _pairs(np.flatnonzero(values >= content_floor * (1 - 2 * SLACK)), *tile)
-                    maxima.append((content, (a, b, values.ravel()[hits])))
+                    maxima.append((content, _content_by_bounds(tops, content_floor * (1 - 2 * SLACK))))
             # Candidates for the largest mixed distance, likewise.
             if time_on and _mixed_reach(c, ceiling, times, i0, j1) >= mixed_floor * (1 - SLACK):
-                mixed_floor, found_max = _mixed_by_bounds(p, c, lower, eps, (i0, i1, j0, j1), tile, mixed_floor)
+                mixed_floor, found_max = _mixed_by_bounds(tops, c, mixed_floor)
                 maxima.append((mixed, found_max))
-        if len(found) > DENSE * lower.size or any(len(f[2]) > DENSE * lower.size for _, f in maxima):
+        if (crowded and not c.maxima) or any(len(f[2]) > DENSE * lower.size for _, f in maxima):
             dense += _pair_count(i0, i1, j0, j1)
             measure(screened.exact.between(p.order[i0:i1], p.order[j0:j1]), i0, i1, j0, j1, tile)
+            continue
+        if crowded:  # its edges wait for the second step, at the true cut
+            deferred.append((i0, i1, j0, j1))
         else:
             a, b, _ = _pairs(found, *tile)
             edges.append((a, b))
             count += len(a)
-            for into, found_max in maxima:
-                into.append(found_max)
+        for into, found_max in maxima:
+            into.append(found_max)
         if count > budget:
             raise TooConnected
     return {
@@ -462,6 +513,7 @@ def _scan_blocks(screened: Screening, settings: _Settings, blocks: list[int] | N
         "dense": dense,
         "finer": finer,
         "ceilings": ceilings,
+        "deferred": deferred,
     }
 
 
@@ -478,16 +530,66 @@ def _mixed_reach(c: _Settings, ceiling: float, times: np.ndarray, i0: int, j1: i
     return (1 - c.alpha) * bounds.from_squared(ceiling, c.metric) / c.low + c.time_term(times[j1 - 1] - times[i0])
 
 
-def _mixed_by_bounds(p, c: _Settings, lower, eps: float, rect: tuple, tile: tuple, floor: float) -> tuple[float, tuple]:
-    """Candidates for the largest mixed distance in a tile from its bounds, and the floor raised by them."""
-    i0, i1, j0, j1 = rect
-    dt = c.time_between(p.times, slice(i0, i1), slice(j0, j1), True)
-    near = (1 - c.alpha) * bounds.from_squared(np.maximum(lower - eps, 0), c.metric) / c.high + dt
-    floor = max(floor, float(near.max()))
-    upper = lower + np.multiply.outer(4.0 * p.r[i0:i1], p.r[j0:j1]) + eps
-    m = (1 - c.alpha) * bounds.from_squared(np.maximum(upper, 0), c.metric) / c.low + dt
-    a, b, hits = _pairs(np.flatnonzero(m >= floor * (1 - SLACK)), *tile)
-    return floor, (a, b, m.ravel()[hits])
+class _Tops:
+    """A tile's bounds by cells of ``CELL`` columns: each row's largest lower bound and residual norm there.
+
+    An upper bound of a cell's pairs from these is a few numbers per row, so the
+    search for either maximum's candidates takes only the rows that can reach
+    it: the same candidates and floor as from every pair, without a pass over
+    the whole tile for each of them.
+    """
+
+    def __init__(self, p: bounds.Projection, lower: np.ndarray, eps: float, rect: tuple, tile: tuple):
+        i0, i1, j0, j1 = rect
+        starts = np.arange(0, j1 - j0, CELL)
+        self.p, self.lower, self.eps, self.rect, self.tile = p, lower, eps, rect, tile
+        self.r = 4.0 * p.r[i0:i1]
+        self.top = np.maximum.reduceat(lower, starts, axis=1)
+        self.gap = np.multiply.outer(self.r, np.maximum.reduceat(p.r[j0:j1], starts))  # 4 r_i r_j at most
+        self.first, self.last = starts + j0, np.append(starts[1:] + j0, j1) - 1
+
+    def upper(self, rows: np.ndarray) -> np.ndarray:
+        """Squared upper bounds of these rows' pairs (margins included)."""
+        _, _, j0, j1 = self.rect
+        values = self.lower[rows] + np.multiply.outer(self.r[rows], self.p.r[j0:j1])
+        values += self.eps
+        return values
+
+    def pairs(self, rows: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Time-order pairs (a < b) at ``hits`` (a mask over these rows' columns), and the mask's kept hits."""
+        k, col = np.nonzero(hits)
+        a, b = rows[k] + self.rect[0], col + self.rect[2]
+        keep = b > a if self.tile[3] else np.ones(len(a), bool)
+        return a[keep], b[keep], keep
+
+
+def _content_by_bounds(tops: _Tops, at: float) -> tuple:
+    """Candidates for the largest content distance in a tile: pairs whose squared upper bound reaches ``at``."""
+    rows = np.flatnonzero((tops.top + tops.gap).max(axis=1) + tops.eps >= at)
+    values = tops.upper(rows)
+    hits = values >= at
+    a, b, keep = tops.pairs(rows, hits)
+    return a, b, values[hits][keep]
+
+
+def _mixed_by_bounds(tops: _Tops, c: _Settings, floor: float) -> tuple[float, tuple]:
+    """Candidates for the largest mixed distance in a tile from its bounds, and the floor raised by them.
+
+    A row none of whose cells reaches the floor holds no candidate, and its
+    pairs' lower bounds lie below the floor too (below their upper bounds).
+    """
+    p, (i0, i1, j0, j1) = tops.p, tops.rect
+    every = np.arange(i0, i1)
+    dt = np.maximum(c.time_between(p.times, every, tops.first, True), c.time_between(p.times, every, tops.last, True))
+    reach = bounds.from_squared(np.maximum(tops.top + tops.gap + tops.eps, 0), c.metric) * ((1 - c.alpha) / c.low)
+    rows = np.flatnonzero((reach + dt).max(axis=1) >= floor * (1 - SLACK))
+    dt = c.time_between(p.times, rows + i0, slice(j0, j1), True)
+    near = bounds.from_squared(np.maximum(tops.lower[rows] - tops.eps, 0), c.metric) * ((1 - c.alpha) / c.high) + dt
+    floor = max(floor, float(near.max(initial=0)))
+    m = bounds.from_squared(np.maximum(tops.upper(rows), 0), c.metric) * ((1 - c.alpha) / c.low) + dt
+    hits = m >= floor * (1 - SLACK)
+    a, b, keep = tops.pairs(rows, hits)
+    return floor, (a, b, m[hits][keep])
 
 
 def _mixed_by_measure(m: np.ndarray, top: float, c: _Settings, tile: tuple, floor: float) -> tuple[float, tuple]:
@@ -520,23 +622,19 @@ def _scan_maxima(screened: Screening, settings: _Settings, ceilings: dict) -> di
             floor, hits = _mixed_by_measure(m, float(full.max()), c, tile, floor)
         else:
             lower, eps = p.lower(i0, i1, j0, j1), p.margin(i0, i1, j0, j1)
-            floor, hits = _mixed_by_bounds(p, c, lower, eps, (i0, i1, j0, j1), tile, floor)
+            floor, hits = _mixed_by_bounds(_Tops(p, lower, eps, (i0, i1, j0, j1), tile), c, floor)
         found.append(hits)
     return {"mixed": found, "mixed floor": floor}
 
 
 class _Scan:
-    """A whole pass of the screen, the row blocks' results merged: edges and both maxima's candidates."""
+    """A whole pass of the screen, its parts' results merged: edges and both maxima's candidates."""
 
     def __init__(self, screened: Screening, settings: _Settings, parts: list[dict]):
-        p = self.projection = screened.projection
+        self.projection = screened.projection
         self.screened, self.metric = screened, settings.metric
-        n = p.size
-        if sum(part["count"] for part in parts) > MAX_EDGES_SHARE * n * (n - 1) / 2:
-            raise TooConnected
         content_floor = max(part["content floor"] for part in parts)
-        edges = [e for part in parts for e in part["edges"]]
-        measured = [m for part in parts for m in part["measured"]]
+        self._edges, self._measured, self.ceilings, self.deferred, self._counts = [], [], {}, [], {}
         # Keep the candidates that reach the final floors, then again with the pairs' own tightest bounds.
         content = [
             (a[u >= content_floor * (1 - 2 * SLACK)], b[u >= content_floor * (1 - 2 * SLACK)])
@@ -548,15 +646,29 @@ class _Scan:
             near, far = self._bounds(a, b)
             keep = far >= max(content_floor, float(near.max(initial=0))) * (1 - 2 * SLACK)
             content = [(a[keep], b[keep])]
-        self._edges, self._measured, self._content = edges, measured, content
-        self.ceilings = {tile: ceiling for part in parts for tile, ceiling in part["ceilings"].items()}
+        self._content = content
         self._keep_mixed(settings, parts)
-        screened.stats = {
+        self.add(parts)
+
+    def add(self, parts: list[dict]) -> None:
+        """Merge the edges of a step's parts: the first's, then the second's for the tiles the first set aside."""
+        n = self.projection.size
+        for part in parts:
+            self._edges += part["edges"]
+            self._measured += part["measured"]
+            self.ceilings |= part["ceilings"]
+            self.deferred += part["deferred"]
+            for key in ("count", "dense", "finer"):
+                self._counts[key] = self._counts.get(key, 0) + part[key]
+        if self._counts["count"] > MAX_EDGES_SHARE * n * (n - 1) / 2:
+            raise TooConnected
+        self.screened.stats = {
             "pairs": n * (n - 1) // 2,
-            "pairs in tiles bounded again with more directions": sum(part["finer"] for part in parts),
-            "pairs in tiles measured in full": sum(part["dense"] for part in parts),
-            "edge candidates": sum(len(a) for a, _ in edges),
-            "maximum candidates": sum(len(a) for a, _ in content),
+            "pairs in tiles set aside for the true cut": sum(_pair_count(*t) for t in self.deferred),
+            "pairs in tiles bounded again with more directions": self._counts["finer"],
+            "pairs in tiles measured in full": self._counts["dense"],
+            "edge candidates": sum(len(a) for a, _ in self._edges),
+            "maximum candidates": sum(len(a) for a, _ in self._content),
             "mixed maximum candidates": sum(len(a) for a, _ in self._mixed),
         }
 
@@ -640,17 +752,23 @@ class _Scan:
         return found_i, found_j
 
 
-def _scan_parts(screened: Screening, shared, settings: _Settings, client) -> list[dict]:
-    """The pass over every row block here, or shared among a Dask cluster's workers (``shared`` is then
-    the screening's future: scattered to them once, not sent with every task). Early blocks hold more
-    pairs (each block's photos against all later ones), so each task takes every k-th block."""
+def _scan_parts(screened: Screening, shared, settings: _Settings, client, tiles: list | None = None) -> list[dict]:
+    """A step of the pass over these tiles (default: all), here, or shared among a Dask cluster's workers
+    (``shared`` is then the screening's future: scattered to them once, not sent with every task). Early
+    row blocks hold more pairs (each block's photos against all later ones), so each task takes every
+    k-th block, or every k-th tile set aside."""
     if client is None:
-        return [_scan_blocks(screened, settings)]
-    blocks = screened.projection.row_blocks()
+        return [_scan_tiles(screened, settings, tiles)]
+    p = screened.projection
     workers = max(1, len(client.scheduler_info().get("workers", {})))
-    tasks = min(len(blocks), 4 * workers)
-    chunks = [blocks[k::tasks] for k in range(tasks)]
-    futures = client.map(_scan_blocks, [shared] * len(chunks), [settings] * len(chunks), chunks, pure=False)
+    if tiles is None:
+        blocks = p.row_blocks()
+        tasks = min(len(blocks), 4 * workers)
+        chunks = [list(p.tiles(blocks[k::tasks])) for k in range(tasks)]
+    else:
+        tasks = min(len(tiles), 4 * workers)
+        chunks = [tiles[k::tasks] for k in range(tasks)]
+    futures = client.map(_scan_tiles, [shared] * len(chunks), [settings] * len(chunks), chunks, pure=False)
     try:
         return client.gather(futures)
     except TooConnected:

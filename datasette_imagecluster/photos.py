@@ -95,6 +95,7 @@ class Selection:
     chosen: Chosen
     constraints: Constraints = Constraints()  # the verdicts, as positions in the library
     labels: tuple[str, Any] | None = None  # the database's labels, when asked for
+    reuse: bool = True  # keep what makes a later clustering at another alpha quicker (Photos' reuse)
 
     @property
     def params(self) -> Params:
@@ -114,7 +115,9 @@ class Selection:
 
     def tree(self) -> Tree:
         """The tree for these parameters: cached, or built here and cached (the slow step)."""
-        return self.cached_tree() or build_and_cache(self.tree_key, self.library, self.params, self.constraints)
+        return self.cached_tree() or build_and_cache(
+            self.tree_key, self.library, self.params, self.constraints, reuse=self.reuse
+        )
 
     def cluster(self, tree: Tree | None = None) -> Clustering:
         """Cut the tree at ``sim`` and keep clusters of at least ``min_csize`` photos."""
@@ -138,6 +141,9 @@ class Photos:
     parameters (the plugin's configuration): clustering parameters and the
     fingerprint set's ``model``, ``layer`` and ``weights``. ``inside_statement``
     is for SQL functions, whose reads join the statement that calls them.
+    ``reuse`` (the default, for the plugin and long-lived Python users) keeps
+    each library's screening, so a clustering at another alpha skips most of
+    the work, at the price of a dearer first one; a one-off command turns it off.
     """
 
     def __init__(
@@ -147,14 +153,18 @@ class Photos:
         *,
         time_limit_ms: int | None = None,
         inside_statement: bool = False,
+        reuse: bool = True,
     ):
         self.conn = conn
+        self.reuse = reuse
         self.configured = {k: v for k, v in (configured or {}).items() if v is not None and v != ""}
         self.time_limit_ms = time_limit_ms
         self._transaction = nested_read_transaction if inside_statement else read_transaction
 
     @classmethod
-    def open(cls, path: str, write: bool = False, configured: Mapping[str, Any] | None = None) -> Photos:
+    def open(
+        cls, path: str, write: bool = False, configured: Mapping[str, Any] | None = None, *, reuse: bool = True
+    ) -> Photos:
         """The database at ``path`` (read-only unless ``write``); ClusterError, in words, if it isn't one."""
         try:
             conn = sqlite3.connect(path, timeout=10) if write else connect_read_only(path)
@@ -171,7 +181,7 @@ class Photos:
         if version == 0 or not has_images:
             conn.close()
             raise ClusterError(f"{path} is not an imagecluster database: run 'imagecluster import {path} PATH' first")
-        return cls(conn, configured)
+        return cls(conn, configured, reuse=reuse)
 
     def close(self) -> None:
         self.conn.close()
@@ -223,7 +233,7 @@ class Photos:
             chosen = choose_params(given, self.configured, tuned(self.conn, fingerprint_set))
             constraints = constraints_for(self.conn, key, library)
             found = user_labels_for(self.conn, key, library) if labels else None
-        return Selection(sets, key, library, chosen, constraints, found)
+        return Selection(sets, key, library, chosen, constraints, found, self.reuse)
 
     def cluster(self, **options: Any) -> Clustering:
         """Choose (see :meth:`choose`) and cluster, in this thread."""

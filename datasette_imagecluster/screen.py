@@ -40,7 +40,6 @@ SAMPLE = 2048  # photos the directions are fitted on
 ROWS, COLS = 1024, 8192  # a tile: 32 MB of float32; large enough for BLAS to run at full speed
 EPS = 2.0**-14
 EPS_FINE = 2.0**-12  # float32 products of FINE + 1 terms, and 2^-14 for n's own rounding
-EXACT_BLOCK = 1024
 BOUNDS_FROM = 10_000  # below, measuring every pair costs less than fitting the FINE directions
 PROBE = 512  # photos whose pairs tell whether the bounds can prune
 TIGHT = 0.6  # below this median ratio of lower bound to distance, they cannot (random fingerprints: ~0.2)
@@ -242,19 +241,31 @@ class Exact:
             out[s : s + 256] = from_squared(np.einsum("ij,ij->i", a, a), self.metric)
         return out
 
-    def max_estimate(self, extremes: int = 256) -> tuple[float, int, int]:
-        """Nearly always the largest distance, and its pair: from the photos farthest from the centre to all."""
+    def far_pairs(self, times: np.ndarray, extremes: int = 256, spans: int = 64) -> tuple[np.ndarray, ...]:
+        """Pairs far apart, found before any pass: (i, j, float32 distance) for each photo of the
+        ``extremes`` farthest from the centre with its farthest photo in each of ``spans`` equal spans of
+        capture time.
+
+        The largest is nearly always the largest distance of all (the diameter's
+        ends lie among the extremes in practice), and for any alpha one of them
+        nearly always has the largest mixed distance, far in content and in time:
+        lower bounds of both maxima that a pass starts from.
+        """
         centre = self.x.mean(axis=0, dtype=np.float64).astype(np.float32)
         spread = -(self.x @ centre) if self.metric == "cosine" else self.sq - 2 * (self.x @ centre)
         k = min(extremes, self.n)
         ends = np.argpartition(spread, self.n - k)[self.n - k :]
-        best = (-1.0, 0, 1)
-        for s in range(0, k, EXACT_BLOCK):
-            d = self.between(ends[s : s + EXACT_BLOCK], slice(None))
-            a, b = np.unravel_index(int(np.argmax(d)), d.shape)
-            if d[a, b] > best[0]:
-                best = (float(d[a, b]), int(ends[s + a]), int(b))
-        return best
+        by_time = np.argsort(np.asarray(times, np.float64), kind="stable")
+        starts = np.unique(np.linspace(0, self.n, min(spans, self.n) + 1).astype(np.int64)[:-1])
+        found_i, found_j, found_d = [], [], []
+        for s in range(0, k, 64):  # 64 rows of distances to all at a time
+            d = self.between(ends[s : s + 64], slice(None))[:, by_time]
+            for a, b in zip(starts, [*starts[1:], self.n]):
+                best = np.argmax(d[:, a:b], axis=1)
+                found_i.append(ends[s : s + 64])
+                found_j.append(by_time[a + best])
+                found_d.append(d[np.arange(len(best)), a + best])
+        return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

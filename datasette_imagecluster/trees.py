@@ -97,14 +97,20 @@ def library_for(
     return key, libraries.get(key, lambda: load_library(conn, fingerprint_set, subset))
 
 
-def build_and_cache(key: tuple, library: Library, params: Params, constraints: Constraints | None = None) -> Tree:
+def build_and_cache(
+    key: tuple, library: Library, params: Params, constraints: Constraints | None = None, reuse: bool = True
+) -> Tree:
     """Build the tree for these parameters (and verdicts) and cache it, unless a concurrent build already
-    cached one that can be cut at more sims (a smaller ``valid_from_sim``)."""
+    cached one that can be cut at more sims (a smaller ``valid_from_sim``).
+
+    ``reuse`` keeps the library's screening, so that another alpha skips it and most of
+    the pass (at the price of a dearer first pass); a one-off clustering does without.
+    """
 
     def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> components.Screening:
         return screenings.get((key[0], metric, params.pca), lambda: components.screening(vectors, timestamps, metric))
 
-    tree = tree_for(library.vectors, library.timestamps, params, constraints, screening)
+    tree = tree_for(library.vectors, library.timestamps, params, constraints, screening if reuse else None)
     cached = trees.peek(key)
     if cached is None or tree.valid_from_sim <= cached.valid_from_sim:
         trees.put(key, tree)

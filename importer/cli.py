@@ -410,7 +410,7 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
         with contextlib.ExitStack() as stack:
             if dask:
                 stack.enter_context(on_dask(stack.enter_context(client(dask))))
-            with Photos.open(db_path) as photos:
+            with Photos.open(db_path, reuse=False) as photos:  # one clustering: no screening kept for another
                 clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
     except (ClusterError, DaskError) as e:
         raise click.ClickException(str(e))

@@ -17,8 +17,14 @@ ALPHAS = (0.0, 0.3, 0.7, 1.0)
 
 def too_low(monkeypatch, factor):
     """The estimate of the largest distance falls short of it by ``factor``."""
-    estimate = screen.Exact.max_estimate
-    monkeypatch.setattr(screen.Exact, "max_estimate", lambda self: (estimate(self)[0] * factor, *estimate(self)[1:]))
+    screening = components.screening
+
+    def short(*args):
+        screened = screening(*args)
+        screened.estimate = (screened.estimate[0] * factor, *screened.estimate[1:])
+        return screened
+
+    monkeypatch.setattr(components, "screening", short)
 
 
 @pytest.fixture(
@@ -32,6 +38,7 @@ def always_components(request, monkeypatch):
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(screen, "ROWS", 37)
     monkeypatch.setattr(screen, "COLS", 53)
+    monkeypatch.setattr(components, "CELL", 5)  # 11 cells a tile, the last ragged
     monkeypatch.setattr(screen, "K", {"k 8": 8, "k 1": 1, "k = D": 100_000}[request.param.split(", ")[1]])
     monkeypatch.setattr(screen, "FINE", 24)
     monkeypatch.setattr(screen, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
@@ -146,7 +153,7 @@ def test_screen_is_close_to_pdist():
         assert np.abs(approx - exact).max() / scale < 1e-4, metric
         i, j = np.triu_indices(n, 1)
         assert np.abs(full.pairs(i, j) - exact).max() / scale < 1e-4, metric
-        assert abs(full.max_estimate()[0] - scale) / scale < 1e-4, metric  # the ends are extremes here
+        assert abs(full.far_pairs(np.arange(n))[2].max() - scale) / scale < 1e-4, metric  # the ends are extremes here
 
 
 @pytest.mark.parametrize("factor, passes", [(1.0, 1), (0.6, 2)])
@@ -174,6 +181,7 @@ def test_the_bounds_prune_and_stay_exact(monkeypatch, method):
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(screen, "ROWS", 128)
     monkeypatch.setattr(screen, "COLS", 256)
+    monkeypatch.setattr(components, "CELL", 48)
     monkeypatch.setattr(screen, "K", 16)
     monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
     vectors, timestamps, ids = low_rank_bursts()
