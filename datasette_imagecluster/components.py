@@ -69,6 +69,9 @@ GUESS = 1e-2  # margin of the upper guess of the largest content distance
 # (the same rule as clustering.mixed_distances).
 TIME_METRIC = {"cosine": "cityblock", "correlation": "cityblock"}
 HOPELESS = 0.2  # beyond this share, tighter bounds would not settle enough to pay for themselves
+# Projecting N photos on the FINE directions costs as much as measuring N * FINE pairs in full: below
+# FINER_FROM times that, the tiles set aside for the true cut are measured in full.
+FINER_FROM = 1.0
 DENSE = 0.01  # a tile where the bounds leave more candidates than this share is measured in full
 MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use the full matrix
 ON_WORKERS = 1000  # inside on_dask, components this large are clustered on the workers
@@ -301,7 +304,8 @@ def _pass(
     d_max = _d_max(vectors, t64, scan, mix, metric)
     if scan.deferred:
         p = screened.projection
-        finer = p.fine_projected is not None or sum(_pair_count(*t) for t in scan.deferred) >= p.size * p.wide
+        aside = sum(_pair_count(*t) for t in scan.deferred)
+        finer = p.fine_projected is not None or aside >= FINER_FROM * p.size * p.wide
         at = None if span else d_max  # a span's other alphas have other maxima: max(d) <= 1 stays
         final = replace(settings, low=dc_max, high=dc_max, d_max=at, maxima=False, finer=finer)
         scan.add(_scan_parts(screened, shared, final, client, scan.deferred))

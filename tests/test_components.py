@@ -176,17 +176,21 @@ def low_rank_bursts(seed=8, dims=256, rank=12):
     return (vectors @ mixing + rng.normal(0, 0.05, (len(vectors), dims))).astype(np.float32), timestamps, ids
 
 
+@pytest.mark.parametrize("second_step", ["bounded again", "measured in full"])
 @pytest.mark.parametrize("method", REDUCIBLE)
-def test_the_bounds_prune_and_stay_exact(monkeypatch, method):
+def test_the_bounds_prune_and_stay_exact(monkeypatch, method, second_step):
+    """Tiles set aside for the true cut are bounded again on the FINE directions, or measured in full."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(screen, "ROWS", 128)
     monkeypatch.setattr(screen, "COLS", 256)
     monkeypatch.setattr(components, "CELL", 48)
     monkeypatch.setattr(screen, "K", 16)
     monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(components, "FINER_FROM", 0.0 if second_step == "bounded again" else np.inf)
     vectors, timestamps, ids = low_rank_bursts()
     screened = components.screening(vectors, timestamps, "euclidean")
     assert screened.projection.tight and screened.projection.has_fine
+    steps = {"pairs in tiles set aside for the true cut": 0, "pairs in tiles bounded again with more directions": 0}
     for alpha in (0.0, 0.3, 0.7):
         for sim in (0.75, 0.85, 0.9, 0.95):
             try:
@@ -194,6 +198,7 @@ def test_the_bounds_prune_and_stay_exact(monkeypatch, method):
             except components.TooConnected:  # alpha 0.7, sim 0.75: the time term links most photos
                 assert (alpha, sim) == (0.7, 0.75)
             stats = screened.stats
+            steps = {key: count + stats[key] for key, count in steps.items()}
             measured = stats["pairs in tiles measured in full"] + stats.get("measured in doubt", 0)
             if sim >= 0.9 and alpha <= 0.3:  # where edges are few (measuring the rest in full is cheaper)
                 assert measured < 0.3 * stats["pairs"], (alpha, sim, stats)
@@ -201,6 +206,8 @@ def test_the_bounds_prune_and_stay_exact(monkeypatch, method):
             got = group(cut_tree(tree, sim), ids, timestamps, Params(sim=sim, alpha=alpha, method=method))
             assert partition(got) == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
     assert screened.dc_max is not None  # settled once, reused by every alpha after the first
+    assert steps["pairs in tiles set aside for the true cut"] > 0
+    assert (steps["pairs in tiles bounded again with more directions"] > 0) == (second_step == "bounded again")
 
 
 def test_random_fingerprints_are_measured_in_full(monkeypatch):

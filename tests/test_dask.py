@@ -41,17 +41,23 @@ def small_tiles(monkeypatch):
     monkeypatch.setattr(screen, "K", 16)
     monkeypatch.setattr(screen, "ROWS", 29)
     monkeypatch.setattr(screen, "COLS", 61)
+    monkeypatch.setattr(components, "CELL", 7)
 
 
 @pytest.mark.parametrize("method", REDUCIBLE)
 def test_the_same_partitions_with_the_screen_on_two_workers(dask_client, small_tiles, method):
+    """Both steps of the pass on the workers: every row block, then the tiles set aside for the true cut."""
+    from distributed import get_task_stream
+
     vectors, timestamps, ids = low_rank_bursts(seed=11)
+    first_step = min(len(range(0, len(vectors) - 1, screen.ROWS)), 4 * 2)  # tasks of two workers
     for alpha, sim in ((0.0, 0.9), (0.3, 0.85)):
         params = Params(sim=sim, alpha=alpha, method=method)
         alone = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim)
-        with components.on_dask(dask_client):
+        with get_task_stream(dask_client) as tasks, components.on_dask(dask_client):
             shared = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim)
         assert shared.valid_from_sim == sim  # the component path, not the full matrix
+        assert sum(str(task["key"]).startswith("_scan_tiles") for task in tasks.data) > first_step
         got = partition(group(cut_tree(shared, sim), ids, timestamps, params))
         assert got == partition(group(cut_tree(alone, sim), ids, timestamps, params))
         assert got == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
