@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,8 @@ HOPELESS = 0.2  # beyond this share, tighter bounds would not settle enough to p
 FINER_FROM = 1.0
 DENSE = 0.01  # a tile where the bounds leave more candidates than this share is measured in full
 MAX_EDGES_SHARE = 0.25  # beyond this the components are the whole library: use the full matrix
+BATCHED, BATCH = 64, 256  # components of 3 to BATCHED photos are clustered together, BATCH photos a call
+FAR = 1e100  # their distances across components: ward's squares them, still finite
 ON_WORKERS = 1000  # inside on_dask, components this large are clustered on the workers
 CELL = 256  # columns of a tile bounded together in the search for the maxima's candidates (class _Tops)
 FLOOR_PAIRS = 16  # far pairs measured in float64 for the floor of max(d)
@@ -169,6 +172,25 @@ def _exact_max(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str, s
     top = approx >= approx.max() - 1e-9 * max(abs(approx.max()), 1e-300)
     i, j = i[top], j[top]
     return float(score(_exact(vectors, i, j, metric), i, j).max())
+
+
+def _time_pdist(times: np.ndarray, metric: str) -> np.ndarray:
+    """``pdist(times[:, None], metric)``, value for value: its one-term sums are :func:`_time`'s operations
+    (the tests compare them bit for bit), without pdist's checks, which cost more than a small component."""
+    i, j = _upper(len(times))
+    return _time(times[i], times[j], metric)
+
+
+def _upper(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(m, 1)``: pdist's order of the pairs of m photos (kept for small m, the most asked)."""
+    return _small_upper(m) if m <= BATCHED else np.triu_indices(m, 1)
+
+
+@functools.lru_cache(maxsize=BATCHED)
+def _small_upper(m: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(m, 1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 def _time(ti: np.ndarray, tj: np.ndarray, metric: str) -> np.ndarray:
@@ -818,6 +840,19 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
     blocks: list[np.ndarray] = []
     roots: list[tuple[int, int]] = []  # (cluster id, size)
     next_id = n
+    batch: list[np.ndarray] = []  # small components waiting for one linkage call
+
+    def add(members: np.ndarray, z: np.ndarray) -> None:
+        """A component's (or a batch's) linkage, its rows renumbered as rows of the whole tree."""
+        nonlocal next_id
+        m = len(members)
+        ids = np.concatenate([members, np.arange(next_id, next_id + m - 1)])
+        block = np.array(z, dtype=np.float64)
+        block[:, :2] = ids[z[:, :2].astype(np.int64)]
+        blocks.append(block)
+        next_id += m - 1
+        roots.append((next_id - 1, m))
+
     for k, members in enumerate(groups):
         m = len(members)
         if m == 1:
@@ -826,18 +861,19 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
         label = int(labels[members[0]])
         inside = constrained[label].within(members) if label in constrained else None
         if k in remote:
-            z = remote.pop(k).result()
+            add(members, remote.pop(k).result())
         elif inside:
-            d = mix(distance.pdist(vectors[members], metric), distance.pdist(t64[members][:, None], time_metric))
-            z = constrained_linkage(d, method, inside, above(d_max))
+            d = mix(distance.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
+            add(members, constrained_linkage(d, method, inside, above(d_max)))
+        elif 2 < m <= BATCHED:
+            batch.append(members)
+            if sum(map(len, batch)) >= BATCH:
+                add(np.concatenate(batch), _batch_linkage(vectors, t64, batch, method, metric, time_metric, mix, d_max))
+                batch = []
         else:
-            z = _linkage(vectors[members], t64[members], method, metric, time_metric, mix)
-        ids = np.concatenate([members, np.arange(next_id, next_id + m - 1)])
-        block = np.array(z, dtype=np.float64)
-        block[:, :2] = ids[z[:, :2].astype(np.int64)]
-        blocks.append(block)
-        next_id += m - 1
-        roots.append((next_id - 1, m))
+            add(members, _linkage(vectors[members], t64[members], method, metric, time_metric, mix))
+    if batch:
+        add(np.concatenate(batch), _batch_linkage(vectors, t64, batch, method, metric, time_metric, mix, d_max))
     # Join the components above every merge that matters.
     rows: list[list[float]] = []
     current, current_size = roots[0]
@@ -849,9 +885,31 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
     return np.concatenate([*blocks, np.array(rows, dtype=np.float64).reshape(-1, 4)])
 
 
+def _batch_linkage(vectors, t64, groups: list[np.ndarray], method, metric, time_metric, mix, d_max) -> np.ndarray:
+    """Small components' linkages in one call, which costs less than a call for each.
+
+    Pairs across components are set to ``FAR``, far above every merge. A
+    reducible method's merge inside a component uses only the distances
+    inside it, so the merges inside are that component's own linkage's;
+    the merges across come last, and are put at d_max, where components join.
+    """
+    m = sum(map(len, groups))
+    d = np.full(m * (m - 1) // 2, FAR)
+    start = 0
+    for members in groups:
+        i, j = _upper(len(members))
+        i, j = i + start, j + start
+        at = m * i - i * (i + 1) // 2 + j - i - 1  # the pair's place in the condensed matrix
+        d[at] = mix(distance.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
+        start += len(members)
+    z = hierarchy.linkage(d, method=method)
+    z[z[:, 2] >= FAR / 2, 2] = d_max
+    return z
+
+
 def _linkage(vectors: np.ndarray, times: np.ndarray, method: str, metric: str, time_metric: str, mix) -> np.ndarray:
     """One component's linkage, as the reference computes it (here, or on a Dask worker)."""
-    d = mix(distance.pdist(vectors, metric), distance.pdist(times[:, None], time_metric))
+    d = mix(distance.pdist(vectors, metric), _time_pdist(times, time_metric))
     if len(vectors) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
         return np.array([[0.0, 1.0, d[0], 2.0]])
     return hierarchy.linkage(d, method=method)

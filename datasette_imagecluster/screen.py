@@ -79,8 +79,9 @@ class Projection:
         if self.fine_projected is None:
             directions = _directions(self.source, self.mean, self.wide, self.seed)
             z = np.empty((self.size, self.wide), np.float32)
-            for s in range(0, self.size, 4096):
-                z[s : s + 4096] = (self.source[self.order[s : s + 4096]] - self.mean) @ directions
+            for s in range(0, self.size, 1024):
+                z[s : s + 1024] = (self.source[s : s + 1024] - self.mean) @ directions
+            z = z[self.order]
             self.fine_projected = np.hstack([z, _residual(z, self.n)[:, None]])
         return self.fine_projected
 
@@ -151,13 +152,14 @@ def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, s
     n, relu = np.empty(n_photos), np.empty(n_photos)
     non_negative = True
     z = np.empty((n_photos, k), np.float32)
-    for s in range(0, n_photos, 4096):  # in time order, one pass; the fingerprints themselves are not copied
-        rows = x[order[s : s + 4096]]
+    for s in range(0, n_photos, 1024):  # one pass, in cache-sized blocks; the fingerprints are not copied
+        rows = x[s : s + 1024]
         non_negative = non_negative and bool(rows.min() >= 0)
-        relu[s : s + 4096] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
-        rows -= mean
-        z[s : s + 4096] = rows @ directions
-        n[s : s + 4096] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+        relu[s : s + 1024] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+        rows = rows - mean
+        z[s : s + 1024] = rows @ directions
+        n[s : s + 1024] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+    z, n, relu = z[order], n[order], relu[order]  # in time order
     left, right, r = _augmented(z, n)
     times = np.asarray(timestamps, np.float64)[order]
     relu = relu if non_negative else None
@@ -258,11 +260,12 @@ class Exact:
         by_time = np.argsort(np.asarray(times, np.float64), kind="stable")
         starts = np.unique(np.linspace(0, self.n, min(spans, self.n) + 1).astype(np.int64)[:-1])
         found_i, found_j, found_d = [], [], []
-        for s in range(0, k, 64):  # 64 rows of distances to all at a time
-            d = self.between(ends[s : s + 64], slice(None))[:, by_time]
+        rows = max(16, min(k, 2**25 // self.n))  # rows of distances to all at a time: 128 MB at most
+        for s in range(0, k, rows):
+            d = self.between(ends[s : s + rows], slice(None))[:, by_time]
             for a, b in zip(starts, [*starts[1:], self.n]):
                 best = np.argmax(d[:, a:b], axis=1)
-                found_i.append(ends[s : s + 64])
+                found_i.append(ends[s : s + rows])
                 found_j.append(by_time[a + best])
                 found_d.append(d[np.arange(len(best)), a + best])
         return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)

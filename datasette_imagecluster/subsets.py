@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from datasette.utils import InvalidSql, sqlite_timelimit, validate_sql_select
-
 
 class SubsetError(Exception):
     """The subset query is not allowed or failed: the user's to fix (400)."""
@@ -25,6 +23,8 @@ def run_subset(conn: sqlite3.Connection, sql: str, time_limit_ms: int) -> frozen
     Only actors allowed to run this SQL in core get here, so the SQLite error
     is theirs to see, as core shows it to them.
     """
+    from datasette.utils import InvalidSql, sqlite_timelimit, validate_sql_select  # not for every CLI clustering
+
     try:  # core's rule: one SELECT (or WITH), no disallowed PRAGMA; core's message if not
         validate_sql_select(sql)
     except InvalidSql as e:

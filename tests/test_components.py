@@ -219,3 +219,12 @@ def test_random_fingerprints_are_measured_in_full(monkeypatch):
     assert not screened.projection.tight and not screened.projection.has_fine
     got = cluster(vectors, timestamps, ids, Params(sim=0.7, alpha=0.3))
     assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")
+
+
+@pytest.mark.parametrize("metric", sorted({components.TIME_METRIC.get(m, m) for m in components.SCREENED_METRICS}))
+def test_time_distances_are_pdists_bit_for_bit(metric):
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(3)
+    times = np.concatenate([1.6e9 + rng.uniform(0, 9.5e7, 300), [1.6e9, 1.6e9], rng.uniform(0, 1, 20)])
+    assert np.array_equal(components._time_pdist(times, metric), pdist(times[:, None], metric))
