@@ -37,15 +37,21 @@ def _share(stats: dict[str, int], *keys: str) -> str:
 
 
 def pruning(vectors, timestamps, alpha: float, sim: float, label: str) -> tuple[str, str]:
-    """How the bounds prune, used at any size (below screen.BOUNDS_FROM the screen would measure every pair)."""
+    """How the bounds prune, used at any size (below screen.BOUNDS_FROM the screen would measure every pair),
+    in a build for one alpha, as ``imagecluster cluster`` makes (the plugin's keeps the candidates of a span)."""
     start, screen.BOUNDS_FROM = screen.BOUNDS_FROM, 0
-    screened = components.screening(vectors, timestamps, "euclidean")
-    screen.BOUNDS_FROM = start
-    components.build(vectors, timestamps, alpha, "average", "euclidean", sim, screened=screened)
-    s = screened.stats
+    made, screening = [], components.screening
+    components.screening = lambda *args: made.append(screening(*args)) or made[-1]
+    try:
+        components.build(vectors, timestamps, alpha, "average", "euclidean", sim)
+    finally:
+        components.screening, screen.BOUNDS_FROM = screening, start
+    s = made[-1].stats
     return (
         f"{label}, alpha {alpha}, sim {sim}: share of pairs",
         f"edges {_share(s, 'edges')}; left by the bounds {_share(s, 'edge candidates')}; "
+        f"set aside for the true cut {_share(s, 'pairs in tiles set aside for the true cut')}, "
+        f"of which bounded again {_share(s, 'pairs in tiles bounded again with more directions')}; "
         f"measured in full {_share(s, 'pairs in tiles measured in full', 'measured in doubt')}; "
         f"maximum candidates {_share(s, 'maximum candidates', 'mixed maximum candidates')}",
     )
@@ -95,14 +101,53 @@ def on_workers(vectors, timestamps, alpha: float, sim: float) -> list[tuple[str,
     return found
 
 
-def cold_process(n: int, alpha: float, sim: float) -> tuple[float, float]:
+def cold_process(
+    n: int, alpha: float, sim: float, repeat: int = 1, dask: str | None = None
+) -> tuple[list[float], float]:
+    """``imagecluster cluster`` in a fresh process, ``repeat`` times: the wall times and the largest peak RSS.
+
+    With ``dask`` (``local:2``) the cluster's start is included, and the peak is
+    the client process's own (each worker holds a copy of the screening too).
+    """
     db, _ = database(n, fitted=True)
-    args = ["--sim", str(sim), "--alpha", str(alpha), "--method", "average"]
-    wall, peak, _ = run_measured([sys.executable, "-m", "importer", "cluster", str(db), *args])
-    return wall, peak
+    args = ["--sim", str(sim), "--alpha", str(alpha), "--method", "average", *(["--dask", dask] if dask else [])]
+    walls, peaks = [], []
+    for _ in range(repeat):
+        wall, peak, _ = run_measured([sys.executable, "-m", "importer", "cluster", str(db), *args])
+        walls.append(wall)
+        peaks.append(peak)
+    return walls, max(peaks)
 
 
-def run(quick: bool, huge: bool, show) -> None:
+def scaling(sizes: list[int]) -> list[tuple[str, str]]:
+    """The whole process at sizes as large as fit (alone, and on two local Dask workers), and the quadratic
+    extrapolation of the largest to a million photos."""
+    rows, alone = [], {}
+    for size in sizes:
+        for dask in (None, "local:2"):
+            walls, peak = cold_process(size, 0.3, 0.75, dask=dask)
+            label = "this process alone" if dask is None else f"--dask {dask} (the cluster's start included)"
+            rows.append((f"N = {size:,}: {label}", f"{walls[0]:.1f} s, peak {peak:,.0f} MiB"))
+            if dask is None:
+                alone[size] = walls[0]
+    small, large = sorted(alone)[-2:] if len(alone) > 1 else (None, max(alone))
+    if small:
+        rows.append(
+            (
+                f"{large:,} against {small:,} (the pairs grow {(large / small) ** 2:.1f}x)",
+                f"{alone[large] / alone[small]:.2f}x the time",
+            )
+        )
+    rows.append(
+        (
+            "1,000,000, extrapolated from the largest (quadratic)",
+            f"~{alone[large] * (1e6 / large) ** 2 / 3600:.1f} h; its 16 GB of fingerprints do not fit here",
+        )
+    )
+    return rows
+
+
+def run(quick: bool, huge: bool, show, scale: bool = False) -> None:
     real = real_features()
     fitted_shares = variance_shares(np.load(database(5000, fitted=True)[1])["vectors"])
     real_shares = variance_shares(real)
@@ -156,11 +201,14 @@ def run(quick: bool, huge: bool, show) -> None:
             )
         )
         del data
-        wall, peak = cold_process(size, 0.3, 0.75)
+        walls, peak = cold_process(size, 0.3, 0.75, repeat=5 if size <= 20000 else 1)
+        times = ", ".join(f"{wall:.1f}" for wall in sorted(walls))
         rows.append(
             (
                 f"N = {size:,} fitted: imagecluster cluster --sim 0.75 --alpha 0.3 (whole process, cold)",
-                f"{wall:.1f} s, peak {peak:,.0f} MiB",
+                f"median {statistics.median(walls):.1f} s ({times} s), peak {peak:,.0f} MiB",
             )
         )
     show("Whole process and the plugin's alpha change", rows)
+    if scale:
+        show("Scaling: the whole process, fitted, alpha 0.3, sim 0.75", scaling([100000, 200000]))

@@ -47,6 +47,11 @@ def main() -> None:
     parser.add_argument(
         "--huge", action="store_true", help="also cluster N = 100,000 (ours only: the baseline needs ~40 GB; minutes)"
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="with --only screen: 100,000 and 200,000 photos alone and on two local Dask workers (~15 minutes)",
+    )
     args = parser.parse_args()
     only = set(args.only or ["startup", "import", "models", "memory", "rescan", "cluster", "screen", "verdicts"])
     print(f"Machine: {machine()}")
@@ -72,7 +77,7 @@ def main() -> None:
         if args.huge:
             table("", bench_cluster.ours_only(100000))
     if "screen" in only:
-        bench_screen.run(args.quick, args.huge, table)
+        bench_screen.run(args.quick, args.huge, table, args.scale)
     if "verdicts" in only:
         table("Verdicts as constraints (average, sim 0.5, alpha 0.3)", bench_verdicts.run(args.quick))
     print(f"\n(benchmarks took {time.perf_counter() - started:.0f} s)")

@@ -22,6 +22,13 @@ How the pieces are kept exact:
   lie among them in practice), plus ``GUESS``. Dividing by a larger number
   only keeps more pairs; if the true maximum turns out larger, the pass runs
   again with the true maximum (the tests force this path);
+* the cut also depends on max(d), the largest *mixed* distance, for which the
+  pass has only the stand-in max(d) <= 1 until it ends. The floors of both
+  maxima start at pairs found far apart before the pass (the photos farthest
+  from the centre with the farthest photo of each span of time), so few pairs
+  are ever candidates for them. A tile where the stand-in cut leaves too many
+  edge candidates is set aside, and taken again in a second step at the true
+  cut, where most need nothing more (:func:`_pass`);
 * both maxima are computed exactly (with pdist itself, whose value for a
   pair does not depend on the other rows) over the pairs the bounds leave;
 * a candidate edge whose upper bound is within the cut is an edge; one the
@@ -29,7 +36,8 @@ How the pieces are kept exact:
   graph keeps it if that is within ``SLACK`` of the cut: extra edges only
   merge components, which changes nothing below t;
 * inside each component, distances are computed again by pdist exactly as
-  the reference does, normalised and mixed with the same operations.
+  the reference does, normalised and mixed with the same operations. Small
+  components share one linkage call (:func:`_batch_linkage`).
 
 Above t the combined tree joins the components at the top (height max(d)),
 so it can be cut at any sim at least the one it was built for.
@@ -66,6 +74,7 @@ SCREENED_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine"})
 MIN_PHOTOS = 3000  # below this the full matrix is fast enough
 SLACK = 1e-2  # float32 errors are below 1e-3 relative; extra candidates are harmless
 GUESS = 1e-2  # margin of the upper guess of the largest content distance
+MIXED_GUESS = 3e-2  # margin of the guess of max(d) above its floor, for the cut of the pass's first step
 # Time distance uses the content metric, except where that is undefined on 1-d data
 # (the same rule as clustering.mixed_distances).
 TIME_METRIC = {"cosine": "cityblock", "correlation": "cityblock"}
@@ -299,10 +308,13 @@ def _pass(
 
     It runs in two steps. The first bounds every tile, settles max(d_c) and
     max(d), and sets aside the tiles where the bounds leave too many pairs
-    within the cut, which is not known yet (max(d) <= 1 stands in for it).
-    The second takes those tiles at the true cut, where many need no more, and
-    projects on the FINE directions only when measuring them all in full would
-    cost more.
+    within the cut. Without the plugin's span, that cut is max(d)'s floor plus
+    ``MIXED_GUESS`` (the floor's far pairs nearly always hold max(d) itself),
+    and the pass runs again at the true cut if max(d) turns out larger; with
+    it, max(d) <= 1 stands in (each alpha of the span has its own max(d)).
+    The second step takes the tiles set aside at the true cut, where many need
+    no more, and projects on the FINE directions only when measuring them all
+    in full would cost more.
     """
     if screened.dc_max is not None:
         low = high = screened.dc_max
@@ -311,19 +323,26 @@ def _pass(
         high = screened.estimate[0] * (1 + GUESS)
     client = _DASK.get()
     shared = client.scatter(screened, broadcast=True) if client is not None else screened  # once per build
+    guess = None  # of max(d), for the cut of the first step
     while True:
         floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
-        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor, span)
+        if time_on and span is None and guess is None:
+            guess = min(1.0, floor * (1 + MIXED_GUESS))
+        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor, span, guess)
         scan = _Scan(screened, settings, _scan_parts(screened, shared, settings, client))
         dc_max = screened.dc_max
         if dc_max is None:
             dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
-        if dc_max <= high:
+        if dc_max > high:
+            low = high = dc_max  # the guess of max(d_c) fell short: once more with the true one
+            guess = None
+            continue
+        mix = _Mix(alpha, dc_max, dt_max, time_on, time_metric)
+        d_max = _d_max(vectors, t64, scan, mix, metric)
+        if guess is None or d_max <= guess:
             break
-        low = high = dc_max  # the guess fell short: once more with the true maximum
+        low, high, guess = dc_max, dc_max, d_max  # the guess of max(d) fell short: once more at the true cut
     screened.dc_max = dc_max
-    mix = _Mix(alpha, dc_max, dt_max, time_on, time_metric)
-    d_max = _d_max(vectors, t64, scan, mix, metric)
     if scan.deferred:
         p = screened.projection
         aside = sum(_pair_count(*t) for t in scan.deferred)
@@ -367,7 +386,7 @@ class _Settings:
     high: float
     mixed_floor: float  # a lower bound of max(d) known before the pass
     span: tuple[float, float] | None = None  # keep the edge candidates of every alpha in here, not alpha's only
-    d_max: float | None = None  # max(d), once known: the true cut
+    d_max: float | None = None  # max(d), known or guessed (checked after the pass)
     maxima: bool = True  # seek both maxima's candidates (the first step); else only edges, in set-aside tiles
     finer: bool = False  # tiles may be bounded again on the FINE directions
 
@@ -379,7 +398,7 @@ class _Settings:
 
     @property
     def limit(self) -> float:
-        """The cut, with max(d) <= 1 standing in for max(d) until it is known."""
+        """The cut at ``d_max`` (max(d), or its guess), or with max(d) <= 1 standing in for it."""
         d_max = 1.0 if self.time_on or self.alpha == 0 else 1.0 - self.alpha
         if self.d_max is not None:
             d_max = self.d_max
@@ -725,7 +744,11 @@ class _Scan:
         p = self.projection
         if p.fine_projected is not None:  # tighter, where a tile has needed them (else not worth projecting)
             return p.fine_bounds(a, b)
-        squared = np.einsum("ij,ij->i", p.left[a], p.right[b], dtype=np.float64)
+        squared = np.empty(len(a))
+        for s in range(0, len(a), 16384):  # the rows gathered a chunk at a time, not for millions of pairs at once
+            squared[s : s + 16384] = np.einsum(
+                "ij,ij->i", p.left[a[s : s + 16384]], p.right[b[s : s + 16384]], dtype=np.float64
+            )
         eps = bounds.EPS * (p.n[a] + p.n[b])
         return np.maximum(squared - eps, 0), squared + p.upper_gap(a, b) + eps
 

@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
-MMAP_SIZE = 2**30  # SQLite reads a read-only connection's pages through a memory map of up to this
-
 
 def connect_read_only(path: str, timeout: float = 5.0) -> sqlite3.Connection:
     """A connection that can never write to the file (``mode=ro``), checked to be an SQLite database.
@@ -33,7 +31,6 @@ def connect_read_only(path: str, timeout: float = 5.0) -> sqlite3.Connection:
     conn = sqlite3.connect("file:" + quote(os.path.abspath(path)) + "?mode=ro", uri=True, timeout=timeout)
     try:
         conn.execute("select count(*) from sqlite_master").fetchone()
-        conn.execute(f"pragma mmap_size = {MMAP_SIZE}")  # a library's vectors read a quarter faster
     except sqlite3.DatabaseError:
         conn.close()
         raise

@@ -34,7 +34,7 @@ def always_components(request, monkeypatch):
     """The component path at any size, in many ragged tiles: with bounds from 8 or 1 principal
     directions (and 24 for the tighter ones) or exact ones (k = D), used however loose they are
     on these random fingerprints, or judged too loose and every tile measured in full; in one
-    pass, or two when the estimate of the largest distance falls short of it."""
+    pass, or two when the estimates of the largest distances fall short of them."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(screen, "ROWS", 37)
     monkeypatch.setattr(screen, "COLS", 53)
@@ -45,6 +45,7 @@ def always_components(request, monkeypatch):
     monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
     if request.param.startswith("estimate too low"):
         too_low(monkeypatch, 0.6)
+        monkeypatch.setattr(components, "MIXED_GUESS", -0.4)  # the guess of max(d) too: a pass at the true cut
 
 
 def bursts(n_groups=60, noise=80, dims=128, seed=1):
@@ -156,10 +157,14 @@ def test_screen_is_close_to_pdist():
         assert abs(full.far_pairs(np.arange(n))[2].max() - scale) / scale < 1e-4, metric  # the ends are extremes here
 
 
-@pytest.mark.parametrize("factor, passes", [(1.0, 1), (0.6, 2)])
-def test_one_pass_unless_the_estimate_falls_short(monkeypatch, factor, passes):
+@pytest.mark.parametrize("short, passes", [(None, 1), ("content", 2), ("mixed", 2)])
+def test_one_pass_unless_the_estimate_falls_short(monkeypatch, short, passes):
+    """One pass where the estimates of max(d_c) and max(d) before it hold (the far pairs find both here)."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    too_low(monkeypatch, factor)
+    if short == "content":
+        too_low(monkeypatch, 0.6)
+    if short == "mixed":
+        monkeypatch.setattr(components, "MIXED_GUESS", -0.4)
     scans, scan = [], components._Scan
     monkeypatch.setattr(components, "_Scan", lambda *a: scans.append(a) or scan(*a))
     vectors, timestamps, ids = bursts(seed=7)
