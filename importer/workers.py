@@ -47,35 +47,53 @@ def parse(spec: str) -> tuple[str | None, int | None]:
 
 @contextmanager
 def client(spec: str) -> Iterator[object]:
-    """A Dask client for ``spec``, closed (with its local cluster) on the way out."""
+    """A Dask client for ``spec``, closed (with its local cluster) on the way out.
+
+    A local cluster's nannies set one-thread BLAS and other variables in this
+    process's environment for the workers they start; they are put back as
+    they were, or every later child process (a benchmark's, a decoder) would
+    inherit them.
+    """
     address, local = parse(spec)
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise DaskError("--dask needs Dask: pip install 'datasette-imagecluster[dask]'") from None
-    cluster = None
+    with _environment_kept():
+        cluster = None
+        try:
+            if address is None:
+                cluster = LocalCluster(
+                    n_workers=local,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,  # a task's error comes back to the client, in one line
+                )
+                connection = Client(cluster)
+            else:
+                connection = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            if cluster is not None:
+                cluster.close()
+            raise DaskError(f"cannot reach the Dask scheduler at {spec}: {e}") from None
+        try:
+            yield connection
+        finally:
+            connection.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextmanager
+def _environment_kept() -> Iterator[None]:
+    kept = dict(os.environ)
     try:
-        if address is None:
-            cluster = LocalCluster(
-                n_workers=local,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.CRITICAL,  # a task's error comes back to the client, in one line
-            )
-            connection = Client(cluster)
-        else:
-            connection = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as e:
-        if cluster is not None:
-            cluster.close()
-        raise DaskError(f"cannot reach the Dask scheduler at {spec}: {e}") from None
-    try:
-        yield connection
+        yield
     finally:
-        connection.close()
-        if cluster is not None:
-            cluster.close()
+        for key in set(os.environ) - set(kept):
+            del os.environ[key]
+        os.environ.update(kept)
 
 
 # -- importing: workers decode and fingerprint, the client writes --------------------

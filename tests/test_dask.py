@@ -97,6 +97,14 @@ def test_bad_dask_specs_are_one_line(spec):
         parse(spec)
 
 
+def test_a_local_cluster_leaves_this_process_environment_as_it_found_it():
+    """Its nannies set one-thread BLAS here for their workers: not for what this process starts later."""
+    before = dict(os.environ)
+    with client("local:1"):
+        pass
+    assert dict(os.environ) == before
+
+
 def test_an_unreachable_scheduler_is_one_line(db_path, runner):
     result = invoke(runner, "cluster", db_path, "--dask", "tcp://127.0.0.1:1", ok=False)
     assert result.exit_code == 1
