@@ -45,22 +45,36 @@ def median_time(fn, repeat: int = 3) -> float:
     return statistics.median(times)
 
 
+# Runs a command and writes its wall time (s) and peak RSS (KiB, from wait4) to the file named first: a small
+# process of its own starts the measured one, whose peak then cannot include this benchmark's (see run_measured).
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+open(sys.argv[1], "w").write(f"{time.perf_counter() - start} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Run a command; its wall time in seconds, its own peak RSS in MiB, and its stdout.
 
     ``os.wait4`` gives the resource usage of that one process (not of every
-    child this benchmark ever ran, as RUSAGE_CHILDREN would).
+    child this benchmark ever ran, as RUSAGE_CHILDREN would). Linux counts in
+    a process's peak the peak of the process it was started from (at exec), so
+    the command is started by a small launcher, not by this benchmark, whose
+    own memory (gigabytes of test data) would otherwise show as the command's.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(args, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as peak:
+        launcher = [sys.executable, "-c", _LAUNCHER, peak.name, *args]
+        status = subprocess.call(launcher, stdout=out, stderr=err, env={**os.environ, **(env or {})})
         out.seek(0)
         err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        if status != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{err.read().decode()}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode()
+        wall, kib = Path(peak.name).read_text().split()
+        return float(wall), int(kib) / 1024, out.read().decode()
 
 
 def python_measured(code: str, *args: str) -> tuple[float, float, str]:

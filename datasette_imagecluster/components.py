@@ -145,7 +145,8 @@ def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Scree
     exact = bounds.Exact(vectors, metric)
     far = exact.far_pairs(timestamps)
     top = int(np.argmax(far[2]))
-    return Screening(bounds.project(exact.x, timestamps), exact, (float(far[2][top]), far[0][top], far[1][top]), far)
+    projection = bounds.project(exact.x, timestamps, norms=exact.norms)
+    return Screening(projection, exact, (float(far[2][top]), far[0][top], far[1][top]), far)
 
 
 def _exact(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:

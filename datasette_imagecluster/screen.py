@@ -139,8 +139,13 @@ class Projection:
         return 4.0 * self.r[i].astype(np.float64) * self.r[j]
 
 
-def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, seed: int = 0) -> Projection:
-    """The projection of ``vectors`` (float32, already normalised for cosine) onto k principal directions."""
+def project(
+    vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, seed: int = 0, norms: np.ndarray | None = None
+) -> Projection:
+    """The projection of ``vectors`` (float32, already normalised for cosine) onto k principal directions.
+
+    ``norms``: their squared norms in float64, where already known (:class:`Exact` has them).
+    """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n_photos, dims = x.shape
     order = np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
@@ -149,13 +154,13 @@ def project(vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, s
     directions = _directions(x, mean, k, seed)  # dims x k, orthonormal
     tight = n_photos >= BOUNDS_FROM and _tightness(x, mean, directions, seed) >= TIGHT
     wide = min(FINE, dims, n_photos) if tight and k < min(FINE, dims, n_photos) else 0
-    n, relu = np.empty(n_photos), np.empty(n_photos)
+    n = np.empty(n_photos)
+    relu = np.einsum("ij,ij->i", x, x, dtype=np.float64) if norms is None else norms
     non_negative = True
     z = np.empty((n_photos, k), np.float32)
     for s in range(0, n_photos, 1024):  # one pass, in cache-sized blocks; the fingerprints are not copied
         rows = x[s : s + 1024]
         non_negative = non_negative and bool(rows.min() >= 0)
-        relu[s : s + 1024] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
         rows = rows - mean
         z[s : s + 1024] = rows @ directions
         n[s : s + 1024] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
@@ -224,7 +229,8 @@ class Exact:
         if metric == "cosine":
             x = unit(x)
         self.x, self.metric, self.n = x, metric, len(x)
-        self.sq = np.einsum("ij,ij->i", x, x, dtype=np.float64).astype(np.float32)
+        self.norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)  # ‖x‖², float64: the projection's too
+        self.sq = self.norms.astype(np.float32)
 
     def between(self, rows: np.ndarray | slice, cols: np.ndarray | slice) -> np.ndarray:
         d = self.x[rows] @ self.x[cols].T
