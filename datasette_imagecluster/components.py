@@ -145,7 +145,7 @@ def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Scree
     exact = bounds.Exact(vectors, metric)
     far = exact.far_pairs(timestamps)
     top = int(np.argmax(far[2]))
-    projection = bounds.project(exact.x, timestamps, norms=exact.norms)
+    projection = bounds.project(exact.x, timestamps, exact.norms)
     return Screening(projection, exact, (float(far[2][top]), far[0][top], far[1][top]), far)
 
 

@@ -140,11 +140,11 @@ class Projection:
 
 
 def project(
-    vectors: np.ndarray, timestamps: np.ndarray, k: int | None = None, seed: int = 0, norms: np.ndarray | None = None
+    vectors: np.ndarray, timestamps: np.ndarray, norms: np.ndarray, k: int | None = None, seed: int = 0
 ) -> Projection:
     """The projection of ``vectors`` (float32, already normalised for cosine) onto k principal directions.
 
-    ``norms``: their squared norms in float64, where already known (:class:`Exact` has them).
+    ``norms``: their squared norms in float64 (:class:`Exact` has them).
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n_photos, dims = x.shape
@@ -155,7 +155,6 @@ def project(
     tight = n_photos >= BOUNDS_FROM and _tightness(x, mean, directions, seed) >= TIGHT
     wide = min(FINE, dims, n_photos) if tight and k < min(FINE, dims, n_photos) else 0
     n = np.empty(n_photos)
-    relu = np.einsum("ij,ij->i", x, x, dtype=np.float64) if norms is None else norms
     non_negative = True
     z = np.empty((n_photos, k), np.float32)
     for s in range(0, n_photos, 1024):  # one pass, in cache-sized blocks; the fingerprints are not copied
@@ -164,7 +163,7 @@ def project(
         rows = rows - mean
         z[s : s + 1024] = rows @ directions
         n[s : s + 1024] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
-    z, n, relu = z[order], n[order], relu[order]  # in time order
+    z, n, relu = z[order], n[order], norms[order]  # in time order
     left, right, r = _augmented(z, n)
     times = np.asarray(timestamps, np.float64)[order]
     relu = relu if non_negative else None
