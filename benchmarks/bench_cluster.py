@@ -39,16 +39,24 @@ print(time.perf_counter() - start)
 """
 
 
-def database(n: int, fitted: bool = False) -> tuple[Path, Path]:
+def database(n: int, fitted: bool = False, arrays: bool = True) -> tuple[Path, Path]:
     """A library of n generated 4096-value fingerprints: random bursts, or bursts fitted to real fingerprints'
-    spectrum (``spectrum.fitted_fingerprints``); made once and kept in DATA."""
+    spectrum (``spectrum.fitted_fingerprints``); made once and kept in DATA, with the same arrays in an
+    ``.npz`` unless ``arrays`` is false (a million photos' would be another 16 GB, and a cold process
+    needs only the database). Written under a temporary name, so an interrupted run leaves no half library.
+    """
     name = f"cluster-fitted-{n}" if fitted else f"cluster-{n}"
-    db, arrays = DATA / f"{name}.db", DATA / f"{name}.npz"
-    if db.exists() and arrays.exists():
-        return db, arrays
+    db, saved = DATA / f"{name}.db", DATA / f"{name}.npz"
+    if db.exists() and (saved.exists() or not arrays):
+        return db, saved
     vectors, timestamps, ids = fitted_fingerprints(n) if fitted else structured_fingerprints(n)
-    np.savez(arrays, vectors=vectors, timestamps=timestamps)
-    d = sqlite_utils.Database(db)
+    if arrays:
+        np.savez(saved, vectors=vectors, timestamps=timestamps)
+    if db.exists():
+        return db, saved
+    partial = db.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    d = sqlite_utils.Database(partial)
     ensure_schema(d)
     d["images"].insert_all(
         (
@@ -80,7 +88,8 @@ def database(n: int, fitted: bool = False) -> tuple[Path, Path]:
         batch_size=500,
     )
     d.conn.close()
-    return db, arrays
+    partial.rename(db)
+    return db, saved
 
 
 def ours_only(n: int) -> list[tuple[str, str]]:

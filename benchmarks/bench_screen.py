@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 from bench_cluster import database
-from common import run_measured
+from common import python_measured, run_measured
 from spectrum import real_features, variance_shares
 
 from datasette_imagecluster import components, screen
@@ -109,7 +109,7 @@ def cold_process(
     With ``dask`` (``local:2``) the cluster's start is included, and the peak is
     the client process's own (each worker holds a copy of the screening too).
     """
-    db, _ = database(n, fitted=True)
+    db, _ = database(n, fitted=True, arrays=False)
     args = ["--sim", str(sim), "--alpha", str(alpha), "--method", "average", *(["--dask", dask] if dask else [])]
     walls, peaks = [], []
     for _ in range(repeat):
@@ -117,6 +117,35 @@ def cold_process(
         walls.append(wall)
         peaks.append(peak)
     return walls, max(peaks)
+
+
+PRODUCT = """
+import sys, time
+if sys.argv[1] == "chosen":
+    import datasette_imagecluster  # asks for the AVX-512 kernels where this CPU has them, before numpy loads
+import numpy as np
+from datasette_imagecluster.blas import loaded_kernels
+a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
+times = []
+for _ in range(6):
+    start = time.perf_counter(); a @ a; times.append(time.perf_counter() - start)
+print(loaded_kernels(), 2 * 4096**3 / sorted(times[1:])[2] / 1e9)
+"""
+
+
+def kernels() -> list[tuple[str, str]]:
+    """A 4096-cube float32 product in fresh processes: OpenBLAS's own choice of kernels against ours
+    (``datasette_imagecluster/blas.py``), the median of five after a warm-up."""
+    found = {}
+    for which in ("own", "chosen"):
+        _, _, out = python_measured(PRODUCT, which)
+        name, rate = out.split()
+        found[which] = (name, float(rate))
+    (own, base), (chosen, ours) = found["own"], found["chosen"]
+    return [
+        (f"OpenBLAS's own choice: {own}", f"{base:.0f} GFLOP/s"),
+        (f"with datasette_imagecluster's choice: {chosen}", f"{ours:.0f} GFLOP/s = {ours / base:.2f}x"),
+    ]
 
 
 def scaling(sizes: list[int]) -> list[tuple[str, str]]:
@@ -158,6 +187,7 @@ def run(quick: bool, huge: bool, show, scale: bool = False) -> None:
             ("fitted (4096 values)", ", ".join(f"k {k}: {v:.0%}" for k, v in fitted_shares.items())),
         ],
     )
+    show("Matrix products: numpy's OpenBLAS kernels (4096-cube, float32, fresh processes)", kernels())
     zeros = np.zeros(len(real))
     n = 5000 if quick else 20000
     fitted = np.load(database(n, fitted=True)[1])

@@ -11,11 +11,15 @@ modules, and its decoder processes never load Datasette, Jinja or the views.
 
 from __future__ import annotations
 
-import json
+from .blas import choose_kernels
 
-import pluggy
+choose_kernels()  # first, before anything loads numpy: the importer imports this package too
 
-from .schema import FINGERPRINTS, IMAGES, THUMBNAILS
+import json  # noqa: E402
+
+import pluggy  # noqa: E402
+
+from .schema import FINGERPRINTS, IMAGES, THUMBNAILS  # noqa: E402
 
 PLUGIN = "datasette-imagecluster"
 
