@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import functools
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -323,35 +324,35 @@ def _pass(
         low = screened.estimate[0] * (1 - SLACK)
         high = screened.estimate[0] * (1 + GUESS)
     client = _DASK.get()
-    shared = client.scatter(screened, broadcast=True) if client is not None else screened  # once per build
-    guess = None  # of max(d), for the cut of the first step
-    while True:
-        floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
-        if time_on and span is None and guess is None:
-            guess = min(1.0, floor * (1 + MIXED_GUESS))
-        settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor, span, guess)
-        scan = _Scan(screened, settings, _scan_parts(screened, shared, settings, client))
-        dc_max = screened.dc_max
-        if dc_max is None:
-            dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
-        if dc_max > high:
-            low = high = dc_max  # the guess of max(d_c) fell short: once more with the true one
-            guess = None
-            continue
-        mix = _Mix(alpha, dc_max, dt_max, time_on, time_metric)
-        d_max = _d_max(vectors, t64, scan, mix, metric)
-        if guess is None or d_max <= guess:
-            break
-        low, high, guess = dc_max, dc_max, d_max  # the guess of max(d) fell short: once more at the true cut
-    screened.dc_max = dc_max
-    if scan.deferred:
-        p = screened.projection
-        aside = sum(_pair_count(*t) for t in scan.deferred)
-        finer = p.fine_projected is not None or aside >= FINER_FROM * p.size * p.wide
-        at = None if span else d_max  # a span's other alphas have other maxima: max(d) <= 1 stays
-        final = replace(settings, low=dc_max, high=dc_max, d_max=at, maxima=False, finer=finer)
-        scan.add(_scan_parts(screened, shared, final, client, scan.deferred))
-    return scan, mix, d_max
+    with _shared(client, screened) as shared:  # once per build
+        guess = None  # of max(d), for the cut of the first step
+        while True:
+            floor = _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high) if time_on else 0.0
+            if time_on and span is None and guess is None:
+                guess = min(1.0, floor * (1 + MIXED_GUESS))
+            settings = _Settings(alpha, sim, metric, time_metric, dt_max, time_on, low, high, floor, span, guess)
+            scan = _Scan(screened, settings, _scan_parts(screened, shared, settings, client))
+            dc_max = screened.dc_max
+            if dc_max is None:
+                dc_max = _exact_max(vectors, *scan.content_pairs(), metric)
+            if dc_max > high:
+                low = high = dc_max  # the guess of max(d_c) fell short: once more with the true one
+                guess = None
+                continue
+            mix = _Mix(alpha, dc_max, dt_max, time_on, time_metric)
+            d_max = _d_max(vectors, t64, scan, mix, metric)
+            if guess is None or d_max <= guess:
+                break
+            low, high, guess = dc_max, dc_max, d_max  # the guess of max(d) fell short: once more at the true cut
+        screened.dc_max = dc_max
+        if scan.deferred:
+            p = screened.projection
+            aside = sum(_pair_count(*t) for t in scan.deferred)
+            finer = p.fine_projected is not None or aside >= FINER_FROM * p.size * p.wide
+            at = None if span else d_max  # a span's other alphas have other maxima: max(d) <= 1 stays
+            final = replace(settings, low=dc_max, high=dc_max, d_max=at, maxima=False, finer=finer)
+            scan.add(_scan_parts(screened, shared, final, client, scan.deferred))
+        return scan, mix, d_max
 
 
 def _mixed_floor(screened, t64, alpha, metric, time_metric, dt_max, high, known=None) -> float:
@@ -802,9 +803,47 @@ class _Scan:
         return found_i, found_j
 
 
+_HELD: dict[str, Screening] = {}  # screenings shared with Dask workers that are threads of this process
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A screening shared with workers in this process: what each task gets is its name, not its gigabytes."""
+
+    token: str
+
+
+@contextmanager
+def _shared(client, screened: Screening) -> Iterator[object]:
+    """The screening as one pass's tasks get it: itself without Dask; scattered once to workers elsewhere;
+    and for workers that are threads of this process (a local cluster's, whose addresses are inproc://),
+    a name for this process's one copy, which ``scatter`` would copy for each of them."""
+    if client is None:
+        yield screened
+        return
+    workers = client.scheduler_info().get("workers", {})
+    if not workers or not all(address.startswith("inproc://") for address in workers):
+        yield client.scatter(screened, broadcast=True)
+        return
+    token = f"{id(screened)}-{next(_TOKENS)}"
+    _HELD[token] = screened
+    try:
+        yield _Held(token)
+    finally:
+        del _HELD[token]
+
+
+_TOKENS = itertools.count()
+
+
+def _scan_shared(shared: Screening | _Held, settings: _Settings, tiles: list[tuple]) -> dict:
+    """:func:`_scan_tiles` as a Dask task runs it, on the screening it was scattered or named."""
+    return _scan_tiles(_HELD[shared.token] if isinstance(shared, _Held) else shared, settings, tiles)
+
+
 def _scan_parts(screened: Screening, shared, settings: _Settings, client, tiles: list | None = None) -> list[dict]:
     """A step of the pass over these tiles (default: all), here, or shared among a Dask cluster's workers
-    (``shared`` is then the screening's future: scattered to them once, not sent with every task). Early
+    (``shared`` is then what :func:`_shared` gave: the screening goes to them once, not with every task). Early
     row blocks hold more pairs (each block's photos against all later ones), so each task takes every
     k-th block, or every k-th tile set aside."""
     if client is None:
@@ -818,7 +857,7 @@ def _scan_parts(screened: Screening, shared, settings: _Settings, client, tiles:
     else:
         tasks = min(len(tiles), 4 * workers)
         chunks = [tiles[k::tasks] for k in range(tasks)]
-    futures = client.map(_scan_tiles, [shared] * len(chunks), [settings] * len(chunks), chunks, pure=False)
+    futures = client.map(_scan_shared, [shared] * len(chunks), [settings] * len(chunks), chunks, pure=False)
     try:
         return client.gather(futures)
     except TooConnected:

@@ -29,6 +29,7 @@ narrow range of time distances, which the screen uses to prune whole tiles.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ EPS_FINE = 2.0**-12  # float32 products of FINE + 1 terms, and 2^-14 for n's own
 BOUNDS_FROM = 10_000  # below, measuring every pair costs less than fitting the FINE directions
 PROBE = 512  # photos whose pairs tell whether the bounds can prune
 TIGHT = 0.6  # below this median ratio of lower bound to distance, they cannot (random fingerprints: ~0.2)
+_FINE = threading.Lock()  # Dask's workers that are threads of one process project its FINE directions once
 
 
 @dataclass
@@ -76,13 +78,14 @@ class Projection:
         Many builds never do (where K's bounds settle every tile), and fitting
         and projecting on 512 directions is most of the projection's cost.
         """
-        if self.fine_projected is None:
-            directions = _directions(self.source, self.mean, self.wide, self.seed)
-            z = np.empty((self.size, self.wide), np.float32)
-            for s in range(0, self.size, 1024):
-                z[s : s + 1024] = (self.source[s : s + 1024] - self.mean) @ directions
-            z = z[self.order]
-            self.fine_projected = np.hstack([z, _residual(z, self.n)[:, None]])
+        with _FINE:  # once, where Dask's workers are threads sharing this projection
+            if self.fine_projected is None:
+                directions = _directions(self.source, self.mean, self.wide, self.seed)
+                z = np.empty((self.size, self.wide), np.float32)
+                for s in range(0, self.size, 1024):
+                    z[s : s + 1024] = (self.source[s : s + 1024] - self.mean) @ directions
+                z = z[self.order]
+                self.fine_projected = np.hstack([z, _residual(z, self.n)[:, None]])
         return self.fine_projected
 
     @property

@@ -383,7 +383,8 @@ def _fingerprint_set_options(command):
     metavar="ADDRESS|local[:N]",
     default=None,
     help="share the screen of all pairs among a Dask cluster's workers: a scheduler's address, "
-    "or local[:N] for N worker processes on this machine (default: one per core)",
+    "or local[:N] for N worker threads in this process, sharing its one copy of the fingerprints "
+    "(default: one per core)",
 )
 def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json, links, save, dask):
     """Cluster the photos in DB_PATH by content and capture time.
@@ -409,7 +410,7 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
     try:
         with contextlib.ExitStack() as stack:
             if dask:
-                stack.enter_context(on_dask(stack.enter_context(client(dask))))
+                stack.enter_context(on_dask(stack.enter_context(client(dask, threads=True))))
             with Photos.open(db_path, reuse=False) as photos:  # one clustering: no screening kept for another
                 clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
     except (ClusterError, DaskError) as e:

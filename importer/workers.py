@@ -2,9 +2,10 @@
 
 A running scheduler (``dask scheduler`` on one machine, ``dask worker ADDRESS``
 on each of the others) is given by its address; ``local`` starts a
-``LocalCluster`` on this machine with one single-threaded worker process per
-core (``local:N`` for N). Dask is imported only here and only when asked for,
-so the importer and the plugin never need it otherwise.
+``LocalCluster`` on this machine with one single-threaded worker per core
+(``local:N`` for N): processes for an import, threads of this process for a
+clustering. Dask is imported only here and only when asked for, so the
+importer and the plugin never need it otherwise.
 """
 
 from __future__ import annotations
@@ -46,10 +47,15 @@ def parse(spec: str) -> tuple[str | None, int | None]:
 
 
 @contextmanager
-def client(spec: str) -> Iterator[object]:
+def client(spec: str, threads: bool = False) -> Iterator[object]:
     """A Dask client for ``spec``, closed (with its local cluster) on the way out.
 
-    A local cluster's nannies set one-thread BLAS and other variables in this
+    With ``threads``, a local cluster's workers are threads of this process.
+    A clustering asks for them: its work is numpy's, which runs without the
+    GIL, and the workers then share this process's one copy of the
+    fingerprints (4 bytes × 4096 per photo: 16 GB for a million), where
+    worker processes each hold their own. An import keeps processes: decoding
+    and a model's Python hold the GIL. A local cluster's nannies set one-thread BLAS and other variables in this
     process's environment for the workers they start; they are put back as
     they were, or every later child process (a benchmark's, a decoder) would
     inherit them.
@@ -66,8 +72,9 @@ def client(spec: str) -> Iterator[object]:
                 cluster = LocalCluster(
                     n_workers=local,
                     threads_per_worker=1,
-                    processes=True,
+                    processes=not threads,
                     dashboard_address=None,
+                    worker_dashboard_address=None,
                     silence_logs=logging.CRITICAL,  # a task's error comes back to the client, in one line
                 )
                 connection = Client(cluster)

@@ -57,7 +57,7 @@ def test_the_same_partitions_with_the_screen_on_two_workers(dask_client, small_t
         with get_task_stream(dask_client) as tasks, components.on_dask(dask_client):
             shared = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim)
         assert shared.valid_from_sim == sim  # the component path, not the full matrix
-        assert sum(str(task["key"]).startswith("_scan_tiles") for task in tasks.data) > first_step
+        assert sum(str(task["key"]).startswith("_scan_shared") for task in tasks.data) > first_step
         got = partition(group(cut_tree(shared, sim), ids, timestamps, params))
         assert got == partition(group(cut_tree(alone, sim), ids, timestamps, params))
         assert got == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")
@@ -81,6 +81,28 @@ def test_the_cli_clusters_on_a_local_cluster(db_path, small_tiles, runner):
     alone = json.loads(invoke(runner, *args).stdout)
     shared = json.loads(invoke(runner, *args, "--dask", "local:2").stdout)
     assert shared["clusters"] == alone["clusters"]
+
+
+def test_a_local_cluster_for_clustering_shares_this_process_copy(small_tiles, monkeypatch):
+    """Its workers are threads of this process, and each task gets a name for the one screening, not a copy
+    (``scatter`` would copy it for every worker, in-process too); the partitions are those of one process."""
+    vectors, timestamps, ids = low_rank_bursts(seed=5)
+    seen = []
+    scan = components._scan_tiles
+    monkeypatch.setattr(
+        components, "_scan_tiles", lambda screened, *args: seen.append(screened) or scan(screened, *args)
+    )
+    alone = build_tree(vectors, timestamps, alpha=0.3, method="average", sim=0.85)
+    seen.clear()
+    with client("local:2", threads=True) as connection, components.on_dask(connection):
+        assert set(connection.run(os.getpid).values()) == {os.getpid()}
+        shared = build_tree(vectors, timestamps, alpha=0.3, method="average", sim=0.85)
+    assert len(seen) > 2 and all(screened is seen[0] for screened in seen)
+    assert components._HELD == {}  # let go after the pass
+    params = Params(sim=0.85, alpha=0.3, method="average")
+    got = partition(group(cut_tree(shared, 0.85), ids, timestamps, params))
+    assert got == partition(group(cut_tree(alone, 0.85), ids, timestamps, params))
+    assert got == reference_partition(vectors, timestamps, ids, 0.85, 0.3, "average", "euclidean")
 
 
 @pytest.mark.parametrize(
