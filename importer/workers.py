@@ -73,6 +73,9 @@ def client(spec: str, threads: bool = False) -> Iterator[object]:
                     n_workers=local,
                     threads_per_worker=1,
                     processes=not threads,
+                    # Each worker's limit is its share of the machine; threads would count this whole
+                    # process, mostly the fingerprints they share, and pause (16 GB at a million photos)
+                    memory_limit=0 if threads else "auto",
                     dashboard_address=None,
                     worker_dashboard_address=None,
                     silence_logs=logging.CRITICAL,  # a task's error comes back to the client, in one line

@@ -96,6 +96,8 @@ def test_a_local_cluster_for_clustering_shares_this_process_copy(small_tiles, mo
     seen.clear()
     with client("local:2", threads=True) as connection, components.on_dask(connection):
         assert set(connection.run(os.getpid).values()) == {os.getpid()}
+        # no memory limit: one would count this process's library as each worker's and pause them
+        assert set(connection.run(lambda dask_worker: dask_worker.memory_manager.memory_limit).values()) == {None}
         shared = build_tree(vectors, timestamps, alpha=0.3, method="average", sim=0.85)
     assert len(seen) > 2 and all(screened is seen[0] for screened in seen)
     assert components._HELD == {}  # let go after the pass
