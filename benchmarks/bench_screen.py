@@ -150,11 +150,11 @@ def kernels() -> list[tuple[str, str]]:
     ]
 
 
-def scaling(sizes: list[int], million: bool = False) -> list[tuple[str, str]]:
-    """The whole process at these sizes, alone and on two local Dask workers, and a million photos: on the
-    two workers with ``million`` (about an hour, 16 GB of fingerprints), else extrapolated from the largest."""
+def scaling(sizes: list[int], largest: int | None = None) -> list[tuple[str, str]]:
+    """The whole process at these sizes, alone and on two local Dask workers; ``largest`` photos on the two
+    workers alone (as many as this machine's memory holds), and a million extrapolated from the largest."""
     rows, alone, shared = [], {}, {}
-    for size in [*sizes, *([1_000_000] if million else [])]:
+    for size in [*sizes, *([largest] if largest else [])]:
         for dask in (None, "local:2") if size in sizes else ("local:2",):
             walls, peak = cold_process(size, 0.3, 0.75, dask=dask)
             label = "this process alone" if dask is None else f"--dask {dask} (the cluster's start included)"
@@ -168,24 +168,25 @@ def scaling(sizes: list[int], million: bool = False) -> list[tuple[str, str]]:
                 f"{alone[large] / alone[small]:.2f}x the time",
             )
         )
-    if million:
+    top = largest or large
+    if largest:
         rows.append(
             (
-                f"1,000,000 against {large:,} on Dask (the pairs grow {(1e6 / large) ** 2:.0f}x)",
-                f"{shared[1_000_000] / shared[large]:.2f}x the time",
+                f"{largest:,} against {large:,} on Dask (the pairs grow {(largest / large) ** 2:.2f}x)",
+                f"{shared[largest] / shared[large]:.2f}x the time",
             )
         )
-    else:
-        rows.append(
-            (
-                "1,000,000, extrapolated from the largest alone (quadratic)",
-                f"~{alone[large] * (1e6 / large) ** 2 / 3600:.1f} h",
-            )
+    measured = shared if largest else alone
+    rows.append(
+        (
+            f"1,000,000, extrapolated from {top:,} ({'on Dask' if largest else 'alone'}, quadratic)",
+            f"~{measured[top] * (1e6 / top) ** 2 / 3600:.1f} h",
         )
+    )
     return rows
 
 
-def run(quick: bool, huge: bool, show, scale: bool = False, million: bool = False) -> None:
+def run(quick: bool, huge: bool, show, scale: bool = False, largest: int | None = None) -> None:
     real = real_features()
     fitted_shares = variance_shares(np.load(database(5000, fitted=True)[1])["vectors"])
     real_shares = variance_shares(real)
@@ -250,4 +251,4 @@ def run(quick: bool, huge: bool, show, scale: bool = False, million: bool = Fals
         )
     show("Whole process and the plugin's alpha change", rows)
     if scale:
-        show("Scaling: the whole process, fitted, alpha 0.3, sim 0.75", scaling([100000, 200000], million))
+        show("Scaling: the whole process, fitted, alpha 0.3, sim 0.75", scaling([100000, 200000], largest))
