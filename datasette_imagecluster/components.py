@@ -803,14 +803,15 @@ class _Scan:
         return found_i, found_j
 
 
-_HELD: dict[str, Screening] = {}  # screenings shared with Dask workers that are threads of this process
+_HELD: dict[int, Screening] = {}  # screenings shared with Dask workers that are threads of this process
+_TOKENS = itertools.count()
 
 
 @dataclass(frozen=True)
 class _Held:
     """A screening shared with workers in this process: what each task gets is its name, not its gigabytes."""
 
-    token: str
+    token: int
 
 
 @contextmanager
@@ -825,15 +826,12 @@ def _shared(client, screened: Screening) -> Iterator[object]:
     if not workers or not all(address.startswith("inproc://") for address in workers):
         yield client.scatter(screened, broadcast=True)
         return
-    token = f"{id(screened)}-{next(_TOKENS)}"
+    token = next(_TOKENS)
     _HELD[token] = screened
     try:
         yield _Held(token)
     finally:
         del _HELD[token]
-
-
-_TOKENS = itertools.count()
 
 
 def _scan_shared(shared: Screening | _Held, settings: _Settings, tiles: list[tuple]) -> dict:

@@ -55,7 +55,9 @@ def client(spec: str, threads: bool = False) -> Iterator[object]:
     GIL, and the workers then share this process's one copy of the
     fingerprints (4 bytes × 4096 per photo: 16 GB for a million), where
     worker processes each hold their own. An import keeps processes: decoding
-    and a model's Python hold the GIL. A local cluster's nannies set one-thread BLAS and other variables in this
+    and a model's Python hold the GIL.
+
+    A local cluster's nannies set one-thread BLAS and other variables in this
     process's environment for the workers they start; they are put back as
     they were, or every later child process (a benchmark's, a decoder) would
     inherit them.
