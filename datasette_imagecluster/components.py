@@ -34,7 +34,10 @@ How the pieces are kept exact:
 * a candidate edge whose upper bound is within the cut is an edge; one the
   bounds leave in doubt gets its float32 distance in all dimensions, and the
   graph keeps it if that is within ``SLACK`` of the cut: extra edges only
-  merge components, which changes nothing below t;
+  merge components, which changes nothing below t. The task that bounded a
+  tile settles its candidates as far as its step's cut allows (on Dask's
+  workers, in parallel), and keeps only those that may lie within it, with
+  their bounds (:class:`_Near`); the true cut settles the rest;
 * inside each component, distances are computed again by pdist exactly as
   the reference does, normalised and mixed with the same operations. Small
   components share one linkage call (:func:`_batch_linkage`).
@@ -90,6 +93,7 @@ FAR = 1e100  # their distances across components: ward's squares them, still fin
 ON_WORKERS = 1000  # inside on_dask, components this large are clustered on the workers
 CELL = 256  # columns of a tile bounded together in the search for the maxima's candidates (class _Tops)
 FLOOR_PAIRS = 16  # far pairs measured in float64 for the floor of max(d)
+SETTLE = 1 << 20  # edge candidates settled at the true cut a chunk at a time
 SPAN = 0.1  # a pass keeps the edge candidates of every alpha within this of its own: the plugin's alpha change
 
 
@@ -449,11 +453,10 @@ def _scan_tiles(screened: Screening, settings: _Settings, tiles: list[tuple] | N
     # Lower bounds of the two maxima, raised as the pass finds larger pairs: a pair whose upper
     # bound stays below one (less SLACK) is not that maximum.
     content_floor, mixed_floor = bounds.to_squared(low, metric), c.mixed_floor
-    edges: list[tuple[np.ndarray, np.ndarray]] = []  # to be settled by their bounds
-    measured: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # with float32 distances in full
+    near: list[_Near] = []  # edge candidates near the cut, settled here as far as its cut allows
     content: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     mixed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    count, budget, dense, finer = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0
+    count, budget, dense, finer, bounded, measured = 0, MAX_EDGES_SHARE * n * (n - 1) / 2, 0, 0, 0, 0
     ceilings: dict[tuple[int, int], tuple[float, bool]] = {}
     deferred: list[tuple[int, int, int, int]] = []
 
@@ -462,16 +465,17 @@ def _scan_tiles(screened: Screening, settings: _Settings, tiles: list[tuple] | N
         nonlocal content_floor, mixed_floor, count
         m = full * np.float32((1 - alpha) / high)  # the mixed distance, at most
         m += c.time_between(times, slice(i0, i1), slice(j0, j1), True)
-        near = m <= limit
+        close = m <= limit
         for other in c.alphas:
             if other != alpha:
-                near |= (
+                close |= (
                     full * np.float32((1 - other) / high)
                     + c.time_between(times, slice(i0, i1), slice(j0, j1), True, other)
                     <= limit
                 )
-        a, b, found = _pairs(np.flatnonzero(near), *tile)
-        measured.append((a, b, full.ravel()[found]))
+        a, b, found = _pairs(np.flatnonzero(close), *tile)
+        dc = full.ravel()[found]
+        near.append(_Near(a.astype(np.int32), b.astype(np.int32), dc, dc))
         count += len(a)
         top = float(full.max())  # the tile's lower triangle holds real pairs too (or a photo and itself)
         ceilings[i0, j0] = (bounds.to_squared(top, metric) * (1 + 4e-3), True)
@@ -518,9 +522,11 @@ def _scan_tiles(screened: Screening, settings: _Settings, tiles: list[tuple] | N
 
         found = within(lower, eps) if reach >= 0 else np.empty(0, np.int64)
         crowded = len(found) > DENSE * lower.size
+        bound, fine = lower, False
         if crowded and c.finer and len(found) < HOPELESS * lower.size and p.has_fine:
             # Tighter bounds from more directions, unless these left nearly every pair.
-            found = within(p.lower_fine(i0, i1, j0, j1), p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
+            bound, fine = p.lower_fine(i0, i1, j0, j1), True
+            found = within(bound, p.margin(i0, i1, j0, j1, bounds.EPS_FINE))
             finer += _pair_count(i0, i1, j0, j1)
             crowded = len(found) > DENSE * lower.size
         maxima: list[tuple[list, tuple]] = []
@@ -542,16 +548,18 @@ def _scan_tiles(screened: Screening, settings: _Settings, tiles: list[tuple] | N
         if crowded:  # its edges wait for the second step, at the true cut
             deferred.append((i0, i1, j0, j1))
         else:
-            a, b, _ = _pairs(found, *tile)
-            edges.append((a, b))
+            a, b, kept = _pairs(found, *tile)
+            close, doubt = _settle(screened, c, a, b, bound.ravel()[kept], fine)
+            near.append(close)
             count += len(a)
+            bounded += len(a)
+            measured += doubt
         for into, found_max in maxima:
             into.append(found_max)
         if count > budget:
             raise TooConnected
     return {
-        "edges": edges,
-        "measured": measured,
+        "near": _Near.joined(near),
         "content": content,
         "mixed": mixed,
         "content floor": content_floor,
@@ -559,9 +567,65 @@ def _scan_tiles(screened: Screening, settings: _Settings, tiles: list[tuple] | N
         "count": count,
         "dense": dense,
         "finer": finer,
+        "bounded": bounded,
+        "measured": measured,
         "ceilings": ceilings,
         "deferred": deferred,
     }
+
+
+@dataclass
+class _Near:
+    """Edge candidates near the cut: time-order pairs a < b (int32: 16 bytes a pair in all) with float32
+    lower and upper bounds of their content distance, both the distance itself where it was measured.
+
+    What a pass keeps of its candidates for the true cut, known only when the pass ends: at a million
+    photos, tens of millions of pairs, which their int64 indices and float64 bounds made gigabytes.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @staticmethod
+    def joined(parts: list[_Near]) -> _Near:
+        if not parts:
+            return _Near(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.float32))
+        return _Near(*(np.concatenate([getattr(q, key) for q in parts]) for key in ("a", "b", "lo", "hi")))
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+
+def _settle(screened: Screening, c: _Settings, a, b, bound: np.ndarray, fine: bool) -> tuple[_Near, int]:
+    """A tile's edge candidates, kept where they may lie within this step's cut, and how many were measured.
+
+    ``bound``: their squared lower bounds from the tile (on the FINE directions if ``fine``). Each pair's own
+    margin and upper bound come first; a pair they cannot place within the cut at every alpha whatever
+    max(d_c) turns out (between ``low`` and ``high``) gets its float32 distance in full, here, on the worker
+    that bounded it. A pair none of whose alphas reaches the cut is no edge at any later, smaller, cut either.
+    """
+    p, metric = screened.projection, c.metric
+    r, eps = (p.fine[:, -1], bounds.EPS_FINE) if fine else (p.r, bounds.EPS)
+    margin = eps * (p.n[a] + p.n[b])
+    lo = bounds.from_squared(np.maximum(bound - margin, 0), metric)
+    hi = bounds.from_squared(bound + 4.0 * r[a].astype(np.float64) * r[b] + margin, metric)
+    times = [(1 - alpha, c.time_between(p.times, a, b, False, alpha)) for alpha in c.alphas]
+    keep = np.zeros(len(a), bool)
+    sure = np.ones(len(a), bool)
+    for share, dt in times:
+        keep |= share * lo / c.high + dt <= c.limit
+        sure &= share * hi / c.low + dt <= c.limit
+    doubt = np.flatnonzero(keep & ~sure)
+    dc = screened.exact.pairs(p.order[a[doubt]], p.order[b[doubt]])
+    close = np.zeros(len(dc), bool)
+    for share, dt in times:
+        close |= share * dc / c.high + (dt[doubt] if np.ndim(dt) else dt) <= c.limit
+    lo, hi = lo.astype(np.float32), hi.astype(np.float32)
+    lo[doubt] = hi[doubt] = dc
+    keep[doubt] = close
+    return _Near(a[keep].astype(np.int32), b[keep].astype(np.int32), lo[keep], hi[keep]), len(dc)
 
 
 def _ceiling(p: bounds.Projection, lower: np.ndarray, eps: float, i0: int, i1: int, j0: int, j1: int) -> float:
@@ -681,7 +745,7 @@ class _Scan:
         self.projection = screened.projection
         self.screened, self.metric = screened, settings.metric
         content_floor = max(part["content floor"] for part in parts)
-        self._edges, self._measured, self.ceilings, self.deferred, self._counts = [], [], {}, [], {}
+        self._near, self.ceilings, self.deferred, self._counts = _Near.joined([]), {}, [], {}
         # Keep the candidates that reach the final floors, then again with the pairs' own tightest bounds.
         content = [
             (a[u >= content_floor * (1 - 2 * SLACK)], b[u >= content_floor * (1 - 2 * SLACK)])
@@ -700,12 +764,11 @@ class _Scan:
     def add(self, parts: list[dict]) -> None:
         """Merge the edges of a step's parts: the first's, then the second's for the tiles the first set aside."""
         n = self.projection.size
+        self._near = _Near.joined([self._near, *(part["near"] for part in parts)])
         for part in parts:
-            self._edges += part["edges"]
-            self._measured += part["measured"]
             self.ceilings |= part["ceilings"]
             self.deferred += part["deferred"]
-            for key in ("count", "dense", "finer"):
+            for key in ("count", "dense", "finer", "bounded", "measured"):
                 self._counts[key] = self._counts.get(key, 0) + part[key]
         if self._counts["count"] > MAX_EDGES_SHARE * n * (n - 1) / 2:
             raise TooConnected
@@ -714,7 +777,8 @@ class _Scan:
             "pairs in tiles set aside for the true cut": sum(_pair_count(*t) for t in self.deferred),
             "pairs in tiles bounded again with more directions": self._counts["finer"],
             "pairs in tiles measured in full": self._counts["dense"],
-            "edge candidates": sum(len(a) for a, _ in self._edges),
+            "edge candidates": self._counts["bounded"],
+            "edge candidates kept for the true cut": len(self._near),
             "maximum candidates": sum(len(a) for a, _ in self._content),
             "mixed maximum candidates": sum(len(a) for a, _ in self._mixed),
         }
@@ -775,31 +839,32 @@ class _Scan:
     def edges(self, mixed, limit: float) -> tuple[np.ndarray, np.ndarray]:
         """Photo pairs within ``limit`` of mixed distance, or too close to it for float32 to tell.
 
-        A pair's lower bound decides first; its upper bound makes it an edge
-        without more arithmetic; the rest get their float32 distance in full.
+        The pass kept each candidate with bounds of its content distance (the distance itself where it
+        was measured): the lower bound decides first, the upper bound makes it an edge, and the few that
+        the true cut leaves in doubt get their float32 distance in full. A chunk at a time, so the photo
+        indices and float64 values of every candidate at once are never made.
         """
-        p, metric = self.projection, self.metric
-        i, j = self._photos([(a, b) for a, b, _ in self._measured])
-        dc = np.concatenate([d for _, _, d in self._measured]).astype(np.float64) if len(i) else np.empty(0)
-        near = mixed(dc, i, j) <= limit
-        found_i, found_j = [i[near]], [j[near]]
-        edges = [(a, b) for a, b in self._edges if len(a)]
-        if edges:
-            a = np.concatenate([a for a, _ in edges])
-            b = np.concatenate([b for _, b in edges])
-            i, j = p.order[a], p.order[b]
-            near, far = self._bounds(a, b)
-            keep = mixed(bounds.from_squared(near, metric), i, j) <= limit
-            i, j, far = i[keep], j[keep], far[keep]
-            sure = mixed(bounds.from_squared(far, metric), i, j) <= limit
+        order, near, measured = self.projection.order, self._near, self._counts["measured"]
+        found_i, found_j, sure_count = [np.empty(0, np.int64)], [np.empty(0, np.int64)], 0
+        for s in range(0, len(near), SETTLE):
+            i, j = order[near.a[s : s + SETTLE]], order[near.b[s : s + SETTLE]]
+            lo = near.lo[s : s + SETTLE]
+            keep = mixed(lo.astype(np.float64), i, j) <= limit
+            i, j, lo, hi = i[keep], j[keep], lo[keep], near.hi[s : s + SETTLE][keep]
+            sure = mixed(hi.astype(np.float64), i, j) <= limit
             doubt = ~sure
             dc = self.screened.exact.pairs(i[doubt], j[doubt]).astype(np.float64)
-            near = mixed(dc, i[doubt], j[doubt]) <= limit
-            found_i += [i[sure], i[doubt][near]]
-            found_j += [j[sure], j[doubt][near]]
-            self.screened.stats |= {"settled by the upper bound": int(sure.sum()), "measured in doubt": len(dc)}
+            close = mixed(dc, i[doubt], j[doubt]) <= limit
+            found_i += [i[sure], i[doubt][close]]
+            found_j += [j[sure], j[doubt][close]]
+            sure_count += int(np.count_nonzero(lo[sure] != hi[sure]))  # not measured
+            measured += len(dc)
         found_i, found_j = np.concatenate(found_i), np.concatenate(found_j)
-        self.screened.stats["edges"] = len(found_i)
+        self.screened.stats |= {
+            "settled by the upper bound": sure_count,
+            "measured in doubt": measured,
+            "edges": len(found_i),
+        }
         return found_i, found_j
 
 

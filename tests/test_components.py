@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import distance
 
 from datasette_imagecluster import components, screen
-from datasette_imagecluster.clustering import Params, build_tree, cluster, cut_tree, group
+from datasette_imagecluster.clustering import Params, build_tree, cluster, cut_tree, group, mixed_distances
 
 from .test_clustering import reference_partition, structured_library
 
@@ -27,14 +28,36 @@ def too_low(monkeypatch, factor):
     monkeypatch.setattr(components, "screening", short)
 
 
+def hidden(monkeypatch):
+    """The pairs found far apart before the pass are the first two photos, at their own distance: the
+    floors of both maxima are low, and the pass's candidates must hold the maxima themselves."""
+    screening = components.screening
+
+    def near_only(vectors, timestamps, metric):
+        screened = screening(vectors, timestamps, metric)
+        i, j = np.array([0]), np.array([1])
+        d = screened.exact.pairs(i, j)
+        screened.estimate, screened.far = (float(d[0]), 0, 1), (i, j, d)
+        return screened
+
+    monkeypatch.setattr(components, "screening", near_only)
+
+
 @pytest.fixture(
-    params=["one pass, k 8", "estimate too low, k 8", "one pass, k 1", "one pass, k = D", "loose bounds, k 8"]
+    params=[
+        "one pass, k 8",
+        "estimate too low, k 8",
+        "far pairs hidden, k 8",
+        "one pass, k 1",
+        "one pass, k = D",
+        "loose bounds, k 8",
+    ]
 )
 def always_components(request, monkeypatch):
     """The component path at any size, in many ragged tiles: with bounds from 8 or 1 principal
     directions (and 24 for the tighter ones) or exact ones (k = D), used however loose they are
     on these random fingerprints, or judged too loose and every tile measured in full; in one
-    pass, or two when the estimates of the largest distances fall short of them."""
+    pass, or two when the estimates of the largest distances fall short of them, or with none."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(screen, "ROWS", 37)
     monkeypatch.setattr(screen, "COLS", 53)
@@ -46,6 +69,8 @@ def always_components(request, monkeypatch):
     if request.param.startswith("estimate too low"):
         too_low(monkeypatch, 0.6)
         monkeypatch.setattr(components, "MIXED_GUESS", -0.4)  # the guess of max(d) too: a pass at the true cut
+    if request.param.startswith("far pairs hidden"):
+        hidden(monkeypatch)
 
 
 def bursts(n_groups=60, noise=80, dims=128, seed=1):
@@ -179,6 +204,32 @@ def low_rank_bursts(seed=8, dims=256, rank=12):
     rng = np.random.default_rng(seed)
     mixing = rng.normal(0, 1, (rank, dims))
     return (vectors @ mixing + rng.normal(0, 0.05, (len(vectors), dims))).astype(np.float32), timestamps, ids
+
+
+@pytest.mark.parametrize("alpha, sim", [(0.0, 0.9), (0.3, 0.8), (0.6, 0.8)])
+def test_the_pass_alone_finds_both_maxima_in_its_last_tile(monkeypatch, alpha, sim):
+    """With no far pairs to start from, the two photos farthest apart, taken last, are found by the last
+    tile the pass bounds, after many tiles with edge candidates: max(d_c) and max(d) are pdist's."""
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    monkeypatch.setattr(screen, "ROWS", 64)
+    monkeypatch.setattr(screen, "COLS", 128)
+    monkeypatch.setattr(components, "CELL", 16)
+    monkeypatch.setattr(screen, "K", 16)
+    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    hidden(monkeypatch)
+    made, screening = [], components.screening
+    monkeypatch.setattr(components, "screening", lambda *args: made.append(screening(*args)) or made[-1])
+    vectors, timestamps, ids = low_rank_bursts()
+    centre, spread = vectors.mean(axis=0), vectors[np.argmax(np.linalg.norm(vectors - vectors.mean(axis=0), axis=1))]
+    ends = np.stack([centre + 1.5 * (spread - centre), centre - 1.5 * (spread - centre)]).astype(np.float32)
+    vectors, timestamps = np.vstack([vectors, ends]), np.append(timestamps, timestamps.max() + [1.0, 2.0])
+    ids = np.append(ids, [ids.max() + 2, ids.max() + 4])
+    _, d_max = components.build(vectors, timestamps, alpha, "average", "euclidean", sim)
+    assert made[-1].stats["edge candidates"] > 0
+    assert made[-1].dc_max == distance.pdist(vectors).max()
+    assert d_max == mixed_distances(vectors, timestamps, alpha, "euclidean").max()
+    got = cluster(vectors, timestamps, ids, Params(sim=sim, alpha=alpha))
+    assert partition(got) == reference_partition(vectors, timestamps, ids, sim, alpha, "average", "euclidean")
 
 
 @pytest.mark.parametrize("second_step", ["bounded again", "measured in full"])
