@@ -148,9 +148,9 @@ def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Scree
     if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
         raise ValueError("cosine distance of an all-zero fingerprint is undefined")
     exact = bounds.Exact(vectors, metric)
-    far = exact.far_pairs(timestamps)
-    top = int(np.argmax(far[2]))
     projection = bounds.project(exact.x, timestamps, exact.norms)
+    far = bounds.far_pairs(projection, exact)
+    top = int(np.argmax(far[2]))
     return Screening(projection, exact, (float(far[2][top]), far[0][top], far[1][top]), far)
 
 

@@ -251,32 +251,32 @@ class Exact:
             out[s : s + 256] = from_squared(np.einsum("ij,ij->i", a, a), self.metric)
         return out
 
-    def far_pairs(self, times: np.ndarray, extremes: int = 256, spans: int = 64) -> tuple[np.ndarray, ...]:
-        """Pairs far apart, found before any pass: (i, j, float32 distance) for each photo of the
-        ``extremes`` farthest from the centre with its farthest photo in each of ``spans`` equal spans of
-        capture time.
 
-        The largest is nearly always the largest distance of all (the diameter's
-        ends lie among the extremes in practice), and for any alpha one of them
-        nearly always has the largest mixed distance, far in content and in time:
-        lower bounds of both maxima that a pass starts from.
-        """
-        centre = self.x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        spread = -(self.x @ centre) if self.metric == "cosine" else self.sq - 2 * (self.x @ centre)
-        k = min(extremes, self.n)
-        ends = np.argpartition(spread, self.n - k)[self.n - k :]
-        by_time = np.argsort(np.asarray(times, np.float64), kind="stable")
-        starts = np.unique(np.linspace(0, self.n, min(spans, self.n) + 1).astype(np.int64)[:-1])
-        found_i, found_j, found_d = [], [], []
-        rows = max(16, min(k, 2**25 // self.n))  # rows of distances to all at a time: 128 MB at most
-        for s in range(0, k, rows):
-            d = self.between(ends[s : s + rows], slice(None))[:, by_time]
-            for a, b in zip(starts, [*starts[1:], self.n]):
-                best = np.argmax(d[:, a:b], axis=1)
-                found_i.append(ends[s : s + rows])
-                found_j.append(by_time[a + best])
-                found_d.append(d[np.arange(len(best)), a + best])
-        return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
+def far_pairs(p: Projection, exact: Exact, extremes: int = 256, spans: int = 64) -> tuple[np.ndarray, ...]:
+    """Pairs far apart, found before any pass: (i, j, float32 distance) for each photo of the ``extremes``
+    farthest from the centre with its farthest photo in each of ``spans`` spans of capture time (as many
+    photos each).
+
+    The largest is nearly always the largest distance of all (the diameter's ends lie among the extremes in
+    practice), and for any alpha one of them nearly always has the largest mixed distance, far in content and
+    in time: lower bounds of both maxima that a pass starts from. Each pair's distance is a lower bound of
+    them however the pair was chosen, so where the bounds are tight, the farthest photo is the one whose lower
+    bound is largest: K + 3 values a pair, not D, and only the chosen pairs are measured.
+    """
+    n = p.size
+    k = min(extremes, n)
+    ends = np.argpartition(p.n, n - k)[n - k :]  # time-order positions; p.n is ‖x − μ‖²
+    starts = np.unique(np.linspace(0, n, min(spans, n) + 1).astype(np.int64)[:-1])
+    found_i, found_j = [], []
+    rows = max(16, min(k, 2**25 // n))  # rows of bounds or distances to all at a time: 128 MB at most
+    for s in range(0, k, rows):
+        chosen = ends[s : s + rows]
+        far = p.left[chosen] @ p.right.T if p.tight else exact.between(p.order[chosen], slice(None))[:, p.order]
+        for a, b in zip(starts, [*starts[1:], n]):
+            found_i.append(chosen)
+            found_j.append(a + np.argmax(far[:, a:b], axis=1))
+    i, j = p.order[np.concatenate(found_i)], p.order[np.concatenate(found_j)]
+    return i, j, exact.pairs(i, j)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -179,7 +179,9 @@ def test_screen_is_close_to_pdist():
         assert np.abs(approx - exact).max() / scale < 1e-4, metric
         i, j = np.triu_indices(n, 1)
         assert np.abs(full.pairs(i, j) - exact).max() / scale < 1e-4, metric
-        assert abs(full.far_pairs(np.arange(n))[2].max() - scale) / scale < 1e-4, metric  # the ends are extremes here
+        projection = screen.project(full.x, np.arange(n), full.norms)
+        found = screen.far_pairs(projection, full)[2].max()  # by bounds or in full: the ends are extremes here
+        assert abs(found - scale) / scale < 1e-4, (metric, projection.tight)
 
 
 @pytest.mark.parametrize("short, passes", [(None, 1), ("content", 2), ("mixed", 2)])
@@ -204,6 +206,20 @@ def low_rank_bursts(seed=8, dims=256, rank=12):
     rng = np.random.default_rng(seed)
     mixing = rng.normal(0, 1, (rank, dims))
     return (vectors @ mixing + rng.normal(0, 0.05, (len(vectors), dims))).astype(np.float32), timestamps, ids
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_far_pairs_chosen_by_their_bounds_hold_the_diameter(monkeypatch, metric):
+    """Where the bounds are tight, the far pairs are chosen by their lower bounds and then measured."""
+    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    vectors, timestamps, _ = low_rank_bursts()
+    exact = screen.Exact(vectors, metric)
+    projection = screen.project(exact.x, timestamps, exact.norms)
+    assert projection.tight
+    i, j, d = screen.far_pairs(projection, exact)
+    assert np.array_equal(d, exact.pairs(i, j))
+    largest = distance.pdist(vectors, metric).max()
+    assert abs(d.max() - largest) / largest < 1e-5
 
 
 @pytest.mark.parametrize("alpha, sim", [(0.0, 0.9), (0.3, 0.8), (0.6, 0.8)])
