@@ -200,6 +200,16 @@ def test_one_pass_unless_the_estimate_falls_short(monkeypatch, short, passes):
     assert partition(got) == reference_partition(vectors, timestamps, ids, 0.7, 0.3, "average", "euclidean")
 
 
+def bounded_tiles(monkeypatch, rows: int, cols: int, cell: int) -> None:
+    """The component path with bounds from 16 directions at any size, in tiles of rows x cols photos."""
+    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
+    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(screen, "K", 16)
+    monkeypatch.setattr(screen, "ROWS", rows)
+    monkeypatch.setattr(screen, "COLS", cols)
+    monkeypatch.setattr(components, "CELL", cell)
+
+
 def low_rank_bursts(seed=8, dims=256, rank=12):
     """Bursts whose variance lies mostly in a few directions, as real CNN fingerprints' does."""
     vectors, timestamps, ids = bursts(seed=seed, dims=rank, noise=150)
@@ -226,12 +236,7 @@ def test_far_pairs_chosen_by_their_bounds_hold_the_diameter(monkeypatch, metric)
 def test_the_pass_alone_finds_both_maxima_in_its_last_tile(monkeypatch, alpha, sim):
     """With no far pairs to start from, the two photos farthest apart, taken last, are found by the last
     tile the pass bounds, after many tiles with edge candidates: max(d_c) and max(d) are pdist's."""
-    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(screen, "ROWS", 64)
-    monkeypatch.setattr(screen, "COLS", 128)
-    monkeypatch.setattr(components, "CELL", 16)
-    monkeypatch.setattr(screen, "K", 16)
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    bounded_tiles(monkeypatch, 64, 128, 16)
     hidden(monkeypatch)
     made, screening = [], components.screening
     monkeypatch.setattr(components, "screening", lambda *args: made.append(screening(*args)) or made[-1])
@@ -252,12 +257,7 @@ def test_the_pass_alone_finds_both_maxima_in_its_last_tile(monkeypatch, alpha, s
 @pytest.mark.parametrize("method", REDUCIBLE)
 def test_the_bounds_prune_and_stay_exact(monkeypatch, method, second_step):
     """Tiles set aside for the true cut are bounded again on the FINE directions, or measured in full."""
-    monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(screen, "ROWS", 128)
-    monkeypatch.setattr(screen, "COLS", 256)
-    monkeypatch.setattr(components, "CELL", 48)
-    monkeypatch.setattr(screen, "K", 16)
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    bounded_tiles(monkeypatch, 128, 256, 48)
     monkeypatch.setattr(components, "FINER_FROM", 0.0 if second_step == "bounded again" else np.inf)
     vectors, timestamps, ids = low_rank_bursts()
     screened = components.screening(vectors, timestamps, "euclidean")
