@@ -201,13 +201,16 @@ def _augmented(z: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _directions(x: np.ndarray, mean: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k orthonormal principal directions of a sample (randomised SVD in float32, one power iteration).
+    """k orthonormal principal directions of a sample (randomised SVD, one power iteration), dims x k float32.
 
     Any orthonormal directions keep the bounds true; these make them tight.
+    Where the sample spans fewer than k directions, the rest are zero columns:
+    a projection onto fewer directions, so the bounds stay true.
     """
     rng = np.random.default_rng(seed)
     n, dims = x.shape
-    sample = x[np.sort(rng.choice(n, min(n, SAMPLE), replace=False))] - mean
+    sample = x[np.sort(rng.choice(n, min(n, SAMPLE), replace=False))]
+    sample -= mean
     if k >= min(sample.shape):
         sample = sample.astype(np.float64)
         _, _, vt = np.linalg.svd(sample, full_matrices=False)
@@ -216,11 +219,29 @@ def _directions(x: np.ndarray, mean: np.ndarray, k: int, seed: int) -> np.ndarra
             extra = np.linalg.qr(np.hstack([basis, rng.standard_normal((dims, k - basis.shape[1]))]))[0]
             basis = extra[:, :k]
         return np.ascontiguousarray(basis, dtype=np.float32)
-    q = np.linalg.qr(sample @ rng.standard_normal((dims, min(dims, k + 16)), dtype=np.float32))[0]
-    q = np.linalg.qr(sample @ (sample.T @ q))[0]
-    _, _, vt = np.linalg.svd(q.T @ sample, full_matrices=False)
-    basis = np.linalg.qr(vt[:k].T.astype(np.float64))[0]  # orthonormal in float64 before the float32 cast
-    return np.ascontiguousarray(basis, dtype=np.float32)
+    q = _span(sample @ rng.standard_normal((dims, min(dims, k + 16)), dtype=np.float32)).astype(np.float32)
+    q = _span(sample @ (sample.T @ q)).astype(np.float32)
+    basis = _span((q.T @ sample).T, k)  # the sample's principal directions within q's span
+    return np.ascontiguousarray(np.hstack([basis, np.zeros((dims, k - basis.shape[1]))]), dtype=np.float32)
+
+
+def _span(y: np.ndarray, top: int | None = None) -> np.ndarray:
+    """Orthonormal columns (float64) spanning ``y``'s, the most of y first (its left singular vectors), at most ``top``.
+
+    From the eigenvectors of the small Gram matrix yᵀy, then one Cholesky
+    step that makes them orthonormal to float64's rounding. Directions that
+    carry under 1e-10 of the largest's share are left out: they span nothing
+    the sample has. numpy's QR and SVD of a tall matrix would give the same,
+    but make hundreds of small multithreaded BLAS calls that stall whenever a
+    neighbour holds one of the cores (0.2–1 s of this fit on a busy 2-core
+    machine); this is a few products and a decomposition of a few hundred rows.
+    """
+    y = y.astype(np.float64)
+    values, vectors = np.linalg.eigh(y.T @ y)  # ascending
+    floor = values[-1] * 1e-10 if len(values) and values[-1] > 0 else np.inf  # one photo over and over: nothing
+    keep = np.flatnonzero(values > floor)[::-1][:top]
+    u = y @ (vectors[:, keep] / np.sqrt(values[keep]))
+    return np.linalg.solve(np.linalg.cholesky(u.T @ u), u.T).T if len(keep) else u
 
 
 class Exact:

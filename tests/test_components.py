@@ -300,3 +300,28 @@ def test_time_distances_are_pdists_bit_for_bit(metric):
     rng = np.random.default_rng(3)
     times = np.concatenate([1.6e9 + rng.uniform(0, 9.5e7, 300), [1.6e9, 1.6e9], rng.uniform(0, 1, 20)])
     assert np.array_equal(components._time_pdist(times, metric), pdist(times[:, None], metric))
+
+
+@pytest.mark.parametrize("photos", ["low rank", "few distinct photos", "one photo over and over"])
+def test_directions_are_orthonormal_and_the_bounds_hold_for_every_pair(photos):
+    """Whatever the sample spans, the fitted directions are orthonormal (or zero where it spans fewer
+    than k), so the lemma's bounds hold for every pair: lower ≤ distance ≤ upper, within EPS."""
+    vectors, timestamps, _ = low_rank_bursts()
+    if photos != "low rank":
+        distinct = vectors[:5] if photos == "few distinct photos" else vectors[:1]
+        vectors = distinct[np.arange(len(vectors)) % len(distinct)]
+    k = 16
+    directions = screen._directions(vectors, vectors.mean(axis=0, dtype=np.float64).astype(np.float32), k, 0)
+    assert directions.shape == (vectors.shape[1], k) and directions.dtype == np.float32
+    used = np.flatnonzero(np.abs(directions).max(axis=0) > 0)
+    assert len(used) == {"low rank": k, "few distinct photos": 4, "one photo over and over": 0}[photos]
+    gram = directions[:, used].T.astype(np.float64) @ directions[:, used]
+    assert np.abs(gram - np.eye(len(used))).max(initial=0.0) < 1e-6
+    norms = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
+    p = screen.project(vectors, timestamps, norms, k=k)
+    lower2 = p.lower(0, p.size, 0, p.size).astype(np.float64)
+    i, j = np.triu_indices(p.size, 1)
+    lower2, upper2 = lower2[i, j], lower2[i, j] + p.upper_gap(i, j)
+    true2 = distance.pdist(vectors[p.order].astype(np.float64), "sqeuclidean")
+    slack = screen.EPS * (p.n[i] + p.n[j])
+    assert np.all(lower2 <= true2 + slack) and np.all(true2 <= upper2 + slack)
