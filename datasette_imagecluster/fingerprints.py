@@ -150,12 +150,29 @@ def load_library(
         taken.append(when)
         n += 1
     ids, timestamps, vectors = ids[:n], timestamps[:n], vectors[:n]
+    _check_finite(ids, vectors)
     order = np.argsort(ids, kind="stable")
     if np.any(order != np.arange(n)):  # photos imported again have newer rows
         ids, timestamps = ids[order], timestamps[order]
         permute_rows(vectors, order)
         paths, taken = [paths[k] for k in order], [taken[k] for k in order]
     return Library(s, ids, vectors, timestamps, paths, taken)
+
+
+def _check_finite(ids: np.ndarray, vectors: np.ndarray, block: int = 4096) -> None:
+    """ClusterError naming the images whose fingerprints hold NaN or infinite values (every distance to
+    them would be undefined); a block of rows at a time, so no mask as large as the fingerprints."""
+    rows: list[int] = []
+    for s in range(0, len(vectors), block):
+        finite = np.isfinite(vectors[s : s + block]).all(axis=1)
+        if not finite.all():
+            rows.extend((s + np.flatnonzero(~finite)).tolist())
+    if rows:
+        bad = np.sort(ids[rows])
+        named = ", ".join(str(i) for i in bad[:5]) + (f" and {len(bad) - 5:,} more" if len(bad) > 5 else "")
+        if len(rows) == 1:
+            raise ClusterError(f"the fingerprint of image {named} holds NaN or infinite values: re-import it")
+        raise ClusterError(f"the fingerprints of images {named} hold NaN or infinite values: re-import them")
 
 
 def permute_rows(x: np.ndarray, order: np.ndarray) -> None:

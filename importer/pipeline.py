@@ -375,7 +375,22 @@ class Import:
         return self.model()(np.stack([item.pixels for item in batch])) if batch else np.zeros((0, 0), np.float32)
 
     def store_batch(self, batch: list[Decoded], vectors: np.ndarray, problems: list[Problem]) -> None:
-        """Store a fingerprinted batch with its problems, in one transaction."""
+        """Store a fingerprinted batch with its problems, in one transaction.
+
+        A fingerprint with NaN or infinite values (16-bit arithmetic can
+        overflow) is a problem, not a row: every distance to it would be
+        undefined. The problem has no size and mtime, so the next run tries
+        the photo again: the file is not at fault.
+        """
+        finite = np.isfinite(vectors).all(axis=1) if batch else np.zeros(0, bool)
+        if not finite.all():
+            advice = ": import it with --precision float32" if self.options.precision == "mixed" else ""
+            problems = problems + [
+                Problem(item.path, "fingerprint", f"the model gave NaN or infinite values for it{advice}")
+                for item, ok in zip(batch, finite)
+                if not ok
+            ]
+            batch, vectors = [item for item, ok in zip(batch, finite) if ok], vectors[finite]
         store, summary = self.store, self.summary
         with store.transaction():
             for item, vector in zip(batch, vectors):

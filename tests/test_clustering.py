@@ -312,6 +312,15 @@ def test_cli_bad_parameters_are_one_line_errors(runner, tmp_path, args, message)
     assert "Traceback" not in result.output
 
 
+def test_cli_names_the_images_whose_fingerprints_are_not_finite(runner, tmp_path):
+    vectors, timestamps, ids = structured_library(seed=2)
+    vectors[[3, 8], 0] = [np.nan, np.inf]
+    db = make_fingerprint_db(tmp_path / "f.db", vectors, timestamps, ids)
+    result = invoke(runner, "cluster", db, ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"the fingerprints of images {ids[3]}, {ids[8]} hold NaN or infinite values: re-import them" in result.output
+
+
 def test_cli_on_files_that_are_not_imagecluster_databases(runner, tmp_path):
     empty = tmp_path / "empty.db"
     sqlite_utils.Database(empty)["t"].insert({"a": 1})

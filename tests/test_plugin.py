@@ -273,6 +273,32 @@ async def test_mixed_dimensions_are_400(db_path):
     assert response.status_code == 400 and "mixed dimensions" in response.json()["error"]
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("cut short", "the fingerprint of image 1 is not {dims} float32 values: re-import it"),
+        ("NaN in one", "the fingerprint of image 1 holds NaN or infinite values: re-import it"),
+        ("infinity in two", "the fingerprints of images 1, 2 hold NaN or infinite values: re-import them"),
+    ],
+)
+async def test_damaged_fingerprints_are_400_naming_the_images(db_path, damage, message):
+    conn = sqlite3.connect(db_path)
+    (blob,) = conn.execute("select vector from fingerprints where image_id = 1").fetchone()
+    vector = np.frombuffer(blob, np.float32).copy()
+    vector[0] = np.nan if damage == "NaN in one" else np.inf
+    blobs = {"cut short": {1: blob[:-4]}, "NaN in one": {1: encode(vector)}}.get(
+        damage, {1: encode(vector), 2: encode(vector)}
+    )
+    for image_id, damaged in blobs.items():
+        conn.execute("update fingerprints set vector = ? where image_id = ?", (damaged, image_id))
+    conn.commit()
+    conn.close()
+    response = await get(make_ds(db_path), "/photos/-/cluster.json")
+    assert response.status_code == 400
+    assert message.format(dims=len(blob) // 4) in response.json()["error"]
+
+
 # -- thumbnails and similar photos ----------------------------------------------
 
 

@@ -190,3 +190,61 @@ def test_a_plugin_registering_a_taken_name_is_a_one_line_error(registered, runne
         manager().unregister(name="impostor")
     assert result.exit_code == 1
     assert "plugins importer.default_plugins and impostor both register a source named 'digikam'" in result.output
+
+
+def test_a_fingerprint_that_is_not_finite_is_a_problem_retried_next_time(runner, tmp_path):
+    """A model's NaN or infinity (16-bit arithmetic can overflow) is recorded as a problem, not stored, and
+    the photo is tried again by the next run: the file is not at fault."""
+    from dataclasses import dataclass
+
+    import numpy as np
+    from PIL import Image
+
+    from importer.hookspecs import hookimpl
+    from importer.models import Architecture, Fingerprinter, Weights
+
+    fingerprinted = []  # photos per call of the model
+
+    class MeanColour(Fingerprinter):
+        def __init__(self, architecture, layer, weights):
+            self.architecture, self.layer, self.weights, self.dims = architecture, layer, weights, 3
+
+        def __call__(self, pixels):
+            fingerprinted.append(len(pixels))
+            means = pixels.mean(axis=(1, 2)).astype(np.float32)
+            means[means.min(axis=1) > 250] = np.inf  # a white photo overflows
+            return means
+
+    @dataclass(frozen=True)
+    class MeanColourArchitecture(Architecture):
+        def imagenet(self):
+            return Weights(None, "mean-colour-v1")
+
+        def build(self, layer, weights, seed):
+            return MeanColour(self, layer, weights)
+
+    class Overflowing:
+        @hookimpl
+        def register_fingerprinters(self, register):
+            register(MeanColourArchitecture("mean-colour", (32, 32), {"mean": 3}, "mean"))
+
+    for n in range(2):
+        save_jpeg(tmp_path / "photos" / f"scene{n}.jpg", scene(n + 1))
+    save_jpeg(tmp_path / "photos" / "white.jpg", Image.new("RGB", (64, 48), "white"))
+    db = tmp_path / "photos.db"
+    args = ("import", db, tmp_path / "photos", "--model", "mean-colour", "--workers", "0")
+    manager().register(Overflowing(), "overflowing")
+    try:
+        first = invoke(runner, *args)
+        assert sum(fingerprinted) == 3
+        again = invoke(runner, *args)
+    finally:
+        manager().unregister(name="overflowing")
+    assert "Imported 2, unchanged 0" in first.output and "failed 1" in first.output
+    assert "Imported 0, unchanged 2" in again.output and "failed 1" in again.output
+    assert sum(fingerprinted) == 4  # the white photo was tried again, the others not
+    assert rows(db, "select count(*) from fingerprints") == [(2,)]
+    assert rows(db, "select count(*) from images where path like '%white.jpg'") == [(0,)]
+    assert rows(db, "select path, stage, message, size from import_errors") == [
+        (str(tmp_path / "photos" / "white.jpg"), "fingerprint", "the model gave NaN or infinite values for it", None)
+    ]
