@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from itertools import compress
 from typing import Protocol
 
 import numpy as np
@@ -382,15 +383,12 @@ class Import:
         undefined. The problem has no size and mtime, so the next run tries
         the photo again: the file is not at fault.
         """
-        finite = np.isfinite(vectors).all(axis=1) if batch else np.zeros(0, bool)
+        finite = np.isfinite(vectors).all(axis=1)  # an empty batch's vectors are 0 x 0: none
         if not finite.all():
             advice = ": import it with --precision float32" if self.options.precision == "mixed" else ""
-            problems = problems + [
-                Problem(item.path, "fingerprint", f"the model gave NaN or infinite values for it{advice}")
-                for item, ok in zip(batch, finite)
-                if not ok
-            ]
-            batch, vectors = [item for item, ok in zip(batch, finite) if ok], vectors[finite]
+            message = f"the model gave NaN or infinite values for it{advice}"
+            problems = problems + [Problem(item.path, "fingerprint", message) for item in compress(batch, ~finite)]
+            batch, vectors = list(compress(batch, finite)), vectors[finite]
         store, summary = self.store, self.summary
         with store.transaction():
             for item, vector in zip(batch, vectors):
