@@ -27,16 +27,26 @@ NEEDED = frozenset({"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"})
 VENDORS = frozenset({"AuthenticAMD", "HygonGenuine"})
 
 
-def kernels_for(cpuinfo: str) -> str | None:
-    """The OpenBLAS core type to ask for on a CPU described by ``/proc/cpuinfo``'s text, or None for its own choice."""
-    vendor, flags = "", set()
+def _processor(cpuinfo: str) -> tuple[str, set[str]]:
+    """The vendor and flags of the first processor in ``/proc/cpuinfo``'s text: the first speaks for all."""
+    vendor = ""
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "vendor_id":
             vendor = value.strip()
         elif key.strip() == "flags":
-            flags = set(value.split())
-            break  # the first processor speaks for all
+            return vendor, set(value.split())
+    return vendor, set()
+
+
+def has_avx512(cpuinfo: str) -> bool:
+    """Whether the CPU described by ``/proc/cpuinfo``'s text can run the SkylakeX kernels, whoever made it."""
+    return NEEDED <= _processor(cpuinfo)[1]
+
+
+def kernels_for(cpuinfo: str) -> str | None:
+    """The OpenBLAS core type to ask for on a CPU described by ``/proc/cpuinfo``'s text, or None for its own choice."""
+    vendor, flags = _processor(cpuinfo)
     return AVX512 if vendor in VENDORS and NEEDED <= flags else None
 
 

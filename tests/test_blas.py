@@ -23,18 +23,24 @@ def cpuinfo(vendor: str, flags: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "vendor,flags,expected",
+    "vendor,flags,expected,avx512",
     [
-        ("AuthenticAMD", AVX512 + " avx512_bf16", "SkylakeX"),  # Zen 4
-        ("AuthenticAMD", AVX512, "SkylakeX"),
-        ("HygonGenuine", AVX512, "SkylakeX"),
-        ("AuthenticAMD", "", None),  # Zen 3: AVX2 only
-        ("AuthenticAMD", AVX512.replace("avx512vl", ""), None),  # a subset the kernels use is missing
-        ("GenuineIntel", AVX512, None),  # OpenBLAS already picks SkylakeX or newer there
+        ("AuthenticAMD", AVX512 + " avx512_bf16", "SkylakeX", True),  # Zen 4
+        ("AuthenticAMD", AVX512, "SkylakeX", True),
+        ("HygonGenuine", AVX512, "SkylakeX", True),
+        ("AuthenticAMD", "", None, False),  # Zen 3: AVX2 only
+        ("AuthenticAMD", AVX512.replace("avx512vl", ""), None, False),  # a subset the kernels use is missing
+        ("GenuineIntel", AVX512, None, True),  # OpenBLAS already picks SkylakeX or newer there
     ],
 )
-def test_kernels_for(vendor, flags, expected):
+def test_kernels_for(vendor, flags, expected, avx512):
     assert blas.kernels_for(cpuinfo(vendor, flags)) == expected
+    assert blas.has_avx512(cpuinfo(vendor, flags)) is avx512
+
+
+def test_a_cpuinfo_without_flags_asks_for_nothing():
+    assert blas.kernels_for("processor\t: 0\nvendor_id\t: AuthenticAMD\n") is None
+    assert not blas.has_avx512("")
 
 
 def test_choose_kernels_sets_the_variable_for_an_avx512_amd_cpu(tmp_path, monkeypatch):
