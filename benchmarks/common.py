@@ -36,6 +36,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{' (AVX-512)' if avx512 else ''}, {memory:.0f} GiB; {versions}"
 
 
+def steal() -> float:
+    """Seconds of CPU time this virtual machine's host gave to other guests since boot, all cores together
+    (``/proc/stat``; 0 where there is none): what noisy neighbours took from a run, read before and after."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def median_time(fn, repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
