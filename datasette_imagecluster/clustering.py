@@ -30,7 +30,7 @@ import numpy as np
 from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
-from . import components
+from . import components, pairwise
 from .constraints import Constraints, above, constrained_linkage
 from .constraints import check as check_constraints
 from .parameters import (  # noqa: F401 (the core's names, as imagecluster's users and the equivalence tests use them)
@@ -132,7 +132,7 @@ def _check_memory(n: int, alpha: float) -> None:
 
 def mixed_distances(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, metric: str) -> np.ndarray:
     """The condensed matrix ``(1 - alpha) * d_c / max(d_c) + alpha * d_t / max(d_t)``."""
-    content = distance.pdist(vectors, metric)
+    content = pairwise.pdist(vectors, metric)
     if not np.all(np.isfinite(content)):
         raise ClusterError(
             f"the {metric} distance is undefined for some fingerprints (e.g. cosine "

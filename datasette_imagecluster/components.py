@@ -39,8 +39,9 @@ How the pieces are kept exact:
   workers, in parallel), and keeps only those that may lie within it, with
   their bounds (:class:`_Near`); the true cut settles the rest;
 * inside each component, distances are computed again by pdist exactly as
-  the reference does, normalised and mixed with the same operations. Small
-  components share one linkage call (:func:`_batch_linkage`).
+  the reference does (pdist's values, on every core: :mod:`.pairwise`),
+  normalised and mixed with the same operations. Small components share one
+  linkage call (:func:`_batch_linkage`).
 
 Above t the combined tree joins the components at the top (height max(d)),
 so it can be cut at any sim at least the one it was built for.
@@ -70,6 +71,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import distance
 
+from . import pairwise
 from . import screen as bounds
 from .constraints import Constraints, above, constrained_linkage
 
@@ -959,7 +961,9 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
     groups = [np.sort(members) for members in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)]
     client = _DASK.get()
     remote = {
-        k: client.submit(_linkage, vectors[members], t64[members], method, metric, time_metric, mix, pure=False)
+        k: client.submit(
+            _linkage, vectors[members], t64[members], method, metric, time_metric, mix, threads=1, pure=False
+        )
         for k, members in enumerate(groups)
         if client is not None and len(members) >= ON_WORKERS and int(labels[members[0]]) not in constrained
     }
@@ -989,7 +993,7 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
         if k in remote:
             add(members, remote.pop(k).result())
         elif inside:
-            d = mix(distance.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
+            d = mix(pairwise.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
             add(members, constrained_linkage(d, method, inside, above(d_max)))
         elif 2 < m <= BATCHED:
             batch.append(members)
@@ -1033,9 +1037,12 @@ def _batch_linkage(vectors, t64, groups: list[np.ndarray], method, metric, time_
     return z
 
 
-def _linkage(vectors: np.ndarray, times: np.ndarray, method: str, metric: str, time_metric: str, mix) -> np.ndarray:
-    """One component's linkage, as the reference computes it (here, or on a Dask worker)."""
-    d = mix(distance.pdist(vectors, metric), _time_pdist(times, time_metric))
+def _linkage(
+    vectors: np.ndarray, times: np.ndarray, method: str, metric: str, time_metric: str, mix, threads: int | None = None
+) -> np.ndarray:
+    """One component's linkage, as the reference computes it: here on every core, or on one of a Dask worker's
+    threads (``threads=1``: the worker runs as many tasks as it has cores)."""
+    d = mix(pairwise.pdist(vectors, metric, threads), _time_pdist(times, time_metric))
     if len(vectors) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
         return np.array([[0.0, 1.0, d[0], 2.0]])
     return hierarchy.linkage(d, method=method)
