@@ -77,7 +77,7 @@ from .constraints import Constraints, above, constrained_linkage
 
 REDUCIBLE_METHODS = frozenset({"single", "complete", "average", "weighted", "ward"})
 SCREENED_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine"})
-MIN_PHOTOS = 3000  # below this the full matrix is fast enough
+MIN_PHOTOS = 1000  # below this the full matrix costs less than the screen
 SLACK = 1e-2  # float32 errors are below 1e-3 relative; extra candidates are harmless
 GUESS = 1e-2  # margin of the upper guess of the largest content distance
 MIXED_GUESS = 3e-2  # margin of the guess of max(d) above its floor, for the cut of the pass's first step
