@@ -3,7 +3,7 @@
 Inside a component (and for a library too small to screen) the clustering
 takes pdist's own distances, so that its partitions are the reference's. But
 pdist runs on one core, and at 4096 values a photo it is most of the time of
-a large component: 14 s of 24 at 20,000 photos and sim 0.65, 12 s for a
+a large component: 14 s of 24 at 20,000 photos and sim 0.65, 12-14 s for a
 library of 2,999. scipy's cdist uses the same kernels, so a block of rows
 against the photos after them gives pdist's values for those rows (the tests
 compare them bit for bit, for every metric), and scipy lets go of Python's
