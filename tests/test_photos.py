@@ -9,16 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlite_utils
 from datasette.app import Datasette
 
 from datasette_imagecluster.fingerprints import fingerprint_sets, load_library
 from datasette_imagecluster.parameters import SHIPPED, ClusterError, NotFoundError
 from datasette_imagecluster.photos import Photos
-from datasette_imagecluster.schema import ensure_schema
-from datasette_imagecluster.vectors import encode
 
 from .conftest import connect, invoke
+from .test_clustering import make_fingerprint_db
 from .test_plugin import get, sql
 
 
@@ -140,26 +138,9 @@ def test_a_library_is_read_without_numpys_advice_to_use_huge_pages(tmp_path):
     control = np.empty((600, 4096), np.float32)
     if not huge_pages_allowed(control):
         pytest.skip("numpy does not advise huge pages here (NUMPY_MADVISE_HUGEPAGE=0?)")
-    db = sqlite_utils.Database(tmp_path / "photos.db")
-    ensure_schema(db)
     vectors = np.random.default_rng(0).random((600, 4096), dtype=np.float32)
-    db["images"].insert_all(
-        {
-            "id": i,
-            "path": f"/photos/{i}.jpg",
-            "size": 1,
-            "mtime": 0.0,
-            "sha256": str(i),
-            "timestamp": float(i),
-            "source": "folder",
-        }
-        for i in range(600)
-    )
-    db["fingerprints"].insert_all(
-        {"image_id": i, "model": "vgg16", "layer": "fc2", "weights": "random-seed-0", "dims": 4096, "vector": encode(v)}
-        for i, v in enumerate(vectors)
-    )
-    library = load_library(db.conn, fingerprint_sets(db.conn)[0])
+    conn = sqlite3.connect(make_fingerprint_db(tmp_path / "photos.db", vectors, np.arange(600.0), np.arange(600)))
+    library = load_library(conn, fingerprint_sets(conn)[0])
     assert np.array_equal(library.vectors, vectors)
     library.vectors[0] = 0  # the matrix is the library's own, writable (the plugin permutes rows in place)
     assert not huge_pages_allowed(library.vectors)
