@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 from common import DATA, python_measured, run_measured, structured_fingerprints
-from spectrum import fitted_fingerprints
+from spectrum import event_fingerprints, fitted_fingerprints
 
+from datasette_imagecluster import scales
 from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
+from datasette_imagecluster.fingerprints import fingerprint_sets
 from datasette_imagecluster.schema import ensure_schema
 from datasette_imagecluster.vectors import encode
 
@@ -39,17 +41,29 @@ print(time.perf_counter() - start)
 """
 
 
-def database(n: int, fitted: bool = False, arrays: bool = True) -> tuple[Path, Path]:
-    """A library of n generated 4096-value fingerprints: random bursts, or bursts fitted to real fingerprints'
-    spectrum (``spectrum.fitted_fingerprints``); made once and kept in DATA, with the same arrays in an
-    ``.npz`` unless ``arrays`` is false (a million photos' would be another 16 GB, and a cold process
-    needs only the database). Written under a temporary name, so an interrupted run leaves no half library.
+# imagecluster's algorithm as the baseline runs it: its distance, average linkage, sim 0.5, alpha 0.3.
+IMAGECLUSTER_ARGS = ["--distance", "imagecluster", "--method", "average", "--sim", "0.5", "--alpha", "0.3"]
+
+
+def database(
+    n: int, fitted: bool = False, arrays: bool = True, events: bool = False, dims: int = 4096
+) -> tuple[Path, Path]:
+    """A library of n generated fingerprints (4096 values unless ``dims``): random bursts, bursts fitted to
+    real fingerprints' spectrum (``spectrum.fitted_fingerprints``), or outings shaped like a real library's
+    with that spectrum (``events``, ``spectrum.event_fingerprints``); made once and kept in DATA, with the
+    same arrays in an ``.npz`` unless ``arrays`` is false (a million photos' would be another 16 GB, and a
+    cold process needs only the database). Written under a temporary name, so an interrupted run leaves no
+    half library.
     """
-    name = f"cluster-fitted-{n}" if fitted else f"cluster-{n}"
+    kind = "events" if events else "fitted" if fitted else None
+    name = "-".join(str(p) for p in ("cluster", kind, n, None if dims == 4096 else dims) if p is not None)
     db, saved = DATA / f"{name}.db", DATA / f"{name}.npz"
     if db.exists() and (saved.exists() or not arrays):
         return db, saved
-    vectors, timestamps, ids = fitted_fingerprints(n) if fitted else structured_fingerprints(n)
+    if events:
+        vectors, timestamps, ids = event_fingerprints(n, dims)
+    else:
+        vectors, timestamps, ids = fitted_fingerprints(n, dims) if fitted else structured_fingerprints(n, dims)
     if arrays:
         np.savez(saved, vectors=vectors, timestamps=timestamps)
     if db.exists():
@@ -87,6 +101,9 @@ def database(n: int, fitted: bool = False, arrays: bool = True) -> tuple[Path, P
         ),
         batch_size=500,
     )
+    with d.conn:  # the content scale, as every import stores it
+        for found in fingerprint_sets(d.conn):
+            scales.refresh(d.conn, found)
     d.conn.close()
     partial.rename(db)
     return db, saved
@@ -95,9 +112,7 @@ def database(n: int, fitted: bool = False, arrays: bool = True) -> tuple[Path, P
 def ours_only(n: int) -> list[tuple[str, str]]:
     """Sizes imagecluster's algorithm cannot run (N = 100,000 needs ~40 GB for its matrix)."""
     db, _ = database(n)
-    wall, peak, out = run_measured(
-        [sys.executable, "-m", "importer", "cluster", str(db), "--sim", "0.5", "--alpha", "0.3"]
-    )
+    wall, peak, out = run_measured([sys.executable, "-m", "importer", "cluster", str(db), *IMAGECLUSTER_ARGS])
     return [
         (
             f"N = {n:,} x 4096: imagecluster cluster (whole process, cold)",
@@ -113,7 +128,7 @@ def run(sizes: list[int], show) -> None:
         db, arrays = database(n)
         base_wall, base_peak, out = python_measured(BASELINE, str(arrays))
         ours_wall, ours_peak, _ = run_measured(
-            [sys.executable, "-m", "importer", "cluster", str(db), "--sim", "0.5", "--alpha", "0.3"]
+            [sys.executable, "-m", "importer", "cluster", str(db), *IMAGECLUSTER_ARGS]
         )
         rows.append(
             (

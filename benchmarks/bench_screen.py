@@ -114,7 +114,8 @@ def cold_process(
     With ``dask`` (``local:2``: two worker threads of that process) the cluster's start is included.
     """
     db, _ = database(n, fitted=True, arrays=False)
-    args = ["--sim", str(sim), "--alpha", str(alpha), "--method", "average", *(["--dask", dask] if dask else [])]
+    args = ["--distance", "imagecluster", "--sim", str(sim), "--alpha", str(alpha), "--method", "average"]
+    args += ["--dask", dask] if dask else []
     walls, peaks, stolen = [], [], []
     for _ in range(repeat):
         before = steal()

@@ -96,6 +96,38 @@ def fitted_fingerprints(n: int, dims: int = 4096, noise: float = 0.65, seed: int
     return vectors, timestamps, np.arange(1, n + 1)
 
 
+def event_fingerprints(n: int, dims: int = 4096, noise: float = 0.65, seed: int = 0):
+    """A library shaped like a photographer's: outings of 20 to 200 photos (as many small as large ones) over
+    1 to 8 hours, days to weeks apart, over years; each outing a few scenes of 1 to 15 shots seconds to
+    minutes apart, a tenth of the photos loners. Content has the real features' spectrum as in
+    :func:`fitted_fingerprints` (scenes of one outing share a place: half their centre is the outing's).
+    """
+    real = real_features().astype(np.float64)
+    mean = real.mean(axis=0)
+    _, s, vt = np.linalg.svd(real - mean, full_matrices=False)
+    scale = (s / np.sqrt(len(real)))[:, None] * vt
+    rng = np.random.default_rng(seed)
+    place = rng.permutation(dims)[: real.shape[1]]
+    vectors = np.zeros((n, dims), dtype=np.float32)
+    timestamps = np.empty(n)
+    i, start = 0, 1.3e9
+    while i < n:
+        size = min(n - i, int(np.exp(rng.uniform(np.log(20), np.log(200)))))
+        span = rng.uniform(1, 8) * 3600
+        outing = rng.standard_normal(len(s)) @ scale
+        clock, end = start, i + size
+        while i < end:
+            shots = min(end - i, 1 if rng.random() < 0.1 else int(rng.integers(1, 16)))
+            centre = mean + 0.7 * outing + 0.7 * (rng.standard_normal(len(s)) @ scale)
+            members = centre + noise * rng.standard_normal((shots, len(s))) @ scale
+            vectors[i : i + shots, place] = np.maximum(members, 0)
+            timestamps[i : i + shots] = clock + np.cumsum(rng.uniform(1, 90, shots))
+            clock = timestamps[i + shots - 1] + rng.uniform(0, 2 * span / max(1, size / 8))
+            i += shots
+        start = max(clock, start + span) + rng.uniform(1, 20) * 86400
+    return vectors, timestamps, np.arange(1, n + 1)
+
+
 def variance_shares(vectors: np.ndarray, ks=(16, 32, 64, 128, 256)) -> dict[int, float]:
     """Share of the variance in the leading k principal directions."""
     x = np.asarray(vectors, dtype=np.float64)

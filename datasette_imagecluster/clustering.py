@@ -14,6 +14,10 @@ second) contributes 0 instead of NaN; and ``cosine``/``correlation`` are
 undefined on 1-d timestamps, so time distance falls back to the absolute
 difference for them.
 
+That is imagecluster's distance (``distance="imagecluster"``). The product's default puts both terms on
+absolute scales instead (``distance="absolute"``, :mod:`.absolute`): content divided by the typical distance
+between unrelated photos, capture time saturating at ``tau``, cut at ``1 - sim``.
+
 The work is split into :func:`build_tree` (expensive, cacheable: it does not
 depend on ``sim`` or ``min_csize``) and :func:`cut_tree` (cheap), so that a
 user moving the ``sim`` slider only re-cuts a cached tree. Only numpy and
@@ -30,7 +34,7 @@ import numpy as np
 from scipy.cluster import hierarchy
 from scipy.spatial import distance
 
-from . import components, pairwise
+from . import absolute, components, nearby, pairwise
 from .constraints import Constraints, above, constrained_linkage
 from .constraints import check as check_constraints
 from .parameters import (  # noqa: F401 (the core's names, as imagecluster's users and the equivalence tests use them)
@@ -41,7 +45,8 @@ from .parameters import (  # noqa: F401 (the core's names, as imagecluster's use
     Params,
 )
 
-ScreeningCache = Callable[[np.ndarray, np.ndarray, str], components.Screening]
+# screening(kind, make): a kept screening of these (projected) vectors for that kind of distance, or make()'s.
+ScreeningCache = Callable[[str, Callable[[], components.Screening]], components.Screening]
 
 # Share of physical memory the full condensed distance matrices may take.
 _MEMORY_SHARE = 0.6
@@ -49,7 +54,8 @@ _MEMORY_SHARE = 0.6
 
 @dataclass
 class Tree:
-    """A linkage tree and the largest mixed distance, the scale ``sim`` cuts against.
+    """A linkage tree and the height ``sim`` 0 cuts at: the largest mixed distance with imagecluster's
+    distance, 1 on absolute scales (cuts at ``dmax * (1 - sim)``).
 
     A tree built one component at a time (see :mod:`.components`) is exact
     only below the cut of the sim it was built for: it may be cut at that sim
@@ -157,8 +163,16 @@ def build_tree(
     sim: float | None = None,
     constraints: Constraints | None = None,
     screening: ScreeningCache | None = None,
+    distance: str = "imagecluster",
+    tau: float = 3600.0,
+    scale: float | None = None,
+    timed: np.ndarray | None = None,
 ) -> Tree:
     """The linkage tree of the mixed distances; everything but the cut.
+
+    ``distance`` chooses imagecluster's or the absolute one (:mod:`.absolute`), which also takes ``tau``
+    (seconds), the content ``scale`` (default: estimated from these vectors, after PCA) and ``timed``
+    (which photos have a capture time; default all).
 
     Given the ``sim`` it will be cut at, a large library with a reducible
     method is clustered one connected component at a time (exact, faster,
@@ -177,9 +191,16 @@ def build_tree(
     check_constraints(method, constraints)
     if pca is not None:
         vectors = pca_project(vectors, pca)
+    if distance == "absolute":
+        if scale is None or pca is not None:
+            scale = absolute.content_scale(vectors[absolute.sample_rows(np.arange(n))], metric)
+        return _absolute_tree(
+            vectors, timestamps, timed, absolute.Mix(alpha, scale, tau), method, metric, sim, constraints, screening
+        )
     if sim is not None and components.applicable(n, method, metric):
         try:
-            screened = screening(vectors, timestamps, metric) if screening else None
+            make = lambda: components.screening(vectors, timestamps, metric)  # noqa: E731
+            screened = screening("imagecluster", make) if screening else None
             z, dmax = components.build(vectors, timestamps, alpha, method, metric, sim, constraints, screened)
             return Tree(linkage=z, dmax=dmax, valid_from_sim=sim)
         except components.TooConnected:
@@ -192,6 +213,31 @@ def build_tree(
     if constraints:
         return Tree(linkage=constrained_linkage(d, method, constraints, above(dmax)), dmax=dmax)
     return Tree(linkage=hierarchy.linkage(d, method=method), dmax=dmax)
+
+
+def _absolute_tree(vectors, timestamps, timed, mix, method, metric, sim, constraints, screening) -> Tree:
+    """:func:`build_tree` on absolute scales: components where the cut's pairs are few, else the full matrix."""
+    n = len(vectors)
+    if sim is not None and components.applicable(n, method, metric):
+        try:
+            make = lambda: nearby.screening(vectors, timestamps, timed, metric)  # noqa: E731
+            screened = screening("absolute", make) if screening else None
+            z = nearby.build(vectors, timestamps, timed, mix, method, metric, sim, constraints, screened)
+            return Tree(linkage=z, dmax=1.0, valid_from_sim=sim)
+        except components.TooConnected:
+            pass
+        except ValueError as e:
+            raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): choose another metric")
+    _check_memory(n, 1.0)  # content, time and mixed distances
+    d = absolute.distances(vectors, absolute.clock(timestamps, timed), mix, metric)
+    if not np.all(np.isfinite(d)):
+        raise ClusterError(
+            f"the {metric} distance is undefined for some fingerprints (e.g. cosine "
+            f"of an all-zero vector): choose another metric"
+        )
+    if constraints:
+        return Tree(linkage=constrained_linkage(d, method, constraints, above(absolute.TOP)), dmax=1.0)
+    return Tree(linkage=hierarchy.linkage(d, method=method), dmax=1.0)
 
 
 def cut_tree(tree: Tree, sim: float) -> np.ndarray:
@@ -220,8 +266,12 @@ def tree_for(
     params: Params,
     constraints: Constraints | None = None,
     screening: ScreeningCache | None = None,
+    scale: float | None = None,
+    timed: np.ndarray | None = None,
 ) -> Tree:
-    """The tree for these parameters (and verdicts), exact wherever it may be cut: at ``params.sim`` and above."""
+    """The tree for these parameters (and verdicts), exact wherever it may be cut: at ``params.sim`` and above.
+
+    ``scale`` and ``timed``: see :func:`build_tree` (absolute distances only)."""
     return build_tree(
         vectors,
         timestamps,
@@ -232,9 +282,21 @@ def tree_for(
         sim=params.sim,
         constraints=constraints,
         screening=screening,
+        distance=params.distance,
+        tau=params.tau,
+        scale=scale,
+        timed=timed,
     )
 
 
-def cluster(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, params: Params) -> Result:
+def cluster(
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    ids: np.ndarray,
+    params: Params,
+    scale: float | None = None,
+    timed: np.ndarray | None = None,
+) -> Result:
     """Build the tree, cut it at ``params.sim`` and group the labels."""
-    return group(cut_tree(tree_for(vectors, timestamps, params), params.sim), ids, timestamps, params)
+    tree = tree_for(vectors, timestamps, params, scale=scale, timed=timed)
+    return group(cut_tree(tree, params.sim), ids, timestamps, params)

@@ -62,6 +62,7 @@ import copy
 import functools
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -145,12 +146,27 @@ class _Kept:
         return sim == self.sim and self.span[0] <= alpha <= self.span[1]
 
 
-def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> Screening:
-    """Project the fingerprints; ValueError where the metric is undefined for them."""
+def screening(
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    metric: str,
+    bounds_from: int | None = None,
+    k: int | None = None,
+    maxima: bool = True,
+) -> Screening:
+    """Project the fingerprints; ValueError where the metric is undefined for them.
+
+    ``bounds_from`` and ``k``: the fewest photos whose bounds are used, and the directions
+    (:func:`.screen.project`); without ``maxima`` (absolute distances, which need none), no
+    pairs far apart are sought.
+    """
     if metric == "cosine" and not np.all(np.any(vectors != 0, axis=1)):
         raise ValueError("cosine distance of an all-zero fingerprint is undefined")
     exact = bounds.Exact(vectors, metric)
-    projection = bounds.project(exact.x, timestamps, exact.norms)
+    projection = bounds.project(exact.x, timestamps, exact.norms, k=k, bounds_from=bounds_from)
+    if not maxima:
+        none = np.empty(0, np.int64)
+        return Screening(projection, exact, (0.0, 0, 0), (none, none, np.empty(0, np.float32)))
     far = bounds.far_pairs(projection, exact)
     top = int(np.argmax(far[2]))
     return Screening(projection, exact, (float(far[2][top]), far[0][top], far[1][top]), far)
@@ -277,7 +293,7 @@ def build(
         i, j = np.concatenate([i, links[:, 0]]), np.concatenate([j, links[:, 1]])
     graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    return _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints), d_max
+    return combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints), d_max
 
 
 @dataclass(frozen=True)
@@ -947,8 +963,9 @@ def _pairs(found: np.ndarray, width: int, i0: int, j0: int, diagonal: bool) -> t
     return a, b, found
 
 
-def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints=None) -> np.ndarray:
-    """Exact linkage inside each component, joined into one tree at height d_max.
+def combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints=None) -> np.ndarray:
+    """Exact linkage inside each component, joined into one tree at height d_max (for either distance:
+    ``mix(content distances, time distances)`` computes it, :func:`_time_pdist` of ``t64`` the latter).
 
     Inside a component, clusters that verdicts keep apart join above every cut; the
     components then join at d_max, which only a cut at sim 0 reaches (never this tree's).
@@ -983,27 +1000,39 @@ def _combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, cons
         next_id += m - 1
         roots.append((next_id - 1, m))
 
-    for k, members in enumerate(groups):
-        m = len(members)
-        if m == 1:
-            roots.append((int(members[0]), 1))
-            continue
-        label = int(labels[members[0]])
-        inside = constrained[label].within(members) if label in constrained else None
-        if k in remote:
-            add(members, remote.pop(k).result())
-        elif inside:
-            d = mix(pairwise.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
-            add(members, constrained_linkage(d, method, inside, above(d_max)))
-        elif 2 < m <= BATCHED:
-            batch.append(members)
-            if sum(map(len, batch)) >= BATCH:
-                add(np.concatenate(batch), _batch_linkage(vectors, t64, batch, method, metric, time_metric, mix, d_max))
-                batch = []
-        else:
-            add(members, _linkage(vectors[members], t64[members], method, metric, time_metric, mix))
-    if batch:
-        add(np.concatenate(batch), _batch_linkage(vectors, t64, batch, method, metric, time_metric, mix, d_max))
+    pool = ThreadPoolExecutor(pairwise.cores())  # small components on every core: pdist lets go of the lock
+    linkages: list[tuple[np.ndarray, object]] = []  # (members, linkage or its future), in order
+    try:
+        for k, members in enumerate(groups):
+            m = len(members)
+            if m == 1:
+                roots.append((int(members[0]), 1))
+                continue
+            label = int(labels[members[0]])
+            inside = constrained[label].within(members) if label in constrained else None
+            if k in remote:
+                linkages.append((members, remote.pop(k)))
+            elif inside:
+                d = mix(pairwise.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
+                linkages.append((members, constrained_linkage(d, method, inside, above(d_max))))
+            elif 2 < m <= BATCHED:
+                batch.append(members)
+                if sum(map(len, batch)) >= BATCH:
+                    args = (vectors, t64, batch, method, metric, time_metric, mix, d_max)
+                    linkages.append((np.concatenate(batch), pool.submit(_batch_linkage, *args)))
+                    batch = []
+            elif m * (m - 1) // 2 < pairwise.MIN_PAIRS:  # one core's work: alongside the others
+                args = (vectors[members], t64[members], method, metric, time_metric, mix, 1)
+                linkages.append((members, pool.submit(_linkage, *args)))
+            else:
+                linkages.append((members, _linkage(vectors[members], t64[members], method, metric, time_metric, mix)))
+        if batch:
+            args = (vectors, t64, batch, method, metric, time_metric, mix, d_max)
+            linkages.append((np.concatenate(batch), pool.submit(_batch_linkage, *args)))
+        for members, z in linkages:
+            add(members, z.result() if hasattr(z, "result") else z)
+    finally:
+        pool.shutdown(cancel_futures=True)
     # Join the components above every merge that matters.
     rows: list[list[float]] = []
     current, current_size = roots[0]

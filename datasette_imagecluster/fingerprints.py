@@ -20,6 +20,8 @@ from .parameters import ClusterError
 from .schema import FINGERPRINTS, IMAGES
 from .vectors import DTYPE
 
+UNTIMED = "mtime"  # images.timestamp_source of a photo whose time is only its file's date
+
 
 @dataclass(frozen=True)
 class FingerprintSet:
@@ -49,6 +51,7 @@ class Library:
     timestamps: np.ndarray
     paths: list[str]
     taken: list[str | None]
+    timed: np.ndarray | None = None  # which photos have a capture time (not only their file's date); None: all
 
     def details(self, image_ids: list[int]) -> dict[int, dict[str, Any]]:
         """``{id: {"id", "path", "taken"}}`` for photos of this library."""
@@ -127,17 +130,18 @@ def load_library(
     ids = np.empty(capacity, dtype=np.int64)
     timestamps = np.empty(capacity, dtype=np.float64)
     vectors = _matrix(capacity, s.dims)
+    timed = np.empty(capacity, dtype=bool)
     paths: list[str] = []
     taken: list[str | None] = []
     cursor = conn.execute(
-        f"select f.image_id, i.timestamp, f.vector, i.path, i.taken from {FINGERPRINTS} f "
+        f"select f.image_id, i.timestamp, f.vector, i.path, i.taken, i.timestamp_source from {FINGERPRINTS} f "
         f"join {IMAGES} i on i.id = f.image_id "
         "where f.model = ? and f.layer = ? and f.weights = ?",
         (s.model, s.layer, s.weights),
     )
     n = 0
     expected = s.dims * DTYPE.itemsize
-    for image_id, timestamp, blob, path, when in cursor:
+    for image_id, timestamp, blob, path, when, source in cursor:
         if image_ids is not None and image_id not in image_ids:
             continue
         if n == capacity:  # rows added since the count: cluster what was counted
@@ -146,18 +150,19 @@ def load_library(
             raise ClusterError(f"the fingerprint of image {image_id} is not {s.dims} float32 values: re-import it")
         ids[n] = image_id
         timestamps[n] = timestamp
+        timed[n] = source != UNTIMED
         vectors[n] = np.frombuffer(blob, dtype=DTYPE)
         paths.append(path)
         taken.append(when)
         n += 1
-    ids, timestamps, vectors = ids[:n], timestamps[:n], vectors[:n]
+    ids, timestamps, vectors, timed = ids[:n], timestamps[:n], vectors[:n], timed[:n]
     _check_finite(ids, vectors)
     order = np.argsort(ids, kind="stable")
     if np.any(order != np.arange(n)):  # photos imported again have newer rows
-        ids, timestamps = ids[order], timestamps[order]
+        ids, timestamps, timed = ids[order], timestamps[order], timed[order]
         permute_rows(vectors, order)
         paths, taken = [paths[k] for k in order], [taken[k] for k in order]
-    return Library(s, ids, vectors, timestamps, paths, taken)
+    return Library(s, ids, vectors, timestamps, paths, taken, timed)
 
 
 def _matrix(rows: int, dims: int) -> np.ndarray:

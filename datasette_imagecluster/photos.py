@@ -48,6 +48,7 @@ from .trees import (
     library_for,
     nearest,
     numbers_for,
+    scale_for,
     tree_key,
     user_labels_for,
 )
@@ -96,6 +97,7 @@ class Selection:
     constraints: Constraints = Constraints()  # the verdicts, as positions in the library
     labels: tuple[str, Any] | None = None  # the database's labels, when asked for
     reuse: bool = True  # keep what makes a later clustering at another alpha quicker (Photos' reuse)
+    scale: float | None = None  # the content scale of absolute distances (:func:`.trees.scale_for`)
 
     @property
     def params(self) -> Params:
@@ -107,7 +109,7 @@ class Selection:
 
     @property
     def tree_key(self) -> tuple:
-        return tree_key(self.key, self.params, self.constraints)
+        return tree_key(self.key, self.params, self.constraints, self.scale)
 
     def cached_tree(self) -> Tree | None:
         """The cached tree, if one can be cut at these parameters' sim."""
@@ -116,7 +118,7 @@ class Selection:
     def tree(self) -> Tree:
         """The tree for these parameters: cached, or built here and cached (the slow step)."""
         return self.cached_tree() or build_and_cache(
-            self.tree_key, self.library, self.params, self.constraints, reuse=self.reuse
+            self.tree_key, self.library, self.params, self.constraints, reuse=self.reuse, scale=self.scale
         )
 
     def cluster(self, tree: Tree | None = None) -> Clustering:
@@ -233,7 +235,8 @@ class Photos:
             chosen = choose_params(given, self.configured, tuned(self.conn, fingerprint_set))
             constraints = constraints_for(self.conn, key, library)
             found = user_labels_for(self.conn, key, library) if labels else None
-        return Selection(sets, key, library, chosen, constraints, found, self.reuse)
+            scale = scale_for(self.conn, fingerprint_set, chosen.params)
+        return Selection(sets, key, library, chosen, constraints, found, self.reuse, scale)
 
     def cluster(self, **options: Any) -> Clustering:
         """Choose (see :meth:`choose`) and cluster, in this thread."""

@@ -39,6 +39,7 @@ TUNE_METHODS = ("ward", "average", "complete", "weighted", "single")
 TUNE_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 TUNE_SIMS = tuple(round(s, 2) for s in np.arange(0.20, 0.96, 0.01))
 TUNE_PCAS: tuple[int | float | None, ...] = (None,)
+TUNE_TAUS = (900.0, 3600.0, 21600.0)  # 15 min, 1 h, 6 h: searched on absolute distances (docs/quality.md)
 SMOOTHING = 2  # sims each side averaged into a candidate's score
 
 
@@ -142,7 +143,10 @@ def _pairs(keys: np.ndarray) -> int:
     """Pairs of columns with equal keys."""
     if keys.shape[1] < 2:
         return 0
-    _, counts = np.unique(keys, axis=1, return_counts=True)
+    key = keys[0].astype(np.int64)
+    for row in keys[1:]:  # one integer per column (the rows are small non-negative labels): a 1-d sort
+        key = key * (int(row.max()) + 1) + row
+    _, counts = np.unique(key, return_counts=True)
     return int((counts * (counts - 1) // 2).sum())
 
 
@@ -160,6 +164,7 @@ class Candidate:
     alpha: float
     pca: int | float | None
     sim: float
+    tau: float = 3600.0
 
     def params(self, base: Params) -> Params:
         return Params(
@@ -169,6 +174,8 @@ class Candidate:
             metric=base.metric,
             min_csize=base.min_csize,
             pca=self.pca,
+            distance=base.distance,
+            tau=self.tau,
         )
 
 
@@ -224,16 +231,21 @@ def tune(
     alphas: Sequence[float] = TUNE_ALPHAS,
     sims: Sequence[float] = TUNE_SIMS,
     pcas: Sequence[int | float | None] = TUNE_PCAS,
+    taus: Sequence[float] = TUNE_TAUS,
     folds: int = 3,
     min_precision: float | None = None,
     seed: int = 0,
+    scale: float | None = None,
+    timed: np.ndarray | None = None,
 ) -> Tuning:
     """Score every candidate against the labels and choose one that holds across folds.
 
     ``prior`` is where the search starts from (the defaults): it supplies what
-    is not searched (metric, min_csize), and among candidates that the labels
-    can't tell apart the one closest to it is chosen. Raises LabelError when
-    the labels have too few positive pairs among these photos.
+    is not searched (metric, min_csize, the distance), and among candidates that the labels
+    can't tell apart the one closest to it is chosen. ``taus`` are searched on absolute
+    distances only, which also take the content ``scale`` and ``timed`` (see
+    :func:`.clustering.build_tree`). Raises LabelError when the labels have too few
+    positive pairs among these photos.
     """
     everything = LabelIndex(labels, ids)
     if everything.positives < MIN_POSITIVE_PAIRS:
@@ -249,16 +261,29 @@ def tune(
     candidates, overall = [], []
     true: dict = {view: [] for view in views}
     claimed: dict = {view: [] for view in views}
-    for method, alpha, pca in itertools.product(methods, alphas, pcas):
+    taus = taus if prior.absolute else (prior.tau,)
+    for method, alpha, pca, tau in itertools.product(methods, alphas, pcas, taus):
+        if tau != taus[0] and alpha == 0:
+            continue  # without time, every tau is the same clustering
         try:
             tree = build_tree(
-                vectors, timestamps, alpha=alpha, method=method, metric=prior.metric, pca=pca, sim=min(sims)
+                vectors,
+                timestamps,
+                alpha=alpha,
+                method=method,
+                metric=prior.metric,
+                pca=pca,
+                sim=min(sims),
+                distance=prior.distance,
+                tau=tau,
+                scale=scale,
+                timed=timed,
             )
         except ClusterError:
             continue  # e.g. ward with a non-euclidean metric: not a candidate
         for sim in sims:
             flat = flat_clusters(cut_tree(tree, sim), prior.min_csize)
-            candidates.append(Candidate(method, float(alpha), pca, float(sim)))
+            candidates.append(Candidate(method, float(alpha), pca, float(sim), float(tau)))
             for view, index in views.items():
                 score = index.score(flat)
                 true[view].append(score.true_pairs)
@@ -308,17 +333,18 @@ def _neighbourhood(candidates: list[Candidate]) -> sparse.csr_matrix:
     scores a plateau the labels agree on, not a spike that a few pairs happen
     to favour. Built once per search, used by every choice in it.
     """
-    where = {(c.method, c.pca, c.alpha, c.sim): i for i, c in enumerate(candidates)}
+    where = {(c.method, c.pca, c.tau, c.alpha, c.sim): i for i, c in enumerate(candidates)}
     alphas = sorted({c.alpha for c in candidates})
     sims = sorted({c.sim for c in candidates})
     alpha_at = {a: n for n, a in enumerate(alphas)}
     sim_at = {v: n for n, v in enumerate(sims)}
+    min_tau = min((c.tau for c in candidates if c.alpha == 0), default=0.0)  # alpha 0 was built once, at one tau
     rows, cols = [], []
     for i, c in enumerate(candidates):
         a, s = alpha_at[c.alpha], sim_at[c.sim]
         for alpha in alphas[max(0, a - 1) : a + 2]:
             for sim in sims[max(0, s - SMOOTHING) : s + SMOOTHING + 1]:
-                j = where.get((c.method, c.pca, alpha, sim))
+                j = where.get((c.method, c.pca, c.tau if alpha else min_tau, alpha, sim))
                 if j is not None:
                     rows.append(i)
                     cols.append(j)
@@ -364,7 +390,7 @@ def _nearest(candidates: list[Candidate], prior: Params) -> int | None:
     same = [i for i, c in enumerate(candidates) if c.method == prior.method and c.pca == prior.pca]
     if not same:
         return None
-    return min(same, key=lambda i: abs(candidates[i].alpha - prior.alpha) + abs(candidates[i].sim - prior.sim))
+    return min(same, key=lambda i: _distance(candidates[i], prior))
 
 
 def _distance(candidate: Candidate, prior: Params) -> float:
@@ -374,10 +400,19 @@ def _distance(candidate: Candidate, prior: Params) -> float:
         + (candidate.pca != prior.pca) * 2.0
         + abs(candidate.alpha - prior.alpha)
         + abs(candidate.sim - prior.sim)
+        + (abs(np.log2(candidate.tau / prior.tau)) * 0.25 if prior.absolute and candidate.alpha else 0.0)
     )
 
 
-def score_params(vectors: np.ndarray, timestamps: np.ndarray, ids: np.ndarray, labels: Labels, params: Params) -> Score:
+def score_params(
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    ids: np.ndarray,
+    labels: Labels,
+    params: Params,
+    scale: float | None = None,
+    timed: np.ndarray | None = None,
+) -> Score:
     """One clustering's agreement with the labels."""
-    tree = tree_for(vectors, timestamps, params)
+    tree = tree_for(vectors, timestamps, params, scale=scale, timed=timed)
     return LabelIndex(labels, ids).score(flat_clusters(cut_tree(tree, params.sim), params.min_csize))

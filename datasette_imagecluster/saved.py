@@ -29,7 +29,9 @@ from .connections import joined_write_transaction, tables
 from .parameters import NotFoundError
 from .schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES
 
-PARAMETERS = ("sim", "alpha", "method", "metric", "min_csize", "pca", "model", "layer", "weights")
+PARAMETERS = ("sim", "alpha", "method", "metric", "min_csize", "pca", "distance", "tau", "model", "layer", "weights")
+# Saved before distances had a choice (or in a database older than that): imagecluster's distance.
+LEGACY = {"distance": "imagecluster", "tau": None}
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,10 @@ def save(conn: sqlite3.Connection, name: str, params: dict, n_images: int, clust
     clusters they continue (:func:`stable_numbers`), the first version numbers them 1, 2, ... in order."""
     db = sqlite_utils.Database(conn)
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    row = {k: params[k] for k in PARAMETERS}
+    row = {k: params.get(k) for k in PARAMETERS}
     row["pca"] = None if row["pca"] is None else str(row["pca"])
+    if row["distance"] != "absolute":
+        row["tau"] = None  # imagecluster's distance has no time scale
     with joined_write_transaction(conn):
         previous = _latest(conn, name)
         old = load(conn, name).clusters() if previous else {}
@@ -163,8 +167,10 @@ def load(conn: sqlite3.Connection, name: str) -> Saved:
 
 def load_version(conn: sqlite3.Connection, name: str, version: int) -> Saved:
     """One version of a saved clustering, with its members."""
+    present = {r[1] for r in conn.execute(f"pragma table_info({CLUSTERINGS})")}
+    columns = [k if k in present else "null" for k in PARAMETERS]
     row = conn.execute(
-        f"select id, name, version, {', '.join(PARAMETERS)}, n_images, n_clusters, created_at "
+        f"select id, name, version, {', '.join(columns)}, n_images, n_clusters, created_at "
         f"from {CLUSTERINGS} where name = ? and version = ?",
         (name, version),
     ).fetchone()
@@ -172,6 +178,8 @@ def load_version(conn: sqlite3.Connection, name: str, version: int) -> Saved:
         raise NotFoundError(f"clustering {name!r} has no version {version} (versions: {versions(conn, name)})")
     clustering_id, name, version, *values = row
     params = dict(zip(PARAMETERS, values))
+    if params["distance"] is None:
+        params.update(LEGACY)
     n_images, n_clusters, created_at = values[len(PARAMETERS) :]
     members = [
         Member(*r)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only its type: the hooks import table names from here, and sqlite-utils takes 50 ms to load
     import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -29,6 +29,7 @@ TAGS = "tags"
 ALBUMS = "albums"
 VERDICTS = "verdicts"
 TUNED_PARAMS = "tuned_params"
+CONTENT_SCALES = "content_scales"
 
 
 class SchemaError(Exception):
@@ -243,6 +244,24 @@ def _keep_clustering_history_v5(db: sqlite_utils.Database) -> None:
     db[CLUSTERINGS].create_index(["name", "version"], unique=True, if_not_exists=True)
 
 
+def _add_absolute_distances_v6(db: sqlite_utils.Database) -> None:
+    """Distances on absolute scales: which distance and time scale (seconds) a saved clustering or a tuning
+    used (rows from before were imagecluster's distance), and each fingerprint set's content scale."""
+    for table in (CLUSTERINGS, TUNED_PARAMS):
+        existing = db[table].columns_dict
+        if "distance" not in existing:
+            db[table].add_column("distance", str)
+            db.execute(f"update {table} set distance = 'imagecluster'")
+        if "tau" not in existing:
+            db[table].add_column("tau", float)
+    db[CONTENT_SCALES].create(
+        {"model": str, "layer": str, "weights": str, "metric": str, "scale": float, "photos": int},
+        pk=("model", "layer", "weights", "metric"),
+        if_not_exists=True,
+        not_null={"scale", "photos"},
+    )
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
@@ -250,6 +269,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_pixel_sources_v3,
     _add_verdicts_and_tuning_v4,
     _keep_clustering_history_v5,
+    _add_absolute_distances_v6,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

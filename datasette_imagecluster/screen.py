@@ -143,11 +143,17 @@ class Projection:
 
 
 def project(
-    vectors: np.ndarray, timestamps: np.ndarray, norms: np.ndarray, k: int | None = None, seed: int = 0
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    norms: np.ndarray,
+    k: int | None = None,
+    seed: int = 0,
+    bounds_from: int | None = None,
 ) -> Projection:
     """The projection of ``vectors`` (float32, already normalised for cosine) onto k principal directions.
 
-    ``norms``: their squared norms in float64 (:class:`Exact` has them).
+    ``norms``: their squared norms in float64 (:class:`Exact` has them). Below ``bounds_from`` photos
+    (default :data:`BOUNDS_FROM`) the bounds are not used (``tight`` false).
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n_photos, dims = x.shape
@@ -155,7 +161,10 @@ def project(
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     k = max(1, min(k or K, dims, n_photos))
     directions = _directions(x, mean, k, seed)  # dims x k, orthonormal
-    tight = n_photos >= BOUNDS_FROM and _tightness(x, mean, directions, seed) >= TIGHT
+    tight = (
+        n_photos >= (BOUNDS_FROM if bounds_from is None else bounds_from)
+        and _tightness(x, mean, directions, seed) >= TIGHT
+    )
     wide = min(FINE, dims, n_photos) if tight and k < min(FINE, dims, n_photos) else 0
     n = np.empty(n_photos)
     non_negative = True

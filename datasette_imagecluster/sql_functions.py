@@ -63,12 +63,14 @@ class Functions:
     def __init__(self, conn: sqlite3.Connection, config: dict):
         self.photos = Photos(conn, config, inside_statement=True)
 
-    def clusters(self, sim=None, alpha=None, min_csize=None, method=None, metric=None) -> str:
-        clustering = self.photos.cluster(sim=sim, alpha=alpha, min_csize=min_csize, method=method, metric=metric)
+    def clusters(self, sim=None, alpha=None, min_csize=None, method=None, metric=None, tau=None, distance=None) -> str:
+        clustering = self.photos.cluster(
+            sim=sim, alpha=alpha, min_csize=min_csize, method=method, metric=metric, tau=tau, distance=distance
+        )
         return json.dumps(clustering.clusters)
 
-    def label(self, image_id, sim=None, alpha=None) -> int | None:
-        return self.photos.choose(sim=sim, alpha=alpha).numbers().get(int(image_id))
+    def label(self, image_id, sim=None, alpha=None, tau=None, distance=None) -> int | None:
+        return self.photos.choose(sim=sim, alpha=alpha, tau=tau, distance=distance).numbers().get(int(image_id))
 
     def similar(self, image_id, k) -> str:
         k = int(k)
@@ -94,6 +96,6 @@ def register(conn: sqlite3.Connection, config: dict) -> None:
     conn.create_function("imagecluster_similarity", 2, similarity, deterministic=True)
     conn.create_function("imagecluster_dims", 1, dims, deterministic=True)
     conn.create_function("imagecluster_vector", 1, vector, deterministic=True)
-    conn.create_function("imagecluster_clusters", -1, _checked(functions.clusters, 0, 1, 2, 3, 4, 5))
-    conn.create_function("imagecluster_label", -1, _checked(functions.label, 1, 3))
+    conn.create_function("imagecluster_clusters", -1, _checked(functions.clusters, 0, 1, 2, 3, 4, 5, 6, 7))
+    conn.create_function("imagecluster_label", -1, _checked(functions.label, 1, 3, 4, 5))
     conn.create_function("imagecluster_similar", 2, functions.similar)

@@ -25,6 +25,7 @@ from .fingerprints import FingerprintSet, Library, library_signature, load_libra
 from .labels import LabelError, load_labels, merge, verdicts
 from .parameters import ClusterError
 from .quality import LabelIndex
+from .scales import Scale, estimate, stored
 from .schema import VERDICTS
 
 T = TypeVar("T")
@@ -65,6 +66,7 @@ numbers: LRU[dict[int, int]] = LRU(32)
 agreements: LRU[tuple[str, LabelIndex] | None] = LRU(4)
 verdict_constraints: LRU[Constraints] = LRU(8)
 screenings: LRU[components.Screening] = LRU(2)  # a projection of each library: an alpha change skips it
+content_scales: LRU[Scale] = LRU(8)  # estimated where the database has none stored (read-only, older)
 
 
 def database_file(conn: sqlite3.Connection) -> str:
@@ -80,8 +82,38 @@ def library_key(
     return (database_file(conn), library_signature(conn, fingerprint_set), fingerprint_set, subset)
 
 
-def tree_key(lib_key: tuple, params: Params, constraints: Constraints = Constraints()) -> tuple:
-    return (lib_key, params.alpha, params.method, params.metric, params.pca, constraints)
+def tree_key(
+    lib_key: tuple, params: Params, constraints: Constraints = Constraints(), scale: float | None = None
+) -> tuple:
+    time_scale = params.tau if params.absolute else None
+    return (
+        lib_key,
+        params.alpha,
+        params.method,
+        params.metric,
+        params.pca,
+        constraints,
+        params.distance,
+        time_scale,
+        scale,
+    )
+
+
+def scale_for(conn: sqlite3.Connection, fingerprint_set: FingerprintSet, params: Params) -> float | None:
+    """The content scale these parameters divide by: the stored one (:mod:`.scales`), else estimated once
+    and kept; None for imagecluster's distance, and with PCA (the engine measures it on the projection)."""
+    if not params.absolute or params.pca is not None:
+        return None
+    found = stored(conn, fingerprint_set, params.metric)
+    if found is not None and found.current(fingerprint_set.count):
+        return found.value
+    s = fingerprint_set
+    key = (database_file(conn), s.model, s.layer, s.weights, params.metric)
+    kept = content_scales.peek(key)
+    if kept is None or not kept.current(s.count):
+        kept = estimate(conn, s, params.metric)
+        content_scales.put(key, kept)
+    return kept.value
 
 
 def cached_tree(key: tuple, params: Params) -> Tree | None:
@@ -98,7 +130,12 @@ def library_for(
 
 
 def build_and_cache(
-    key: tuple, library: Library, params: Params, constraints: Constraints | None = None, reuse: bool = True
+    key: tuple,
+    library: Library,
+    params: Params,
+    constraints: Constraints | None = None,
+    reuse: bool = True,
+    scale: float | None = None,
 ) -> Tree:
     """Build the tree for these parameters (and verdicts) and cache it, unless a concurrent build already
     cached one that can be cut at more sims (a smaller ``valid_from_sim``).
@@ -107,10 +144,12 @@ def build_and_cache(
     the pass (at the price of a dearer first pass); a one-off clustering does without.
     """
 
-    def screening(vectors: np.ndarray, timestamps: np.ndarray, metric: str) -> components.Screening:
-        return screenings.get((key[0], metric, params.pca), lambda: components.screening(vectors, timestamps, metric))
+    def screening(kind: str, make: Callable[[], components.Screening]) -> components.Screening:
+        return screenings.get((key[0], kind, params.metric, params.pca), make)
 
-    tree = tree_for(library.vectors, library.timestamps, params, constraints, screening if reuse else None)
+    tree = tree_for(
+        library.vectors, library.timestamps, params, constraints, screening if reuse else None, scale, library.timed
+    )
     cached = trees.peek(key)
     if cached is None or tree.valid_from_sim <= cached.valid_from_sim:
         trees.put(key, tree)

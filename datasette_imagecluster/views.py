@@ -26,7 +26,7 @@ from .config import MAX_PAGE_SIZE, config
 from .connections import has_tables
 from .dendrogram import dendrogram_svg
 from .labels import LabelError
-from .parameters import METHODS, METRICS, ClusterError, NotFoundError, Params, choose_params
+from .parameters import DISTANCES, METHODS, METRICS, ClusterError, NotFoundError, Params, choose_params, format_duration
 from .parameters import NAMES as PARAMETER_NAMES
 from .permissions import can_execute_sql, can_view, can_write_rows
 from .photos import Clustering, Photos, Selection
@@ -69,6 +69,11 @@ async def _tree_for(selection: Selection, wait: float):
         raise Computing(len(selection.library.ids))
 
 
+def _duration(seconds: float) -> str:
+    """tau as the page's field and URLs show it: ``1h``, ``15min``, ``1h30min``."""
+    return format_duration(seconds).replace(" ", "")
+
+
 def _int(name: str, value, lo: int, hi: int) -> int:
     try:
         number = int(str(value).strip())
@@ -98,6 +103,8 @@ class Form:
             "metric": self.params.metric,
             "min_csize": self.params.min_csize,
             "pca": self.params.pca,
+            "tau": _duration(self.params.tau),
+            "distance": self.params.distance,
             "model": self.model,
             "layer": self.layer,
             "weights": self.weights,
@@ -228,6 +235,7 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
         "error": error,
         "methods": METHODS,
         "metrics": METRICS,
+        "distances": DISTANCES,
         "form_url": datasette.urls.path(f"/{_route(datasette, db.name)}/-/cluster"),
     }
     if clustered is None:
@@ -299,6 +307,8 @@ async def _gallery(datasette, request, db, form: Form, clustering: Clustering, s
             "metric": p.metric,
             "min_csize": p.min_csize,
             "pca": "" if p.pca is None else p.pca,
+            "tau": _duration(p.tau),
+            "distance": p.distance,
             "sql": form.sql,
         },
         "can_sql": can_sql,

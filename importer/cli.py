@@ -14,7 +14,15 @@ import sys
 import click
 
 from datasette_imagecluster.labels import BUILT_IN
-from datasette_imagecluster.parameters import METHODS, METRICS, SHIPPED, ClusterError
+from datasette_imagecluster.parameters import (
+    DISTANCES,
+    METHODS,
+    METRICS,
+    SHIPPED,
+    ClusterError,
+    describe,
+    format_duration,
+)
 from datasette_imagecluster.schema import SchemaError
 
 from .devices import DEVICES, PRECISIONS
@@ -362,6 +370,20 @@ def _fingerprint_set_options(command):
 @click.option(
     "--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)"
 )
+@click.option(
+    "--tau",
+    default=None,
+    metavar="DURATION",
+    help="photos this far apart or more count as unrelated in time, e.g. 15min, 1h, 2d "
+    f"[default: tuned, else {format_duration(DEFAULT.tau)}]",
+)
+@click.option(
+    "--distance",
+    type=click.Choice(DISTANCES),
+    default=None,
+    help="absolute: content over its typical distance, time saturating at --tau, cut at 1 - sim; "
+    f"imagecluster: each over its library-wide maximum [default: tuned, else {DEFAULT.distance}]",
+)
 @_fingerprint_set_options
 @click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
 @click.option(
@@ -386,17 +408,35 @@ def _fingerprint_set_options(command):
     "or local[:N] for N worker threads in this process, sharing its one copy of the fingerprints "
     "(default: one per core)",
 )
-def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, weights, as_json, links, save, dask):
+def cluster(
+    db_path,
+    sim,
+    alpha,
+    method,
+    metric,
+    min_csize,
+    pca,
+    tau,
+    distance,
+    model,
+    layer,
+    weights,
+    as_json,
+    links,
+    save,
+    dask,
+):
     """Cluster the photos in DB_PATH by content and capture time.
 
     Hierarchical clustering of the fingerprints, mixed with capture-time
     distance by --alpha, cut at --sim; prints imagecluster's table of
-    cluster sizes. Parameters not given come from 'imagecluster tune --save'
+    cluster sizes. Photos --tau or more apart are unrelated in time: they
+    join only when their contents are nearly the same. Parameters not given come from 'imagecluster tune --save'
     when it was run for these fingerprints, else the shipped defaults.
 
     \b
     Example:
-        imagecluster cluster photos.db --sim 0.6 --alpha 0.3
+        imagecluster cluster photos.db --sim 0.6 --alpha 0.3 --tau 2h
         imagecluster cluster photos.db --json > clusters.json
         imagecluster cluster photos.db --save trips --links ~/clusters
         imagecluster cluster photos.db --dask tcp://scheduler:8786
@@ -406,7 +446,16 @@ def cluster(db_path, sim, alpha, method, metric, min_csize, pca, model, layer, w
 
     from .workers import DaskError, client
 
-    given = {"sim": sim, "alpha": alpha, "method": method, "metric": metric, "min_csize": min_csize, "pca": pca}
+    given = {
+        "sim": sim,
+        "alpha": alpha,
+        "method": method,
+        "metric": metric,
+        "min_csize": min_csize,
+        "pca": pca,
+        "tau": tau,
+        "distance": distance,
+    }
     try:
         with contextlib.ExitStack() as stack:
             if dask:
@@ -625,7 +674,7 @@ def _tune_json(result, chosen) -> dict:
         "cross_validated": tuning.cv.as_dict() if tuning.cv else None,
         "defaults": {**result.defaults.as_dict(), **result.at_defaults.as_dict()},
         "candidates": [
-            {"method": c.method, "alpha": c.alpha, "pca": c.pca, "sim": c.sim, **s.as_dict()}
+            {"method": c.method, "alpha": c.alpha, "tau": c.tau, "pca": c.pca, "sim": c.sim, **s.as_dict()}
             for c, s in zip(tuning.candidates, tuning.overall)
         ],
     }
@@ -636,28 +685,35 @@ def _print_tuning(result) -> None:
     tuning = result.tuning
     best: dict = {}
     for c, s in zip(tuning.candidates, tuning.overall):
-        key = (c.method, c.alpha, c.pca)
+        key = (c.method, c.alpha, c.tau, c.pca)
         if key not in best or s.f1 > best[key][1].f1:
             best[key] = (c, s)
     click.echo(f"Labels: {result.labels.describe()} ({len(result.labels.groups)} groups)")
     click.echo(
-        f"{'method':<9} {'alpha':>5} {'pca':>5} {'sim':>5} {'P':>5} {'R':>5} {'F1':>5} {'clusters':>8} {'clustered':>9}"
+        f"{'method':<9} {'alpha':>5} {'tau':>6} {'pca':>5} {'sim':>5} {'P':>5} {'R':>5} {'F1':>5} "
+        f"{'clusters':>8} {'clustered':>9}"
     )
+    absolute = result.defaults.absolute
     for c, s in sorted(best.values(), key=lambda cs: -cs[1].f1):
+        tau = format_duration(c.tau).replace(" ", "") if absolute and c.alpha else "-"
         click.echo(
-            f"{c.method:<9} {c.alpha:>5.2f} {str(c.pca or '-'):>5} {c.sim:>5.2f} {s.precision:>5.2f} "
+            f"{c.method:<9} {c.alpha:>5.2f} {tau:>6} {str(c.pca or '-'):>5} {c.sim:>5.2f} {s.precision:>5.2f} "
             f"{s.recall:>5.2f} {s.f1:>5.2f} {s.clusters:>8} {s.clustered:>9}"
         )
     candidate, score = tuning.best
     d, ds = result.defaults, result.at_defaults
     click.echo(
-        f"Chosen: {candidate.method}, alpha {candidate.alpha}, sim {candidate.sim}"
+        f"Chosen: {candidate.method}, alpha {candidate.alpha}, "
+        + (f"tau {format_duration(candidate.tau)}, " if absolute else "")
+        + f"sim {candidate.sim}"
         + (f", pca {candidate.pca}" if candidate.pca else "")
         + f": precision {score.precision:.2f}, recall {score.recall:.2f}, F1 {score.f1:.2f}"
         + (f"; cross-validated F1 {tuning.cv.f1:.2f} ({len(tuning.folds)} folds)" if tuning.cv else "")
     )
     click.echo(
-        f"Defaults: {d.method}, alpha {d.alpha}, sim {d.sim}: precision {ds.precision:.2f}, "
+        f"Defaults: {d.method}, alpha {d.alpha}, "
+        + (f"tau {format_duration(d.tau)}, " if absolute else "")
+        + f"sim {d.sim}: precision {ds.precision:.2f}, "
         f"recall {ds.recall:.2f}, F1 {ds.f1:.2f}"
     )
 
@@ -697,11 +753,7 @@ def verdict(db_path, verdict, image_ids):
 
 def _print_stats(report: dict) -> None:
     p = report["params"]
-    click.echo(
-        f"{report['n_images']} photos ({p['model']}/{p['layer']}, weights {p['weights']}); "
-        f"sim {p['sim']}, alpha {p['alpha']}, {p['method']}/{p['metric']}, min_csize {p['min_csize']}"
-        + (f", pca {p['pca']}" if p["pca"] is not None else "")
-    )
+    click.echo(f"{report['n_images']} photos ({p['model']}/{p['layer']}, weights {p['weights']}); {describe(p)}")
     click.echo("#images : #clusters")
     for row in report["stats"]:
         click.echo(f"{row['size']} : {row['clusters']}")

@@ -178,6 +178,8 @@ class Import:
             self.metadata.finish_catalog(self.options.prune, self.summary)
         else:
             self.find_vanished(roots)
+        with self.store.transaction():
+            self.store.refresh_scale(self.key)
 
     # -- planning ---------------------------------------------------------
 

@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
+from datasette_imagecluster import scales
 from datasette_imagecluster.connections import require_transaction, write_transaction
+from datasette_imagecluster.fingerprints import fingerprint_sets
 from datasette_imagecluster.schema import (
     ALBUMS,
     CLUSTER_MEMBERS,
@@ -102,6 +104,13 @@ class Store:
         # In WAL mode NORMAL survives a killed process; only a power cut may
         # lose the last batches, never consistency.
         self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def refresh_scale(self, key: FingerprintKey) -> None:
+        """Store the set's content scale if it has none or has outgrown it (:mod:`datasette_imagecluster.scales`)."""
+        self._writing()
+        for found in fingerprint_sets(self.conn):
+            if (found.model, found.layer, found.weights) == (key.model, key.layer, key.weights):
+                scales.refresh(self.conn, found)
 
     def close(self) -> None:
         if self.db.journal_mode == "wal":
@@ -377,7 +386,7 @@ class Store:
                     "model": model,
                     "layer": layer,
                     "weights": weights,
-                    **{k: params[k] for k in ("method", "metric", "alpha", "sim", "min_csize")},
+                    **{k: params[k] for k in ("method", "metric", "alpha", "sim", "min_csize", "distance", "tau")},
                     "pca": None if pca is None else str(pca),
                     "labels": labels,
                     "labelled_pairs": pairs,

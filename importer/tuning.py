@@ -99,7 +99,11 @@ def run_tune(
         min_precision=min_precision,
         folds=folds,
         pcas=pcas,
+        scale=selection.scale,
+        timed=library.timed,
         **kwargs,
     )
-    at_defaults = score_params(library.vectors, library.timestamps, library.ids, labels, defaults)
+    at_defaults = score_params(
+        library.vectors, library.timestamps, library.ids, labels, defaults, selection.scale, library.timed
+    )
     return TuneResult(result, labels, defaults, at_defaults)

@@ -255,7 +255,8 @@ def test_cli_json_matches_the_reference(runner, tmp_path, method):
     db = make_fingerprint_db(tmp_path / "f.db", vectors, timestamps, ids)
     for alpha in (0.0, 0.3, 1.0):
         for sim in (0.2, 0.5, 0.8, 0.95):
-            out = invoke(runner, "cluster", db, "--sim", sim, "--alpha", alpha, "--method", method, "--json").output
+            args = ("--sim", sim, "--alpha", alpha, "--method", method, "--distance", "imagecluster", "--json")
+            out = invoke(runner, "cluster", db, *args).output
             report = json.loads(out[out.index("{") :])
             got = {frozenset(img["id"] for img in c["images"]) for c in report["clusters"]}
             assert got == reference_partition(vectors, timestamps, ids, sim, alpha, method, "euclidean")

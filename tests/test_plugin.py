@@ -388,7 +388,7 @@ async def test_cluster_functions_match_the_page(db_path):
         "select imagecluster_distance(vector, vector, 'nope') from fingerprints",
         "select imagecluster_clusters(2, 0.3)",
         "select imagecluster_clusters(0.5, 'x')",
-        "select imagecluster_clusters(0.5, 0.3, 2, 'average', 'euclidean', 7)",
+        "select imagecluster_clusters(0.5, 0.3, 2, 'average', 'euclidean', '1h', 'absolute', 7)",
         "select imagecluster_label(1, 0.5)",
         "select imagecluster_label(1, 0.5, 9)",
         "select imagecluster_similar(1, 0)",
@@ -522,11 +522,14 @@ async def test_component_trees_are_rebuilt_for_a_lower_sim(db_path, monkeypatch)
     ds = make_ds(db_path)
     ids, timestamps, vectors = library_arrays(db_path)
     for sim in (0.9, 0.95, 0.6, 0.9):
-        report = (await get(ds, f"/photos/-/cluster.json?sim={sim}&alpha=0.6&method=average")).json()
+        url = f"/photos/-/cluster.json?sim={sim}&alpha=0.6&method=average&distance=imagecluster"
+        report = (await get(ds, url)).json()
         assert partition(report) == reference_partition(vectors, timestamps, ids, sim, 0.6, "average", "euclidean")
     keys = [k for k in trees.trees._items if k[1] == 0.6 and k[0][0] == str(db_path)]
     assert len(keys) == 1 and trees.trees.peek(keys[0]).valid_from_sim in (0.0, 0.6)
-    rows = await sql(ds, "select value from json_each(imagecluster_clusters(0.5, 0.6, 2, 'average'))")
+    rows = await sql(
+        ds, "select value from json_each(imagecluster_clusters(0.5, 0.6, 2, 'average', null, null, 'imagecluster'))"
+    )
     expected = reference_partition(vectors, timestamps, ids, 0.5, 0.6, "average", "euclidean")
     assert {frozenset(json.loads(r["value"])) for r in rows} == expected
 

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from datasette_imagecluster.clustering import Params
 from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
 from datasette_imagecluster.labels import merge
-from datasette_imagecluster.parameters import SHIPPED
+from datasette_imagecluster.parameters import NAMES, SHIPPED
+from datasette_imagecluster.photos import Photos
 from datasette_imagecluster.quality import score_params
 
 from .catalogs import DIGIKAM_ROOT, LIGHTROOM_ROOT, digikam_catalog, lightroom_catalog
@@ -112,6 +113,8 @@ def test_tune_on_half_the_groups_holds_on_the_other_half(holidays, runner, tmp_p
     library = load_library(conn, choose_set(fingerprint_sets(conn)))
     ids = dict(conn.execute("select substr(path, ?), id from images", (len(str(photos)) + 2,)))
     conn.close()
+    with Photos.open(str(db)) as opened:
+        scale = opened.choose().scale  # the content scale absolute distances divide by
     tuned, defaults = [], []
     for split in SPLITS:
         labelled, scored = halves(truth, split)
@@ -155,9 +158,10 @@ def test_tune_on_half_the_groups_holds_on_the_other_half(holidays, runner, tmp_p
         assert report["labels"]["positive_pairs"] >= 10
         chosen = report["chosen"]
         held_out = merge([{ids[f] for f, g in truth.items() if g == group} for group in scored])
-        params = Params(sim=chosen["sim"], alpha=chosen["alpha"], method=chosen["method"], pca=chosen["pca"])
-        tuned.append(score_params(library.vectors, library.timestamps, library.ids, held_out, params).f1)
-        defaults.append(score_params(library.vectors, library.timestamps, library.ids, held_out, prior).f1)
+        params = Params(**{k: chosen[k] for k in NAMES})
+        common = (library.vectors, library.timestamps, library.ids, held_out)
+        tuned.append(score_params(*common, params, scale if params.absolute else None, library.timed).f1)
+        defaults.append(score_params(*common, prior, scale if prior.absolute else None, library.timed).f1)
     assert np.mean(tuned) >= 0.72, (tuned, defaults)
     assert np.mean(tuned) >= np.mean(defaults) - 1e-9, (tuned, defaults)
     if prior == IMAGECLUSTER:

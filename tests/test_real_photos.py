@@ -36,8 +36,8 @@ def test_holidays_import_every_photo_with_its_date_and_rerun_recomputes_nothing(
     second = run_import(str(db), [str(folder)], ImportOptions(weights="none", workers=1))
     assert (second.imported, second.unchanged, second.model_loaded) == (0, 69, False)
 
-    # Time alone (alpha = 1) at a cut of minutes recovers most ground-truth bursts.
-    out = invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.999995", "--json").output
+    # Time alone (alpha = 1), photos within an hour of each other (half of tau), recovers most ground-truth bursts.
+    out = invoke(runner, "cluster", db, "--alpha", "1", "--tau", "2h", "--sim", "0.5", "--json").output
     import json
 
     report = json.loads(out[out.index("{") : out.rindex("}") + 1])

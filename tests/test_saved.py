@@ -20,6 +20,9 @@ from .conftest import invoke, shared_data
 PARAMS = {"sim": 0.5, "alpha": 0.3, "method": "ward", "metric": "euclidean", "min_csize": 2, "pca": None}
 SET = {"model": "vgg16", "layer": "fc2", "weights": "random-seed-0"}
 
+# Time alone, as a share of the library's span: imagecluster's distance, whose cuts these saves were written for.
+IMAGECLUSTER = ("--distance", "imagecluster")
+
 
 def database(path, n: int, timestamps=None) -> sqlite_utils.Database:
     """An imagecluster database with n photos' rows (ids 1..n), no files."""
@@ -87,16 +90,16 @@ def test_a_scripted_sequence_of_saves_keeps_numbers_and_says_what_changed(tmp_pa
 def test_imagecluster_diff_on_real_saves(db_path, runner):
     once = invoke(runner, "diff", str(db_path), "bursts", ok=False)
     assert once.exit_code == 1 and "no clustering named 'bursts'" in once.output
-    invoke(runner, "cluster", str(db_path), "--sim", "0.95", "--alpha", "1", "--save", "bursts")
+    invoke(runner, "cluster", str(db_path), *IMAGECLUSTER, "--sim", "0.95", "--alpha", "1", "--save", "bursts")
     once = invoke(runner, "diff", str(db_path), "bursts", ok=False)
     assert once.exit_code == 1 and "was saved once: save it again" in once.output
-    again = invoke(runner, "cluster", str(db_path), "--sim", "0.95", "--alpha", "1", "--save", "bursts")
+    again = invoke(runner, "cluster", str(db_path), *IMAGECLUSTER, "--sim", "0.95", "--alpha", "1", "--save", "bursts")
     assert "version 2: see 'imagecluster diff" in again.output
     text = invoke(runner, "diff", str(db_path), "bursts").stdout
     as_json = json.loads(invoke(runner, "diff", str(db_path), "bursts", "--json").stdout)
     assert text.startswith("bursts: version 1 -> 2:") and as_json["changes"] == []
     assert as_json["counts"]["unchanged"] > 0 and sum(as_json["counts"].values()) == as_json["counts"]["unchanged"]
-    looser = invoke(runner, "cluster", str(db_path), "--sim", "0.5", "--alpha", "1", "--save", "bursts")
+    looser = invoke(runner, "cluster", str(db_path), *IMAGECLUSTER, "--sim", "0.5", "--alpha", "1", "--save", "bursts")
     assert "version 3" in looser.output
     merged = json.loads(invoke(runner, "diff", str(db_path), "bursts", "--json").stdout)
     assert merged["version_before"] == 2 and merged["counts"]["merged"] >= 1
@@ -170,7 +173,7 @@ async def test_the_changes_page_and_json_match_imagecluster_diff(db_path, runner
     from .test_datasette_native import assert_extends_base, instance
 
     for sim in ("0.95", "0.5"):
-        invoke(runner, "cluster", str(db_path), "--sim", sim, "--alpha", "1", "--save", "bursts")
+        invoke(runner, "cluster", str(db_path), *IMAGECLUSTER, "--sim", sim, "--alpha", "1", "--save", "bursts")
     expected = json.loads(invoke(runner, "diff", str(db_path), "bursts", "--json").stdout)
     ds = Datasette([str(db_path)])
     assert (await ds.client.get("/photos/-/cluster/changes/bursts.json")).json() == expected

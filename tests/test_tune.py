@@ -75,7 +75,7 @@ def test_tune_recovers_known_groups_and_reports_every_candidate(runner, db, burs
     assert report["cross_validated"]["f1"] > 0
     methods = {c["method"] for c in report["candidates"]}
     assert methods == {"ward", "average", "complete", "weighted", "single"}
-    assert {"precision", "recall", "f1", "clusters", "clustered", "sim", "alpha"} <= set(report["candidates"][0])
+    assert {"precision", "recall", "f1", "clusters", "clustered", "sim", "alpha", "tau"} <= set(report["candidates"][0])
     # The chosen parameters really cluster the photos that way.
     clusters = json.loads(
         invoke(
@@ -89,13 +89,15 @@ def test_tune_recovers_known_groups_and_reports_every_candidate(runner, db, burs
             report["chosen"]["alpha"],
             "--method",
             report["chosen"]["method"],
+            "--tau",
+            report["chosen"]["tau"],
         ).stdout
     )
     found = {frozenset(i["path"] for i in c["images"]) for c in clusters["clusters"]}
     bursts_found = sum(1 for b in range(8) if frozenset(p for p, g in groups.items() if g == f"burst{b}") in found)
     assert bursts_found >= 6
     table = invoke(runner, "tune", db, "--labels-csv", labels).stdout
-    assert table.splitlines()[1].split()[:4] == ["method", "alpha", "pca", "sim"]
+    assert table.splitlines()[1].split()[:5] == ["method", "alpha", "tau", "pca", "sim"]
     assert "Chosen:" in table and "Defaults:" in table
 
 

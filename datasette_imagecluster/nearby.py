@@ -1,0 +1,278 @@
+"""The pairs within the cut of the absolute distance (:mod:`.absolute`), for large libraries, and the tree.
+
+On absolute scales the cut is known before anything is measured, and time makes the graph of pairs within
+it local: two photos ``tau`` or more apart have ``d >= alpha + (1 - alpha) d_c / scale``, so they are
+within the cut ``t`` only when their contents are nearly the same (``d_c / scale <= (t - alpha) / (1 - alpha)``).
+The pairs fall in three kinds, each found its cheapest way (docs/engine.md):
+
+* *near in time* (both photos have capture times less than ``tau`` apart): in capture-time order they lie
+  in a band along the diagonal; each block of rows is measured in full against the photos up to ``tau``
+  after it, with BLAS;
+* *far in time*: a near-duplicate search over every pair, with the lower bounds of :mod:`.screen` (k
+  principal directions), tile by tile; a tile whose bounds are all beyond the radius costs one product;
+* *without a capture time* (judged by content alone): those photos come last in the order, so only the
+  tiles that hold them are searched at the wider radius.
+
+Candidates the bounds leave in doubt get their float32 distance; the graph keeps every pair within
+``SLACK`` of the cut (extra edges only merge components, which changes nothing below it). Inside each
+component the clustering is computed again as the full matrix computes it (:func:`.components.combine`),
+so the partitions are the reference's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from . import components
+from . import screen as bounds
+from .absolute import TOP, Mix, clock, order_times
+from .constraints import Constraints
+
+SLACK = 1e-2  # relative, with ABSOLUTE_SLACK: float32 distances are within 1e-3 of the scale
+ABSOLUTE_SLACK = 2e-3
+DIRECTIONS = 32  # of the bounds: the radius of near-duplicates is small, so few directions rule out the rest
+BAND_ROWS = 64  # rows of the band measured at a time: few beyond tau of each other
+GRID_DIMS = (4, 6)  # leading principal coordinates of the grid of the near-duplicate search: from, to
+GRID_ENOUGH = 0.006  # candidates few enough not to try another coordinate
+GRID_SHARE = 0.02  # beyond this share of the pairs as the grid's candidates, tiles cost less
+SETTLE = 1 << 20  # candidate pairs settled at a time
+
+
+def screening(vectors: np.ndarray, timestamps: np.ndarray, timed: np.ndarray | None, metric: str):
+    """The projection and exact distances, photos in capture-time order with the untimed last (kept by the
+    plugin: it depends on neither alpha, tau nor sim)."""
+    return components.screening(
+        vectors, order_times(timestamps, timed), metric, bounds_from=components.MIN_PHOTOS, k=DIRECTIONS, maxima=False
+    )
+
+
+def build(
+    vectors: np.ndarray,
+    timestamps: np.ndarray,
+    timed: np.ndarray | None,
+    mix: Mix,
+    method: str,
+    metric: str,
+    sim: float,
+    constraints: Constraints | None = None,
+    screened: components.Screening | None = None,
+) -> np.ndarray:
+    """A linkage matrix exact below the cut ``1 - sim``; its components join at :data:`.absolute.TOP`.
+
+    Raises :class:`.components.TooConnected` where the pairs within the cut are too many for components
+    to pay (the caller uses the full matrix).
+    """
+    n = len(vectors)
+    screened = screened or screening(vectors, timestamps, timed, metric)
+    times = clock(timestamps, timed)
+    cut = 1.0 - sim
+    i, j = edges(screened, times, mix, cut * (1 + SLACK) + ABSOLUTE_SLACK)
+    if len(i) > components.MAX_EDGES_SHARE * n * (n - 1) / 2:
+        raise components.TooConnected
+    if constraints:
+        links = np.array([(g[0], p) for g in constraints.same for p in g[1:]], dtype=np.int64).reshape(-1, 2)
+        i, j = np.concatenate([i, links[:, 0]]), np.concatenate([j, links[:, 1]])
+    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return components.combine(vectors, times, labels, method, metric, "cityblock", mix, TOP, constraints)
+
+
+def edges(screened: components.Screening, times: np.ndarray, mix: Mix, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Photo pairs (i, j) whose distance may be within ``limit``: every one that is, and a few just beyond."""
+    p = screened.projection
+    ordered = times[p.order]  # capture times in the projection's order, NaN (untimed) last
+    timed = int(np.count_nonzero(~np.isnan(ordered)))
+    found = [_band(screened, ordered, timed, mix, limit)] if mix.alpha > 0 else []
+    found.extend(_search(screened, timed, mix, limit))
+    a = np.concatenate([f[0] for f in found]) if found else np.empty(0, np.int64)
+    b = np.concatenate([f[1] for f in found]) if found else np.empty(0, np.int64)
+    return p.order[a], p.order[b]
+
+
+def _radii(mix: Mix, limit: float) -> tuple[float, float]:
+    """Content radii (in the metric's units) of pairs far apart in time and of pairs with an untimed photo;
+    -1 where no pair of that kind can be within the limit, inf where every one is."""
+    untimed = limit * mix.scale
+    if mix.alpha == 0:
+        return untimed, untimed
+    if mix.alpha == 1:
+        return (np.inf if limit >= 1 else -1.0), untimed
+    room = limit - mix.alpha
+    return (room * mix.scale / (1 - mix.alpha) if room >= 0 else -1.0), untimed
+
+
+def _band(screened, ordered: np.ndarray, timed: int, mix: Mix, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of timed photos less than ``tau`` apart within the limit: each block of rows in full against the
+    photos up to ``tau`` after its last (time order positions a < b)."""
+    p, exact = screened.projection, screened.exact
+    found_a, found_b = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    t = ordered[:timed]
+    for i0 in range(0, timed - 1, BAND_ROWS):
+        i1 = min(timed, i0 + BAND_ROWS)
+        j1 = int(np.searchsorted(t, t[i1 - 1] + mix.tau, side="left"))
+        j1 = max(j1, i1)
+        rows = p.order[i0:i1]
+        dc = exact.between(rows, p.order[i0:j1]).astype(np.float64)
+        d = mix(dc, np.abs(np.subtract.outer(t[i0:i1], t[i0:j1])))
+        a, b = np.nonzero(d <= limit)
+        a += i0
+        b += i0
+        keep = b > a
+        found_a.append(a[keep])
+        found_b.append(b[keep])
+    return np.concatenate(found_a), np.concatenate(found_b)
+
+
+def _search(screened, timed: int, mix: Mix, limit: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pairs within the content radius of their kind: timed pairs far apart in time from a grid over the
+    leading principal coordinates where it leaves few candidates (a near-duplicate search), else tile by
+    tile; pairs with an untimed photo tile by tile, in the columns that hold them."""
+    p = screened.projection
+    far, untimed = _radii(mix, limit)
+    if far == np.inf:
+        raise components.TooConnected  # time alone joins every pair: the full matrix
+    found = []
+    grid = _grid(p, timed, far, mix.scale) if far >= 0 else None
+    for i0, i1, j0, j1 in p.tiles():
+        if grid is None and far >= 0 and j0 < timed:  # timed pairs (and the rest of the tile) by tiles
+            found.append(_tile(screened, (i0, i1, j0, j1), timed, far, untimed, mix.scale))
+        elif untimed >= 0 and j1 > timed:  # only the columns of untimed photos
+            found.append(_tile(screened, (i0, i1, max(j0, timed, i0), j1), timed, far, untimed, mix.scale))
+    if grid is not None:
+        for a, b in grid:
+            radius = np.full(len(a), far)
+            found.append(_settle(screened, a, b, _lower(p, a, b), radius, mix.scale))
+    return found
+
+
+def _grid(p, timed: int, radius: float, scale: float):
+    """Candidate pairs (a < b < ``timed``, time order) whose leading principal coordinates are all within
+    ``radius`` (a pair that close in every dimension is that close in each), chunk by chunk; None where they
+    would be more than ``GRID_SHARE`` of the pairs (coordinates spread too little for this radius).
+
+    More coordinates leave fewer candidates but cost 3^d neighbouring cells: the fewest from ``GRID_DIMS``
+    whose candidates, counted for a sample of photos, are at most ``GRID_ENOUGH`` of the pairs.
+    """
+    if timed < 2:
+        return None
+    pairs = timed * (timed - 1) / 2
+    width = radius * (1 + SLACK) + ABSOLUTE_SLACK * scale + 1e-5 * float(np.sqrt(p.n[:timed].max()))
+    best = None
+    for dims in range(GRID_DIMS[0], min(GRID_DIMS[1], p.left.shape[1] - 3) + 1):
+        cells = _Cells(p.left[:timed, :dims], width)
+        if cells.strides is None:
+            break
+        sample = cells.ordered[:: max(1, timed // 2000)]
+        estimate = sum(int(cells.count(sample, o)[1].sum()) for o in cells.offsets) * timed / len(sample)
+        if best is None or estimate < best[0]:
+            best = (estimate, cells)
+        if estimate <= GRID_ENOUGH * pairs:
+            break
+    if best is None or best[0] > GRID_SHARE * pairs + 10 * timed:
+        return None
+    return best[1].pairs()
+
+
+class _Cells:
+    """Photos in cells of ``width`` along their leading coordinates, sorted by cell."""
+
+    def __init__(self, coordinates: np.ndarray, width: float):
+        z = coordinates.astype(np.float64)
+        cells = np.floor((z - z.min(axis=0)) / width).astype(np.int64) + 1
+        span = cells.max(axis=0) + 2
+        self.strides = None
+        if np.prod(span.astype(np.float64)) > 2.0**62:
+            return  # too many cells to number
+        self.strides = np.cumprod(np.concatenate([[1], span[::-1][:-1]]))[::-1]
+        key = cells @ self.strides
+        self.order = np.argsort(key, kind="stable")
+        self.ordered = key[self.order]
+        dims = z.shape[1]
+        # Half of the neighbouring cells (lexicographically from the cell itself): each pair once.
+        self.offsets = [np.array(o) - 1 for o in np.ndindex(*(3,) * dims) if tuple(np.array(o) - 1) >= (0,) * dims]
+
+    def count(self, keys: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the photos of the cells ``keys + offset`` start in the sorted order, and how many there are."""
+        target = keys + offset @ self.strides
+        lo = np.searchsorted(self.ordered, target, "left")
+        return lo, np.searchsorted(self.ordered, target, "right") - lo
+
+    def pairs(self):
+        """Each photo with every photo of its cell and of half the cells around it, ``SETTLE`` pairs at a time:
+        (a, b) with a < b, once each."""
+        for offset in self.offsets:
+            lo, counts = self.count(self.ordered, offset)  # sorted queries: the search walks forward
+            every = np.flatnonzero(counts)
+            cum = np.cumsum(counts[every])
+            start = 0
+            while start < len(every):
+                end = max(start + 1, int(np.searchsorted(cum, (cum[start - 1] if start else 0) + SETTLE, "right")))
+                rows = every[start:end]
+                n = counts[rows]
+                within = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+                a = self.order[np.repeat(rows, n)]
+                b = self.order[np.repeat(lo[rows], n) + within]
+                if not offset.any():  # the same cell: each pair twice, and each photo with itself
+                    keep = a < b
+                    yield a[keep], b[keep]
+                else:
+                    yield np.minimum(a, b), np.maximum(a, b)
+                start = end
+
+
+def _lower(p, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared lower bounds of pairs (a, b) from the K directions (time order positions)."""
+    out = np.empty(len(a))
+    for s in range(0, len(a), 16384):
+        out[s : s + 16384] = np.einsum(
+            "ij,ij->i", p.left[a[s : s + 16384]], p.right[b[s : s + 16384]], dtype=np.float64
+        )
+    return out
+
+
+def _tile(screened, tile: tuple, timed: int, far: float, untimed: float, scale: float):
+    """The pairs of one tile (i0, i1, j0, j1) within their kind's radius."""
+    p, exact, metric = screened.projection, screened.exact, screened.exact.metric
+    i0, i1, j0, j1 = tile
+    if j1 <= j0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    radius = max(far if j0 < timed else -1.0, untimed if j1 > timed else -1.0)
+    if radius < 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    reach = bounds.to_squared(radius, metric)
+    if p.tight:
+        lower = p.lower(i0, i1, j0, j1)
+        a, b = np.nonzero(lower <= reach + p.margin(i0, i1, j0, j1))
+        squared = lower[a, b].astype(np.float64)
+    else:
+        full = exact.between(p.order[i0:i1], p.order[j0:j1])
+        a, b = np.nonzero(full <= radius * (1 + SLACK) + ABSOLUTE_SLACK * scale)
+        squared = None
+        measured = full[a, b].astype(np.float64)
+    a, b = a + i0, b + j0
+    keep = b > a
+    a, b = a[keep], b[keep]
+    pair_radius = np.where((a >= timed) | (b >= timed), untimed, far)
+    if squared is None:
+        close = measured[keep] <= pair_radius * (1 + SLACK) + ABSOLUTE_SLACK * scale
+        return a[close], b[close]
+    return _settle(screened, a, b, squared[keep], pair_radius, scale)
+
+
+def _settle(screened, a, b, squared: np.ndarray, radius: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs with squared lower bounds: those whose bounds put them within their radius (less slack),
+    and those the bounds leave in doubt whose float32 distance does."""
+    p, metric = screened.projection, screened.exact.metric
+    margin = bounds.EPS * (p.n[a] + p.n[b])
+    near = bounds.from_squared(np.maximum(squared - margin, 0), metric)
+    allowed = radius * (1 + SLACK) + ABSOLUTE_SLACK * scale
+    keep = near <= allowed
+    a, b, squared, margin, radius, allowed = a[keep], b[keep], squared[keep], margin[keep], radius[keep], allowed[keep]
+    sure = bounds.from_squared(squared + p.upper_gap(a, b) + margin, metric) <= radius
+    doubt = np.flatnonzero(~sure)
+    if len(doubt):
+        dc = screened.exact.pairs(p.order[a[doubt]], p.order[b[doubt]]).astype(np.float64)
+        sure[doubt[dc <= allowed[doubt]]] = True
+    return a[sure], b[sure]
