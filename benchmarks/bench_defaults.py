@@ -24,21 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cluster import database  # noqa: E402
-from common import machine, run_measured, steal  # noqa: E402
+from common import cold_cluster, machine  # noqa: E402
+from spectrum import real_features, variance_shares  # noqa: E402
 
 from datasette_imagecluster import absolute, nearby  # noqa: E402
 from datasette_imagecluster.parameters import DEFAULTS, SHIPPED, describe  # noqa: E402
-
-
-def cold(db: Path, args: list[str], repeat: int) -> tuple[list[float], float, list[float], str]:
-    walls, peaks, stolen, out = [], [], [], ""
-    for _ in range(repeat):
-        before = steal()
-        wall, peak, out = run_measured([sys.executable, "-m", "importer", "cluster", str(db), *args])
-        stolen.append(steal() - before)
-        walls.append(wall)
-        peaks.append(peak)
-    return walls, max(peaks), stolen, out
 
 
 def graph(vectors, timestamps, timed=None) -> tuple[float, int]:
@@ -94,7 +84,13 @@ def main() -> None:
             if n <= 20000 and dims == 4096:
                 share, largest = graph(data["vectors"], data["timestamps"])
                 print(f"N = {n:,} events: {share:.2%} of pairs within the cut, largest component {largest} photos")
-            walls, peak, stolen, out = cold(db, [], args.repeat if n <= 20000 else max(1, args.repeat // 2))
+                fitted = variance_shares(data["vectors"][:2000])
+                real = variance_shares(real_features())
+                print(
+                    "Variance in the leading k directions, real features / these: "
+                    + ", ".join(f"k {k}: {real[k]:.2f} / {fitted[k]:.2f}" for k in real)
+                )
+            walls, peak, stolen, out = cold_cluster(db, [], args.repeat if n <= 20000 else max(1, args.repeat // 2))
             print(
                 f"N = {n:,} x {dims}, shipped defaults (whole process, cold): median {statistics.median(walls):.2f} s "
                 f"({', '.join(f'{w:.2f}' for w in sorted(walls))}), peak {peak:.0f} MiB, host took "
@@ -104,14 +100,14 @@ def main() -> None:
     if args.imagecluster:
         old = DEFAULTS["imagecluster"]
         db, _ = database(args.sizes[0], events=True)
-        walls, peak, stolen, _ = cold(db, ["--distance", "imagecluster"], 1)
+        walls, peak, stolen, _ = cold_cluster(db, ["--distance", "imagecluster"], 1)
         print(
             f"N = {args.sizes[0]:,} x 4096, imagecluster's distance at its defaults ({describe(old.as_dict())}): "
             f"{walls[0]:.1f} s, peak {peak:.0f} MiB, host took {stolen[0]:.2f} s"
         )
     if args.dask:
         db, _ = database(args.dask, events=True, arrays=False)
-        walls, peak, stolen, _ = cold(db, ["--dask", "local:2"], 1)
+        walls, peak, stolen, _ = cold_cluster(db, ["--dask", "local:2"], 1)
         print(f"N = {args.dask:,} x 4096 on two local Dask worker threads: {walls[0]:.1f} s, peak {peak:.0f} MiB")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_cluster import database
-from common import run_measured, steal
+from common import cold_cluster, run_measured
 from spectrum import real_features, variance_shares
 
 from datasette_imagecluster import blas, components, screen
@@ -116,14 +116,8 @@ def cold_process(
     db, _ = database(n, fitted=True, arrays=False)
     args = ["--distance", "imagecluster", "--sim", str(sim), "--alpha", str(alpha), "--method", "average"]
     args += ["--dask", dask] if dask else []
-    walls, peaks, stolen = [], [], []
-    for _ in range(repeat):
-        before = steal()
-        wall, peak, _ = run_measured([sys.executable, "-m", "importer", "cluster", str(db), *args])
-        stolen.append(steal() - before)
-        walls.append(wall)
-        peaks.append(peak)
-    return walls, max(peaks), stolen
+    walls, peak, stolen, _ = cold_cluster(db, args, repeat)
+    return walls, peak, stolen
 
 
 PRODUCT = """

@@ -87,6 +87,19 @@ def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float
         return float(wall), int(kib) / 1024, out.read().decode()
 
 
+def cold_cluster(db: Path, args: list[str], repeat: int) -> tuple[list[float], float, list[float], str]:
+    """``imagecluster cluster DB ARGS`` in a fresh process, ``repeat`` times: the wall times, the largest peak
+    RSS, the CPU time the host gave other guests during each run (both cores together) and the last output."""
+    walls, peaks, stolen, out = [], [], [], ""
+    for _ in range(repeat):
+        before = steal()
+        wall, peak, out = run_measured([sys.executable, "-m", "importer", "cluster", str(db), *args])
+        stolen.append(steal() - before)
+        walls.append(wall)
+        peaks.append(peak)
+    return walls, max(peaks), stolen, out
+
+
 def python_measured(code: str, *args: str) -> tuple[float, float, str]:
     """Run Python code in a fresh process (so its peak memory is its own)."""
     return run_measured([sys.executable, "-c", code, *args])

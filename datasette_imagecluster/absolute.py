@@ -82,15 +82,23 @@ class Mix:
     tau: float
 
     def __call__(self, dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
-        """``dc``: content distances; ``dt``: |Δt| (NaN where a photo has no capture time)."""
-        d = dc / self.scale
+        """``dc``: content distances; ``dt``: |Δt| (NaN where a photo has no capture time). Both float64, and
+        both consumed: the result is computed in ``dc``'s memory (a full matrix is gigabytes), with the
+        values of ``dc / scale * (1 - alpha) + minimum(dt / tau, 1) * alpha``."""
+        d = dc
+        d /= self.scale
         if self.alpha == 0:
             return d
-        mixed = d * (1 - self.alpha) + np.minimum(dt / self.tau, 1.0) * self.alpha
         untimed = np.isnan(dt)
-        if untimed.any():
-            mixed[untimed] = d[untimed]
-        return mixed
+        alone = d[untimed] if untimed.any() else None  # content alone, for pairs without a time
+        d *= 1 - self.alpha
+        dt /= self.tau
+        np.minimum(dt, 1.0, out=dt)
+        dt *= self.alpha
+        d += dt
+        if alone is not None:
+            d[untimed] = alone
+        return d
 
 
 def distances(vectors: np.ndarray, times: np.ndarray, mix: Mix, metric: str) -> np.ndarray:

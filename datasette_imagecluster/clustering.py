@@ -117,8 +117,13 @@ def pca_project(vectors: np.ndarray, n_components: float) -> np.ndarray:
 
 
 def _normalised(d: np.ndarray) -> np.ndarray:
+    """``d / max(d)`` (0 where the maximum is 0), in place: the values of a new array, without one more matrix."""
     dmax = d.max() if d.size else 0.0
-    return d / dmax if dmax > 0 else np.zeros_like(d)
+    if dmax > 0:
+        d /= dmax
+    else:
+        d[:] = 0.0
+    return d
 
 
 def _check_memory(n: int, alpha: float) -> None:
@@ -149,7 +154,10 @@ def mixed_distances(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, m
         return content
     times = np.asarray(timestamps, dtype=np.float64)[:, None]
     time = _normalised(distance.pdist(times, components.TIME_METRIC.get(metric, metric)))
-    return content * (1.0 - alpha) + time * alpha
+    content *= 1.0 - alpha  # in place, the same operations as content * (1 - alpha) + time * alpha
+    time *= alpha
+    content += time
+    return content
 
 
 def build_tree(

@@ -3,13 +3,15 @@
 On absolute scales the cut is known before anything is measured, and time makes the graph of pairs within
 it local: two photos ``tau`` or more apart have ``d >= alpha + (1 - alpha) d_c / scale``, so they are
 within the cut ``t`` only when their contents are nearly the same (``d_c / scale <= (t - alpha) / (1 - alpha)``).
-The pairs fall in three kinds, each found its cheapest way (docs/engine.md):
+The pairs fall in three kinds, each found its cheapest way:
 
 * *near in time* (both photos have capture times less than ``tau`` apart): in capture-time order they lie
   in a band along the diagonal; each block of rows is measured in full against the photos up to ``tau``
   after it, with BLAS;
-* *far in time*: a near-duplicate search over every pair, with the lower bounds of :mod:`.screen` (k
-  principal directions), tile by tile; a tile whose bounds are all beyond the radius costs one product;
+* *far in time*: a near-duplicate search over every pair: a grid over the leading principal coordinates
+  (a pair that close is that close in each of them) leaves a fraction of a percent of the pairs, and the
+  lower bounds of :mod:`.screen` settle most of those; where the coordinates spread too little for the
+  radius, tile by tile with the bounds;
 * *without a capture time* (judged by content alone): those photos come last in the order, so only the
   tiles that hold them are searched at the wider radius.
 

@@ -23,7 +23,7 @@ from datasette_imagecluster.parameters import (
 from datasette_imagecluster.photos import Photos
 
 from .conftest import invoke
-from .test_clustering import make_fingerprint_db
+from .test_clustering import add_photos, make_fingerprint_db
 
 REDUCIBLE = ("single", "complete", "average", "weighted", "ward")
 HOUR = 3600.0
@@ -261,36 +261,7 @@ def test_clusters_no_new_photo_joined_keep_members_and_numbers(tmp_path):
     added_vectors, added_times = vectors[old:].copy(), times[old:].copy()
     added_vectors[0] = 50 * np.abs(rng.standard_normal(vectors.shape[1]))  # farther from everything than any
     added_times[1] -= 365.25 * 86400  # a camera clock a year off
-    import sqlite_utils
-
-    from datasette_imagecluster.vectors import encode
-
-    db = sqlite_utils.Database(path)
-    db["images"].insert_all(
-        {
-            "id": int(i),
-            "path": f"/photos/{i}.jpg",
-            "size": 1,
-            "mtime": 0.0,
-            "sha256": str(i),
-            "timestamp": float(t),
-            "taken": str(t),
-            "source": "folder",
-        }
-        for i, t in zip(ids[old:], added_times)
-    )
-    db["fingerprints"].insert_all(
-        {
-            "image_id": int(i),
-            "model": "vgg16",
-            "layer": "fc2",
-            "weights": "imagenet",
-            "dims": vectors.shape[1],
-            "vector": encode(v),
-        }
-        for i, v in zip(ids[old:], added_vectors)
-    )
-    db.conn.close()
+    add_photos(path, added_vectors, added_times, ids[old:])
     refresh()
     with Photos.open(str(path), write=True) as photos:
         after = photos.save_clustering("trips", photos.cluster())

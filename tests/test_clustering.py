@@ -221,6 +221,13 @@ def test_cosine_of_zero_vector_is_refused_not_nan():
 def make_fingerprint_db(path, vectors, timestamps, ids, model="vgg16", layer="fc2", weights="imagenet"):
     db = sqlite_utils.Database(path)
     ensure_schema(db)
+    db.conn.close()
+    return add_photos(path, vectors, timestamps, ids, model, layer, weights)
+
+
+def add_photos(path, vectors, timestamps, ids, model="vgg16", layer="fc2", weights="imagenet"):
+    """Rows for these photos and their fingerprints, as an import writes them (no files)."""
+    db = sqlite_utils.Database(path)
     db["images"].insert_all(
         {
             "id": int(i),
