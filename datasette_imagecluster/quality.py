@@ -117,11 +117,11 @@ class LabelIndex:
         c = flat[self.members]
         inside = c > 0
         focused = inside & self.in_focus
-        tp = _pairs(np.stack([self.group_of[focused], c[focused]]))
-        same = _pairs(c[inside][None, :])
+        tp = _pairs(self.group_of[focused] * (int(c.max(initial=0)) + 1) + c[focused])  # same group and cluster
+        same = _pairs(c[inside])
         if not self.whole:  # only pairs touching the focus: all pairs less those among the others
             others = inside & ~self.in_focus
-            same -= _pairs(c[others][None, :])
+            same -= _pairs(c[others])
         fp_diff = int(np.count_nonzero((flat[self.diff_a] == flat[self.diff_b]) & (flat[self.diff_a] > 0)))
         claimed = same + fp_diff
         precision = tp / claimed if claimed else 1.0
@@ -140,13 +140,13 @@ class LabelIndex:
 
 
 def _pairs(keys: np.ndarray) -> int:
-    """Pairs of columns with equal keys."""
-    if keys.shape[1] < 2:
+    """Pairs of equal keys (small non-negative integers)."""
+    if len(keys) < 2:
         return 0
-    key = keys[0].astype(np.int64)
-    for row in keys[1:]:  # one integer per column (the rows are small non-negative labels): a 1-d sort
-        key = key * (int(row.max()) + 1) + row
-    _, counts = np.unique(key, return_counts=True)
+    keys = keys.astype(np.int64, copy=False)
+    # Counting beats sorting where the keys are few (always, but for labels over huge libraries).
+    top = int(keys.max())
+    counts = np.bincount(keys) if top < 64 * len(keys) + 4096 else np.unique(keys, return_counts=True)[1]
     return int((counts * (counts - 1) // 2).sum())
 
 
