@@ -828,11 +828,7 @@ class _Scan:
         p = self.projection
         if p.fine_projected is not None:  # tighter, where a tile has needed them (else not worth projecting)
             return p.fine_bounds(a, b)
-        squared = np.empty(len(a))
-        for s in range(0, len(a), 16384):  # the rows gathered a chunk at a time, not for millions of pairs at once
-            squared[s : s + 16384] = np.einsum(
-                "ij,ij->i", p.left[a[s : s + 16384]], p.right[b[s : s + 16384]], dtype=np.float64
-            )
+        squared = p.lower_pairs(a, b)
         eps = bounds.EPS * (p.n[a] + p.n[b])
         return np.maximum(squared - eps, 0), squared + p.upper_gap(a, b) + eps
 

@@ -70,7 +70,7 @@ def build(
     screened = screened or screening(vectors, timestamps, timed, metric)
     times = clock(timestamps, timed)
     cut = 1.0 - sim
-    i, j = edges(screened, times, mix, cut * (1 + SLACK) + ABSOLUTE_SLACK)
+    i, j = edges(screened, times, mix, _allowed(cut, 1.0))  # d is in units of the scale
     if len(i) > components.MAX_EDGES_SHARE * n * (n - 1) / 2:
         raise components.TooConnected
     if constraints:
@@ -145,7 +145,7 @@ def _search(screened, timed: int, mix: Mix, limit: float) -> list[tuple[np.ndarr
     if grid is not None:
         for a, b in grid:
             radius = np.full(len(a), far)
-            found.append(_settle(screened, a, b, _lower(p, a, b), radius, mix.scale))
+            found.append(_settle(screened, a, b, p.lower_pairs(a, b), radius, mix.scale))
     return found
 
 
@@ -160,7 +160,7 @@ def _grid(p, timed: int, radius: float, scale: float):
     if timed < 2:
         return None
     pairs = timed * (timed - 1) / 2
-    width = radius * (1 + SLACK) + ABSOLUTE_SLACK * scale + 1e-5 * float(np.sqrt(p.n[:timed].max()))
+    width = _allowed(radius, scale) + 1e-5 * float(np.sqrt(p.n[:timed].max()))
     best = None
     for dims in range(GRID_DIMS[0], min(GRID_DIMS[1], p.left.shape[1] - 3) + 1):
         cells = _Cells(p.left[:timed, :dims], width)
@@ -224,14 +224,9 @@ class _Cells:
                 start = end
 
 
-def _lower(p, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared lower bounds of pairs (a, b) from the K directions (time order positions)."""
-    out = np.empty(len(a))
-    for s in range(0, len(a), 16384):
-        out[s : s + 16384] = np.einsum(
-            "ij,ij->i", p.left[a[s : s + 16384]], p.right[b[s : s + 16384]], dtype=np.float64
-        )
-    return out
+def _allowed(radius, scale: float):
+    """A content radius with the slack that covers float32 distances' errors (extra candidates are harmless)."""
+    return radius * (1 + SLACK) + ABSOLUTE_SLACK * scale
 
 
 def _tile(screened, tile: tuple, timed: int, far: float, untimed: float, scale: float):
@@ -250,7 +245,7 @@ def _tile(screened, tile: tuple, timed: int, far: float, untimed: float, scale: 
         squared = lower[a, b].astype(np.float64)
     else:
         full = exact.between(p.order[i0:i1], p.order[j0:j1])
-        a, b = np.nonzero(full <= radius * (1 + SLACK) + ABSOLUTE_SLACK * scale)
+        a, b = np.nonzero(full <= _allowed(radius, scale))
         squared = None
         measured = full[a, b].astype(np.float64)
     a, b = a + i0, b + j0
@@ -258,7 +253,7 @@ def _tile(screened, tile: tuple, timed: int, far: float, untimed: float, scale: 
     a, b = a[keep], b[keep]
     pair_radius = np.where((a >= timed) | (b >= timed), untimed, far)
     if squared is None:
-        close = measured[keep] <= pair_radius * (1 + SLACK) + ABSOLUTE_SLACK * scale
+        close = measured[keep] <= _allowed(pair_radius, scale)
         return a[close], b[close]
     return _settle(screened, a, b, squared[keep], pair_radius, scale)
 
@@ -269,7 +264,7 @@ def _settle(screened, a, b, squared: np.ndarray, radius: np.ndarray, scale: floa
     p, metric = screened.projection, screened.exact.metric
     margin = bounds.EPS * (p.n[a] + p.n[b])
     near = bounds.from_squared(np.maximum(squared - margin, 0), metric)
-    allowed = radius * (1 + SLACK) + ABSOLUTE_SLACK * scale
+    allowed = _allowed(radius, scale)
     keep = near <= allowed
     a, b, squared, margin, radius, allowed = a[keep], b[keep], squared[keep], margin[keep], radius[keep], allowed[keep]
     sure = bounds.from_squared(squared + p.upper_gap(a, b) + margin, metric) <= radius

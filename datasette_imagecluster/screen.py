@@ -108,6 +108,16 @@ class Projection:
         """Squared lower bounds of the distances of photos i0..i1 to j0..j1 (time order)."""
         return self.left[i0:i1] @ self.right[j0:j1].T
 
+    def lower_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Squared lower bounds (no margin) of pairs (a[p], b[p]) in time order, float64; the rows are gathered
+        a chunk at a time, not for millions of pairs at once."""
+        out = np.empty(len(a))
+        for s in range(0, len(a), 16384):
+            out[s : s + 16384] = np.einsum(
+                "ij,ij->i", self.left[a[s : s + 16384]], self.right[b[s : s + 16384]], dtype=np.float64
+            )
+        return out
+
     def lower_fine(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
         """Tighter squared lower bounds of the same tile, from FINE directions."""
         d = self.fine[i0:i1] @ self.fine[j0:j1].T
