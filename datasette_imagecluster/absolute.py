@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import distance
 
 from . import pairwise
 
@@ -103,5 +102,5 @@ class Mix:
 
 def distances(vectors: np.ndarray, times: np.ndarray, mix: Mix, metric: str) -> np.ndarray:
     """The condensed matrix of the absolute distance; ``times`` from :func:`clock`."""
-    content = pairwise.pdist(vectors, metric)
-    return mix(content, distance.pdist(times[:, None], "cityblock"))
+    content = pairwise.distances(vectors, metric)
+    return pairwise.mixed_by_rows(mix, content, times, lambda t, later: np.abs(later - t))

@@ -143,7 +143,7 @@ def _check_memory(n: int, alpha: float) -> None:
 
 def mixed_distances(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, metric: str) -> np.ndarray:
     """The condensed matrix ``(1 - alpha) * d_c / max(d_c) + alpha * d_t / max(d_t)``."""
-    content = pairwise.pdist(vectors, metric)
+    content = pairwise.distances(vectors, metric)
     if not np.all(np.isfinite(content)):
         raise ClusterError(
             f"the {metric} distance is undefined for some fingerprints (e.g. cosine "

@@ -208,19 +208,24 @@ def _exact_max(vectors: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str, s
 
 
 def _time_pdist(times: np.ndarray, metric: str) -> np.ndarray:
-    """``pdist(times[:, None], metric)``, value for value: its one-term sums are :func:`_time`'s operations
-    (the tests compare them bit for bit), without pdist's checks, which cost more than a small component."""
+    """``pdist(times[:, None], metric)`` of a small component (at most ``BATCHED`` photos), value for value: its
+    one-term sums are :func:`_time`'s operations (the tests compare them bit for bit), without pdist's checks,
+    which cost more than a small component."""
     i, j = _upper(len(times))
     return _time(times[i], times[j], metric)
 
 
-def _upper(m: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(m, 1)``: pdist's order of the pairs of m photos (kept for small m, the most asked)."""
-    return _small_upper(m) if m <= BATCHED else np.triu_indices(m, 1)
+def _mixed(mix, content: np.ndarray, times: np.ndarray, time_metric: str) -> np.ndarray:
+    """A component's mixed distances from its content distances (consumed): ``mix(content, time distances)``,
+    a large component row by row (:func:`.pairwise.mixed_by_rows`)."""
+    if len(times) <= BATCHED:
+        return mix(content, _time_pdist(times, time_metric))
+    return pairwise.mixed_by_rows(mix, content, times, lambda t, later: _time(t, later, time_metric))
 
 
 @functools.lru_cache(maxsize=BATCHED)
-def _small_upper(m: int) -> tuple[np.ndarray, np.ndarray]:
+def _upper(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(m, 1)`` for a small m (at most ``BATCHED``, the most asked): pdist's order of the pairs."""
     i, j = np.triu_indices(m, 1)
     i.flags.writeable = j.flags.writeable = False
     return i, j
@@ -307,11 +312,18 @@ class _Mix:
     time_metric: str
 
     def __call__(self, dc: np.ndarray, dt: np.ndarray) -> np.ndarray:
-        d = dc / self.dc_max
+        """``dc / dc_max * (1 - alpha) + dt / dt_max * alpha`` (time 0 without ``time_on``), computed in ``dc``'s
+        memory: both float64 and consumed (a large component's matrices are gigabytes)."""
+        d = dc
+        d /= self.dc_max
         if self.alpha == 0:
             return d
-        dt = dt / self.dt_max if self.time_on else np.zeros_like(d)
-        return d * (1 - self.alpha) + dt * self.alpha
+        d *= 1 - self.alpha
+        if self.time_on:
+            dt /= self.dt_max
+            dt *= self.alpha
+            d += dt
+        return d
 
     def of_pairs(self, dc: np.ndarray, t64: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """The mixed distances of photo pairs (i, j) whose content distances are ``dc``."""
@@ -961,7 +973,7 @@ def _pairs(found: np.ndarray, width: int, i0: int, j0: int, diagonal: bool) -> t
 
 def combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, constraints=None) -> np.ndarray:
     """Exact linkage inside each component, joined into one tree at height d_max (for either distance:
-    ``mix(content distances, time distances)`` computes it, :func:`_time_pdist` of ``t64`` the latter).
+    ``mix(content distances, time distances)`` computes it in the content's memory, :func:`_time` the latter).
 
     Inside a component, clusters that verdicts keep apart join above every cut; the
     components then join at d_max, which only a cut at sim 0 reaches (never this tree's).
@@ -1009,7 +1021,7 @@ def combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, const
             if k in remote:
                 linkages.append((members, remote.pop(k)))
             elif inside:
-                d = mix(pairwise.pdist(vectors[members], metric), _time_pdist(t64[members], time_metric))
+                d = _mixed(mix, pairwise.distances(vectors[members], metric), t64[members], time_metric)
                 linkages.append((members, constrained_linkage(d, method, inside, above(d_max))))
             elif 2 < m <= BATCHED:
                 batch.append(members)
@@ -1067,7 +1079,7 @@ def _linkage(
 ) -> np.ndarray:
     """One component's linkage, as the reference computes it: here on every core, or on one of a Dask worker's
     threads (``threads=1``: the worker runs as many tasks as it has cores)."""
-    d = mix(pairwise.pdist(vectors, metric, threads), _time_pdist(times, time_metric))
+    d = _mixed(mix, pairwise.distances(vectors, metric, threads), times, time_metric)
     if len(vectors) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
         return np.array([[0.0, 1.0, d[0], 2.0]])
     return hierarchy.linkage(d, method=method)

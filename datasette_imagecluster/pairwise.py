@@ -1,13 +1,14 @@
-"""Every pair's distance as ``scipy.spatial.distance.pdist`` gives it, value for value, on all the cores.
+"""Every pair's distance, as ``scipy.spatial.distance.pdist`` orders them: its own values on all the cores, or
+from BLAS's matrix products for the full matrices of thousands of photos.
 
-Inside a component (and for a library too small to screen) the clustering
-takes pdist's own distances, so that its partitions are the reference's. But
-pdist runs on one core, and at 4096 values a photo it is most of the time of
-a large component: 14 s of 24 at 20,000 photos and sim 0.65, 12-14 s for a
-library of 2,999. scipy's cdist uses the same kernels, so a block of rows
-against the photos after them gives pdist's values for those rows (the tests
-compare them bit for bit, for every metric), and scipy lets go of Python's
-lock while it computes: threads that each fill blocks of rows share the work.
+:func:`pdist` gives pdist's values bit for bit (scipy's cdist uses the same kernels and lets go of Python's
+lock, so threads share blocks of rows). :func:`distances` is what the clustering takes: pdist's values up to
+``BLAS_FROM`` pairs, so that small libraries and components are partitioned exactly as the reference does;
+above, for the metrics a Gram matrix gives, ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` in float64 from blocks of
+matrix products (8 to 15 times faster at 4096 values), within ``TOLERANCE`` of the largest distance, with
+near-duplicates measured directly so that identical photos stay at 0. Equivalence there is defined as equal
+partitions wherever no two merge heights, nor a height and the cut, are within ``TOLERANCE`` of the largest
+distance (README, "Clustering"; tests/test_pairwise.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from scipy.spatial import distance
 MIN_PAIRS = 200_000  # below, one call costs less than starting threads
 BLOCKS_PER_THREAD = 8  # blocks of about equal pairs, taken in turn: no thread waits long for another
 BLOCK_BYTES = 32 * 2**20  # one block's distances to the photos after it, at most (unless one row is more)
+BLAS_FROM = 2_000_000  # pairs (2,000 photos): below, pdist's own values
+GRAM_METRICS = ("euclidean", "sqeuclidean", "cosine", "correlation")  # the metrics a Gram matrix gives
+TOLERANCE = 1e-9  # of the largest distance: how far the distances from BLAS may lie from pdist's
+REFINE = 1e-6  # squared distances under this share of the pair's squared norms (near-duplicates): measured directly
+GRAM_BYTES = 128 * 2**20  # one block's products, at most
 
 
 def cores() -> int:
@@ -29,6 +35,69 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def distances(x: np.ndarray, metric: str, threads: int | None = None) -> np.ndarray:
+    """The condensed distance matrix the clustering uses: :func:`pdist` below ``BLAS_FROM`` pairs and for metrics
+    other than ``GRAM_METRICS``, else :func:`gram`."""
+    m = len(x)
+    if m * (m - 1) // 2 < BLAS_FROM or metric not in GRAM_METRICS:
+        return pdist(x, metric, threads)
+    return gram(x, metric)
+
+
+def gram(x: np.ndarray, metric: str) -> np.ndarray:
+    """Every pair's distance in pdist's order from float64 matrix products (on BLAS's threads), within
+    ``TOLERANCE`` of the largest: the photos centred (cosine, correlation: scaled to unit length) so that the
+    products' rounding is small against the distances, near-duplicates (``REFINE``) measured directly."""
+    x = np.array(x, dtype=np.float64)
+    m = len(x)
+    if metric in ("cosine", "correlation"):
+        if metric == "correlation":
+            x -= x.mean(axis=1, keepdims=True)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    else:
+        x -= x.mean(axis=0)
+    squares = np.einsum("ij,ij->i", x, x)
+    near_below = REFINE * 2 * float(squares.max(initial=0.0))  # covers each pair's REFINE * (|a|^2 + |b|^2)
+    out = np.empty(m * (m - 1) // 2)
+    buffer = np.empty(max(m, GRAM_BYTES // 8))
+    at = start = 0
+    while start < m - 1:
+        stop = min(m - 1, start + max(1, len(buffer) // (m - start)))
+        block = buffer[: (stop - start) * (m - start)].reshape(stop - start, m - start)
+        np.matmul(x[start:stop], x[start:].T, out=block)  # rows against themselves and every photo after them
+        if metric in ("cosine", "correlation"):
+            np.subtract(1.0, block, out=block)
+        else:
+            block *= -2.0
+            block += squares[start:stop, None]
+            block += squares[None, start:]
+            np.maximum(block, 0.0, out=block)
+            near = np.nonzero(block < near_below)
+            if len(near[0]):
+                differences = x[near[0] + start] - x[near[1] + start]
+                block[near] = np.einsum("ij,ij->i", differences, differences)
+            if metric == "euclidean":
+                np.sqrt(block, out=block)
+        for row in range(start, stop):
+            out[at : at + m - row - 1] = block[row - start, row - start + 1 :]
+            at += m - row - 1
+        start = stop
+    return out
+
+
+def mixed_by_rows(mix, content: np.ndarray, times: np.ndarray, time) -> np.ndarray:
+    """``mix(content, time distances)`` over a condensed matrix, in ``content``'s memory, one photo's row at a
+    time: ``mix(dc, dt)`` computes in ``dc`` (a row's slice of the matrix) and ``time(t, later)`` gives a row's
+    time distances, so the values are those of the whole matrices without a second one (gigabytes)."""
+    m = len(times)
+    at = 0
+    for row in range(m - 1):
+        width = m - row - 1
+        mix(content[at : at + width], time(times[row], times[row + 1 :]))
+        at += width
+    return content
 
 
 def pdist(x: np.ndarray, metric: str, threads: int | None = None) -> np.ndarray:
