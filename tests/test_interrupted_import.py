@@ -45,6 +45,9 @@ def start_import(db, folder):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a terminal starts it: a shell runs background jobs (a suite started with '&') with Ctrl-C
+        # ignored, and a child would inherit that and finish instead of stopping.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
