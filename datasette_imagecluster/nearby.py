@@ -8,10 +8,10 @@ The pairs fall in three kinds, each found its cheapest way:
 * *near in time* (both photos have capture times less than ``tau`` apart): in capture-time order they lie
   in a band along the diagonal; each block of rows is measured in full against the photos up to ``tau``
   after it, with BLAS;
-* *far in time*: a near-duplicate search over every pair: a grid over the leading principal coordinates
-  (a pair that close is that close in each of them) leaves a fraction of a percent of the pairs, and the
-  lower bounds of :mod:`.screen` settle most of those; where the coordinates spread too little for the
-  radius, tile by tile with the bounds;
+* *far in time*: a near-duplicate search over every pair: a k-d tree over the leading principal coordinates
+  and the norm of the rest (a lower bound of the distance) leaves a few pairs in a million, and the lower
+  bounds of :mod:`.screen` settle most of those; where the coordinates spread too little for the radius,
+  tile by tile with the bounds;
 * *without a capture time* (judged by content alone): those photos come last in the order, so only the
   tiles that hold them are searched at the wider radius.
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from . import components
 from . import screen as bounds
@@ -36,9 +37,9 @@ SLACK = 1e-2  # relative, with ABSOLUTE_SLACK: float32 distances are within 1e-3
 ABSOLUTE_SLACK = 2e-3
 DIRECTIONS = 32  # of the bounds: the radius of near-duplicates is small, so few directions rule out the rest
 BAND_ROWS = 64  # rows of the band measured at a time: few beyond tau of each other
-GRID_DIMS = (4, 6)  # leading principal coordinates of the grid of the near-duplicate search: from, to
-GRID_ENOUGH = 0.006  # candidates few enough not to try another coordinate
-GRID_SHARE = 0.02  # beyond this share of the pairs as the grid's candidates, tiles cost less
+NEAR_DIMS = 6  # leading principal coordinates of the near-duplicate search (with the norm of the rest)
+NEAR_SHARE = 0.02  # beyond this share of the pairs as its candidates, tiles cost less
+NEAR_MOST = 1 << 26  # candidates held at once, at most (a gigabyte of pairs)
 SETTLE = 1 << 20  # candidate pairs settled at a time
 
 
@@ -128,100 +129,48 @@ def _band(screened, ordered: np.ndarray, timed: int, mix: Mix, limit: float) -> 
 
 
 def _search(screened, timed: int, mix: Mix, limit: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Pairs within the content radius of their kind: timed pairs far apart in time from a grid over the
-    leading principal coordinates where it leaves few candidates (a near-duplicate search), else tile by
-    tile; pairs with an untimed photo tile by tile, in the columns that hold them."""
+    """Pairs within the content radius of their kind: timed pairs far apart in time from a near-duplicate
+    search over the leading principal coordinates where it leaves few candidates, else tile by tile; pairs
+    with an untimed photo tile by tile, in the columns that hold them."""
     p = screened.projection
     far, untimed = _radii(mix, limit)
     if far == np.inf:
         raise components.TooConnected  # time alone joins every pair: the full matrix
     found = []
-    grid = _grid(p, timed, far, mix.scale) if far >= 0 else None
+    near = _near_duplicates(p, timed, far, mix.scale, screened.exact.metric) if far >= 0 else None
     for i0, i1, j0, j1 in p.tiles():
-        if grid is None and far >= 0 and j0 < timed:  # timed pairs (and the rest of the tile) by tiles
+        if near is None and far >= 0 and j0 < timed:  # timed pairs (and the rest of the tile) by tiles
             found.append(_tile(screened, (i0, i1, j0, j1), timed, far, untimed, mix.scale))
         elif untimed >= 0 and j1 > timed:  # only the columns of untimed photos
             found.append(_tile(screened, (i0, i1, max(j0, timed, i0), j1), timed, far, untimed, mix.scale))
-    if grid is not None:
-        for a, b in grid:
+    if near is not None:
+        for a, b in near:
             radius = np.full(len(a), far)
             found.append(_settle(screened, a, b, p.lower_pairs(a, b), radius, mix.scale))
     return found
 
 
-def _grid(p, timed: int, radius: float, scale: float):
-    """Candidate pairs (a < b < ``timed``, time order) whose leading principal coordinates are all within
-    ``radius`` (a pair that close in every dimension is that close in each), chunk by chunk; None where they
-    would be more than ``GRID_SHARE`` of the pairs (coordinates spread too little for this radius).
-
-    More coordinates leave fewer candidates but cost 3^d neighbouring cells: the fewest from ``GRID_DIMS``
-    whose candidates, counted for a sample of photos, are at most ``GRID_ENOUGH`` of the pairs.
+def _near_duplicates(p, timed: int, radius: float, scale: float, metric: str):
+    """Candidate pairs (a < b < ``timed``, time order) within ``radius`` of content, ``SETTLE`` at a time, from a
+    k-d tree over the ``NEAR_DIMS`` leading principal coordinates and the norm of the rest (the distance of
+    those points is a lower bound of the photos', as the screen's bounds are, so no pair within the radius is
+    missed); None where they would be more than ``NEAR_SHARE`` of the pairs (coordinates that spread too little
+    for this radius: tiles cost less).
     """
     if timed < 2:
         return None
-    pairs = timed * (timed - 1) / 2
-    width = _allowed(radius, scale) + 1e-5 * float(np.sqrt(p.n[:timed].max()))
-    best = None
-    for dims in range(GRID_DIMS[0], min(GRID_DIMS[1], p.left.shape[1] - 3) + 1):
-        cells = _Cells(p.left[:timed, :dims], width)
-        if cells.strides is None:
-            break
-        sample = cells.ordered[:: max(1, timed // 2000)]
-        estimate = sum(int(cells.count(sample, o)[1].sum()) for o in cells.offsets) * timed / len(sample)
-        if best is None or estimate < best[0]:
-            best = (estimate, cells)
-        if estimate <= GRID_ENOUGH * pairs:
-            break
-    if best is None or best[0] > GRID_SHARE * pairs + 10 * timed:
+    z = p.left[:timed, : min(NEAR_DIMS, p.left.shape[1] - 3)].astype(np.float64)
+    rest = np.sqrt(np.maximum(p.n[:timed] - np.einsum("ij,ij->i", z, z), 0.0))
+    tree = cKDTree(np.column_stack([z, rest]))
+    # The radius as a euclidean one, with twice the margin of the float32 rounding the bounds allow for.
+    reach = float(np.sqrt(bounds.to_squared(_allowed(radius, scale), metric) + 4 * bounds.EPS * p.n[:timed].max()))
+    sample = np.arange(0, timed, max(1, timed // 2000))
+    around = tree.query_ball_point(tree.data[sample], reach, return_length=True)
+    estimate = float((around - 1).sum()) * timed / len(sample) / 2
+    if estimate > min(NEAR_SHARE * timed * (timed - 1) / 2, NEAR_MOST) + 10 * timed:
         return None
-    return best[1].pairs()
-
-
-class _Cells:
-    """Photos in cells of ``width`` along their leading coordinates, sorted by cell."""
-
-    def __init__(self, coordinates: np.ndarray, width: float):
-        z = coordinates.astype(np.float64)
-        cells = np.floor((z - z.min(axis=0)) / width).astype(np.int64) + 1
-        span = cells.max(axis=0) + 2
-        self.strides = None
-        if np.prod(span.astype(np.float64)) > 2.0**62:
-            return  # too many cells to number
-        self.strides = np.cumprod(np.concatenate([[1], span[::-1][:-1]]))[::-1]
-        key = cells @ self.strides
-        self.order = np.argsort(key, kind="stable")
-        self.ordered = key[self.order]
-        dims = z.shape[1]
-        # Half of the neighbouring cells (lexicographically from the cell itself): each pair once.
-        self.offsets = [np.array(o) - 1 for o in np.ndindex(*(3,) * dims) if tuple(np.array(o) - 1) >= (0,) * dims]
-
-    def count(self, keys: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where the photos of the cells ``keys + offset`` start in the sorted order, and how many there are."""
-        target = keys + offset @ self.strides
-        lo = np.searchsorted(self.ordered, target, "left")
-        return lo, np.searchsorted(self.ordered, target, "right") - lo
-
-    def pairs(self):
-        """Each photo with every photo of its cell and of half the cells around it, ``SETTLE`` pairs at a time:
-        (a, b) with a < b, once each."""
-        for offset in self.offsets:
-            lo, counts = self.count(self.ordered, offset)  # sorted queries: the search walks forward
-            every = np.flatnonzero(counts)
-            cum = np.cumsum(counts[every])
-            start = 0
-            while start < len(every):
-                end = max(start + 1, int(np.searchsorted(cum, (cum[start - 1] if start else 0) + SETTLE, "right")))
-                rows = every[start:end]
-                n = counts[rows]
-                within = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-                a = self.order[np.repeat(rows, n)]
-                b = self.order[np.repeat(lo[rows], n) + within]
-                if not offset.any():  # the same cell: each pair twice, and each photo with itself
-                    keep = a < b
-                    yield a[keep], b[keep]
-                else:
-                    yield np.minimum(a, b), np.maximum(a, b)
-                start = end
+    found = tree.query_pairs(reach, output_type="ndarray").astype(np.int64)
+    return ((found[s : s + SETTLE, 0], found[s : s + SETTLE, 1]) for s in range(0, len(found), SETTLE))
 
 
 def _allowed(radius, scale: float):

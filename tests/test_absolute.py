@@ -74,17 +74,18 @@ def events(n=1200, dims=48, seed=3, untimed_share=0.04):
     return v, t, timed
 
 
-def _check(vectors, times, timed, method, alphas, sims, taus):
-    scale = absolute.content_scale(vectors[absolute.sample_rows(np.arange(len(vectors)))], "euclidean")
+def _check(vectors, times, timed, method, alphas, sims, taus, metric="euclidean"):
+    scale = absolute.content_scale(vectors[absolute.sample_rows(np.arange(len(vectors)))], metric)
     for alpha in alphas:
         for tau in taus if alpha else taus[:1]:
-            z = reference_tree(vectors, times, timed, alpha, tau, scale, method)
+            z = reference_tree(vectors, times, timed, alpha, tau, scale, method, metric)
             for sim in sims:
                 tree = build_tree(
                     vectors,
                     times,
                     alpha=alpha,
                     method=method,
+                    metric=metric,
                     sim=sim,
                     distance="absolute",
                     tau=tau,
@@ -102,24 +103,24 @@ def test_full_matrix_matches_the_reference_for_every_method(method):
     _check(vectors, times, timed, method, (0.0, 0.3, 0.5, 0.8, 1.0), (0.2, 0.48, 0.7, 0.95), (900.0, HOUR, 86400.0))
 
 
-@pytest.fixture(params=["grid and bounds", "tiles and bounds", "loose bounds: every tile in full"])
+@pytest.fixture(params=["k-d tree and bounds", "tiles and bounds", "loose bounds: every tile in full"])
 def bounds_kind(request, monkeypatch):
     """The component path in many ragged tiles, its bounds used (from 8 directions, whatever their
-    tightness) with far pairs found from the grid or tile by tile, or the bounds judged too loose, so
-    every tile it searches is measured in full."""
+    tightness) with far pairs found from the near-duplicate search or tile by tile, or the bounds judged
+    too loose, so every tile it searches is measured in full."""
     monkeypatch.setattr(screen, "K", 8)
     monkeypatch.setattr(screen, "ROWS", 97)
     monkeypatch.setattr(screen, "COLS", 211)
     monkeypatch.setattr(nearby, "BAND_ROWS", 61)
     monkeypatch.setattr(nearby, "SETTLE", 1000)
-    monkeypatch.setattr(nearby, "GRID_SHARE", 10.0 if request.param.startswith("grid") else -1.0)
+    monkeypatch.setattr(nearby, "NEAR_SHARE", 10.0 if request.param.startswith("k-d") else -1.0)
     monkeypatch.setattr(screen, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
-    grids = []
-    grid = nearby._grid
-    monkeypatch.setattr(nearby, "_grid", lambda *args: grids.append(grid(*args)) or grids[-1])
+    searches = []
+    search = nearby._near_duplicates
+    monkeypatch.setattr(nearby, "_near_duplicates", lambda *args: searches.append(search(*args)) or searches[-1])
     yield request.param
-    used = [g is not None for g in grids]
-    assert all(used) if request.param.startswith("grid") else not any(used)
+    used = [g is not None for g in searches]
+    assert all(used) if request.param.startswith("k-d") else not any(used)
 
 
 @pytest.mark.parametrize("method", REDUCIBLE)
@@ -127,6 +128,27 @@ def test_components_match_the_reference(method, bounds_kind):
     vectors, times, timed = events()
     tree = _check(vectors, times, timed, method, (0.0, 0.5, 0.8), (0.3, 0.48, 0.8), (HOUR, 6 * HOUR))
     assert tree.valid_from_sim == 0.8  # built one component at a time
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "cosine"])
+def test_components_match_the_reference_for_the_other_screened_metrics(metric, bounds_kind):
+    """The near-duplicate radius is in the metric's units: a squared distance or a cosine's is not a length."""
+    vectors, times, timed = events()
+    vectors += 2.0  # away from the origin, as features are: cosine distances of a few hundredths
+    scale = absolute.content_scale(vectors[absolute.sample_rows(np.arange(len(vectors)))], metric)
+    near = 0.8 * (0.52 - 0.5) / 0.5 * scale  # within the radius of near-duplicates at alpha 0.5, sim 0.48
+    rng = np.random.default_rng(9)
+    for a, b in ((3, 1100), (40, 900), (200, 1150)):  # photos years apart, near the edge of that radius
+        u = rng.standard_normal(vectors.shape[1])
+        u -= u @ vectors[a] / (vectors[a] @ vectors[a]) * vectors[a]
+        u /= np.linalg.norm(u)
+        step = (
+            np.sqrt(near) if metric == "sqeuclidean" else np.sqrt(1 / (1 - near) ** 2 - 1) * np.linalg.norm(vectors[a])
+        )
+        vectors[b] = vectors[a] + step * u
+        timed[[a, b]] = True
+    tree = _check(vectors, times, timed, "single", (0.5, 0.8), (0.48, 0.8), (HOUR,), metric)  # each edge counts
+    assert tree.valid_from_sim == 0.8
 
 
 def test_components_hold_no_more_than_an_event(bounds_kind):
