@@ -26,7 +26,7 @@ from typing import Any
 import sqlite_utils
 
 from .connections import joined_write_transaction, tables
-from .parameters import NotFoundError
+from .parameters import ClusterError, NotFoundError
 from .schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES
 
 PARAMETERS = ("sim", "alpha", "method", "metric", "min_csize", "pca", "distance", "tau", "model", "layer", "weights")
@@ -101,9 +101,19 @@ def stable_numbers(old: dict[int, set[int]], new: list[list[int]], last_number: 
     return [number if number is not None else next(fresh) for number in numbers]
 
 
+def check_name(name: str) -> None:
+    """ClusterError unless ``name`` can name a clustering: 1 to 100 printable characters, no slash or backslash
+    and no ``.json`` at the end (the page's links put the name in a path, where those would mean another page)."""
+    if not name or len(name) > 100 or not name.isprintable():
+        raise ClusterError("a clustering's name is 1 to 100 printable characters")
+    if "/" in name or "\\" in name or name.lower().endswith(".json"):
+        raise ClusterError(f"a clustering's name can't hold a slash or end in .json: {name!r}")
+
+
 def save(conn: sqlite3.Connection, name: str, params: dict, n_images: int, clusters: list[list[int]]) -> Saved:
     """Store a new version of the clustering ``name``; clusters keep the numbers of the last version's
     clusters they continue (:func:`stable_numbers`), the first version numbers them 1, 2, ... in order."""
+    check_name(name)
     db = sqlite_utils.Database(conn)
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     row = {k: params.get(k) for k in PARAMETERS}

@@ -77,5 +77,9 @@ def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]])
 
 
 def not_with(conn: sqlite3.Connection, photo: int, others: list[int]) -> list[tuple[str, str]]:
-    """``different`` pairs between one photo and each of ``others`` ("not this one" on a cluster's photo)."""
-    return _apart(conn, photo, [other for other in dict.fromkeys(others) if other != photo])
+    """``different`` pairs between one photo and each of ``others`` ("not this one" on a cluster's photo);
+    LabelError where it has no others (a card of one photo: there is nothing to set it apart from)."""
+    others = [other for other in dict.fromkeys(others) if other != photo]
+    if not others:
+        raise LabelError(f"photo {photo} is alone in its cluster: there is nothing to set it apart from")
+    return _apart(conn, photo, others)

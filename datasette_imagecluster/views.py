@@ -30,7 +30,17 @@ from .parameters import DISTANCES, METHODS, METRICS, ClusterError, NotFoundError
 from .parameters import NAMES as PARAMETER_NAMES
 from .permissions import can_execute_sql, can_view, can_write_rows
 from .photos import Clustering, Photos, Selection
-from .schema import CLUSTER_MEMBERS, CLUSTERINGS, FINGERPRINTS, IMAGES, THUMBNAILS, VERDICTS
+from .saved import check_name
+from .schema import (
+    CLUSTER_MEMBERS,
+    CLUSTERINGS,
+    FINGERPRINTS,
+    IMAGES,
+    SCHEMA_VERSION,
+    THUMBNAILS,
+    VERDICTS,
+    schema_version,
+)
 from .subsets import SubsetError
 from .verdicts import DESCRIBED, KINDS, not_with, record, verdict_pairs
 
@@ -362,6 +372,12 @@ async def _may_write(datasette, request, db, table: str, action: str) -> None:
         raise Forbidden(f"You do not have permission to write to {table} in this database")
     if not db.is_mutable:
         raise BadRequest(f"This database is immutable: nothing can be written to {table} here")
+    version = await db.execute_fn(schema_version)
+    if version > SCHEMA_VERSION:
+        raise BadRequest(
+            f"This database has schema version {version}, newer than this datasette-imagecluster understands "
+            f"({SCHEMA_VERSION}): upgrade it to write to {table}"
+        )
 
 
 async def verdict_view(datasette, request):
@@ -372,9 +388,7 @@ async def verdict_view(datasette, request):
     (where to go back to, a path on this site). Datasette's CSRF protection covers the form.
     """
     db, base, fields = await _form_post(datasette, request)
-    back = (fields.get("next") or [base])[-1]
-    if not back.startswith("/") or back.startswith("//"):
-        back = base  # only a path on this site: never an open redirect
+    back = _local_path((fields.get("next") or [base])[-1], base)
     verdict, photos, others = _parse_verdict(fields)
     await _may_write(datasette, request, db, VERDICTS, "delete-row" if verdict == "forget" else "insert-row")
 
@@ -403,8 +417,10 @@ async def save_view(datasette, request):
     fields = {k: v[-1] for k, v in posted.items()}
     await _may_write(datasette, request, db, CLUSTERINGS, "insert-row")
     name = (fields.get("name") or "").strip()
-    if not name or len(name) > 100 or not name.isprintable():
-        raise BadRequest("a clustering's name is 1 to 100 printable characters")
+    try:
+        check_name(name)
+    except ClusterError as e:
+        raise BadRequest(str(e))
     settings = config(datasette, db.name)
     form = parse_form(fields, settings)
     await _check_subset(datasette, request, db, form.sql)
@@ -422,17 +438,40 @@ async def save_view(datasette, request):
     return Response.redirect(back)
 
 
+def _local_path(value: str, default: str) -> str:
+    """``value`` if it is a path on this site, else ``default``: never an open redirect. Browsers drop tabs and
+    newlines from a URL and read a backslash as a slash, so ``/\\evil.example`` or ``/<tab>/evil.example`` would
+    leave the site, and control characters would break the response's header."""
+    decoded = unquote(value)
+    if (
+        not value.startswith("/")
+        or any(ord(c) <= 0x20 or ord(c) == 0x7F or c == "\\" for c in value)
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded)
+        or decoded.startswith(("//", "/\\"))
+    ):
+        return default
+    return value
+
+
+def _photo_id(text: str) -> int:
+    """A photo id from a form; ValueError unless a whole number SQLite can hold."""
+    value = int(text)
+    if not 0 <= value < 2**63:
+        raise ValueError(text)
+    return value
+
+
 def _parse_verdict(fields: dict[str, list[str]]) -> tuple[str, list[int], list[int] | None]:
     """(verdict, photos, the cluster's other photos for "not this one") from the form; BadRequest if malformed."""
     try:
         if fields.get("not"):
             photo, _, members = fields["not"][-1].partition(":")
-            others = [int(i) for i in members.split(",") if i.strip()]
-            return "different", [int(photo)], others
+            others = [_photo_id(i) for i in members.split(",") if i.strip()]
+            return "different", [_photo_id(photo)], others
         verdict = (fields.get("verdict") or [""])[-1]
         if verdict not in KINDS:
             raise BadRequest(f"verdict must be one of {', '.join(KINDS)}")
-        return verdict, list(dict.fromkeys(int(i) for i in fields.get("id", []))), None
+        return verdict, list(dict.fromkeys(_photo_id(i) for i in fields.get("id", []))), None
     except ValueError:
         raise BadRequest("photo ids must be whole numbers")
 

@@ -721,7 +721,7 @@ def _print_tuning(result) -> None:
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
 @click.argument("verdict", type=click.Choice(["same", "different", "forget"]))
-@click.argument("image_ids", nargs=-1, required=True, type=int)
+@click.argument("image_ids", nargs=-1, required=True, type=click.IntRange(0, 2**63 - 1))
 def verdict(db_path, verdict, image_ids):
     """Say that photos belong together (same), don't (different), or take that back (forget).
 
@@ -735,19 +735,16 @@ def verdict(db_path, verdict, image_ids):
         imagecluster verdict photos.db forget 12 40
     """
     from datasette_imagecluster.labels import LabelError
+    from datasette_imagecluster.photos import Photos
     from datasette_imagecluster.verdicts import DESCRIBED, record, verdict_pairs
 
-    from .store import Store
-
-    store = Store(db_path)  # migrates an older database to the verdicts table
     try:
-        record(store.conn, verdict, verdict_pairs(store.conn, verdict, image_ids))
-    except LabelError as e:
+        with Photos.open(db_path, write=True) as photos:  # migrates an older database to the verdicts table
+            record(photos.conn, verdict, verdict_pairs(photos.conn, verdict, image_ids))
+    except (ClusterError, LabelError) as e:
         raise click.ClickException(str(e))
     except sqlite3.Error as e:
         raise click.ClickException(f"cannot write to {db_path}: {e}")
-    finally:
-        store.close()
     click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {DESCRIBED[verdict]}.", err=True)
 
 

@@ -14,11 +14,10 @@ import sys
 
 import pytest
 from bs4 import BeautifulSoup
-from datasette.app import Datasette as CoreDatasette
 from datasette_test import Datasette, actor_cookie
 
-IS_1_0 = not hasattr(CoreDatasette, "permission_allowed")
-ROOT = {"id": "root"}
+from .conftest import IS_1_0
+from .conftest import ROOT_ACTOR as ROOT
 
 
 def instance(db_path, rules: dict | None = None, **kwargs) -> Datasette:

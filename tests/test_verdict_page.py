@@ -9,51 +9,18 @@ the browser's ``Sec-Fetch-Site`` and ``Origin`` headers.
 
 from __future__ import annotations
 
-import types
 from urllib.parse import urlencode
 
 import pytest
 from bs4 import BeautifulSoup
 from datasette.app import Datasette
-from datasette.hookspecs import hookimpl
 from datasette.plugins import pm
 from datasette_test import actor_cookie
 
-from .conftest import rows
-from .test_datasette_native import IS_1_0
+from .conftest import IS_1_0, WRITE, grant_plugin, rows
+from .conftest import ROOT_ACTOR as ROOT
 
-ROOT = {"id": "root"}
-WRITE = {"insert-row": ROOT, "delete-row": ROOT}
 PAGE = "/photos/-/cluster?sim=0.95&alpha=1&method=average&page_size=50"
-
-
-@hookimpl
-def _grant_verdicts_to_root(actor, action, resource):
-    """0.65: what a permission plugin would say: root may write the verdicts table."""
-    if action in WRITE and resource in (("photos", "verdicts"), ("photos", "clusterings")):
-        return bool(actor) and actor.get("id") == "root"
-    return None
-
-
-def grant_plugin() -> types.ModuleType:
-    """The hook as a plugin module, as Datasette's plugin list expects one."""
-    plugin = types.ModuleType("grant_verdicts_to_root")
-    plugin.permission_allowed = _grant_verdicts_to_root
-    return plugin
-
-
-@pytest.fixture
-def writable(db_path):
-    """A Datasette where root may record verdicts and save clusterings."""
-    if IS_1_0:
-        tables = {"verdicts": {"permissions": WRITE}, "clusterings": {"permissions": WRITE}}
-        yield Datasette([str(db_path)], config={"databases": {"photos": {"tables": tables}}})
-        return
-    pm.register(grant_plugin(), name="grant-verdicts-to-root")
-    try:
-        yield Datasette([str(db_path)])
-    finally:
-        pm.unregister(name="grant-verdicts-to-root")
 
 
 async def page(ds, actor=None, path=PAGE, after=None):
