@@ -784,13 +784,17 @@ def export_xmp_command(db_path, name, sidecar, dry_run):
     from .export import ExportError, export_xmp
 
     try:
-        changes = export_xmp(db_path, name, sidecar, dry_run)
+        changes, skipped = export_xmp(db_path, name, sidecar, dry_run)
     except ExportError as e:
         raise click.ClickException(str(e))
     for change in changes:
         what = ", ".join([f"+{k}" for k in change.added] + [f"-{k}" for k in change.removed])
         click.echo(f"{'would update' if dry_run else 'updated'} {change.sidecar}: {what}")
+    for left in skipped:
+        click.echo(f"skipped {left.sidecar}: {left.reason}", err=True)
     click.echo(f"{len(changes)} sidecar(s) {'would change' if dry_run else 'written'}.", err=True)
+    if skipped:
+        raise click.ClickException(f"{len(skipped)} sidecar(s) skipped and left as they were (listed above)")
 
 
 @cli.command(name="export")

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,14 @@ class SidecarChange:
     sidecar: str
     added: list[str]
     removed: list[str]
+
+
+@dataclass
+class SidecarSkipped:
+    """A sidecar left as it was, and why (unreadable, not a regular file, not XMP): the others are still written."""
+
+    sidecar: str
+    reason: str
 
 
 def _saved(db_path: str, name: str) -> tuple[Saved, list[tuple[int, str, str]]]:
@@ -65,41 +74,64 @@ def export_table(db_path: str, name: str, fmt: str) -> str:
 
 
 def _write_atomically(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` at once, keeping its mode; a new sidecar gets the mode the umask gives a new
+    file, as an editor's would (mkstemp's 0600 would hide it from digiKam under another account or a share)."""
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".imagecluster-", suffix=".xmp", dir=folder)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     if os.path.exists(path):
         shutil.copymode(path, tmp)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 
-def export_xmp(db_path: str, name: str, style: str | None = None, dry_run: bool = False) -> list[SidecarChange]:
+def _read_sidecar(path: str) -> bytes:
+    """A sidecar's bytes; OSError for one that is not a regular file (a FIFO would block the export forever)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{path} is not a regular file")
+    return Path(path).read_bytes()
+
+
+def export_xmp(
+    db_path: str, name: str, style: str | None = None, dry_run: bool = False
+) -> tuple[list[SidecarChange], list[SidecarSkipped]]:
     """Write each clustered photo's cluster keyword into its sidecar; remove this clustering's
     old keywords from every other sidecar. ``style``: appended, replaced, or None to follow
-    an existing sidecar, else the photo's program (Lightroom: replaced; others: appended)."""
+    an existing sidecar, else the photo's program (Lightroom: replaced; others: appended).
+
+    A sidecar that can't be read, parsed or written is skipped with its reason and the rest are written:
+    returns what changed and what was skipped."""
     saved, photos = _saved(db_path, name)
     wanted = {m.image_id: m.cluster for m in saved.members}
-    changes = []
+    changes, skipped = [], []
     for image_id, photo, source in photos:
         candidates = [sidecar_path(photo, s) for s in (("appended", "replaced") if style is None else (style,))]
-        existing = next((c for c in candidates if os.path.exists(c)), None)
+        existing = next((c for c in candidates if os.path.lexists(c)), None)
         if image_id not in wanted and existing is None:
             continue
         default = "replaced" if source == "lightroom" else "appended"
         target = existing or sidecar_path(photo, style or default)
         try:
-            data = Path(target).read_bytes() if existing else None
+            data = _read_sidecar(target) if existing else None
             path = keyword(name, wanted[image_id]) if image_id in wanted else None
             new, added, removed = merge(data, name, path)
-        except (OSError, SidecarError) as e:
-            raise ExportError(f"cannot update {target}: {e}")
+        except OSError as e:
+            skipped.append(SidecarSkipped(target, f"cannot read it: {e.strerror or e}"))
+            continue
+        except SidecarError as e:
+            skipped.append(SidecarSkipped(target, str(e)))
+            continue
         if not added and not removed:  # already as wanted
             continue
         if not dry_run:
             try:
                 _write_atomically(target, new)
             except OSError as e:
-                raise ExportError(f"cannot write {target}: {e.strerror or e}")
+                skipped.append(SidecarSkipped(target, f"cannot write it: {e.strerror or e}"))
+                continue
         changes.append(SidecarChange(target, added, removed))
-    return changes
+    return changes, skipped

@@ -40,7 +40,9 @@ def keyword(clustering: str, cluster: int) -> list[str]:
     return ["imagecluster", clustering, f"cluster-{cluster:04d}"]
 
 
-_PARSER = etree.XMLParser(remove_comments=False, remove_pis=False, resolve_entities=False, no_network=True)
+# Entities declared inside the sidecar are expanded (the DOCTYPE is not written back, so a reference kept as such
+# would leave the file malformed); external ones never are, and libxml2 refuses exponential expansion.
+_PARSER = etree.XMLParser(remove_comments=False, remove_pis=False, resolve_entities="internal", no_network=True)
 
 
 def _element(parent: etree._Element, tag: str, attributes: dict | None = None) -> etree._Element:

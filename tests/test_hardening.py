@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+import os
+import stat
 
 import pytest
 
 from .conftest import ROOT_ACTOR as ROOT
 from .conftest import change, invoke, rows
+from .test_export import EXISTING, exiftool
 from .test_verdict_page import PAGE, page, post
 
 
@@ -109,3 +112,78 @@ def test_the_verdict_command_on_a_file_that_is_not_sqlite_or_too_new_is_one_line
     assert result.exit_code == 1 and "schema version 99, newer than" in result.output
     result = invoke(runner, "verdict", db_path, "same", 1, 2**64, ok=False)
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+@pytest.fixture
+def bursts(runner, tmp_path, photo_folder):
+    """The export tests' library: five photos in two clusters saved as "bursts", no sidecar yet."""
+    db = tmp_path / "photos.db"
+    invoke(runner, "import", db, photo_folder, "--weights", "none", "--workers", "0", "-s")
+    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--save", "bursts")
+    return db, photo_folder
+
+
+def test_new_sidecars_get_the_mode_the_umask_gives(runner, bursts):
+    """9: not mkstemp's 0600, which digiKam under another account or a share can't read."""
+    db, photos = bursts
+    previous = os.umask(0o022)
+    try:
+        invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    finally:
+        os.umask(previous)
+    sidecars = list(photos.rglob("*.xmp"))
+    assert sidecars and {stat.S_IMODE(p.stat().st_mode) for p in sidecars} == {0o644}
+    existing = sidecars[0]
+    existing.chmod(0o664)
+    invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.5", "--save", "bursts")
+    invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o664  # a sidecar that was there keeps its own
+
+
+ENTITY = """<?xml version="1.0"?>
+<!DOCTYPE x:xmpmeta [<!ENTITY me "Jane Doe">]>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<dc:creator><rdf:Seq><rdf:li>&me;</rdf:li></rdf:Seq></dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>
+"""
+EXTERNAL = ENTITY.replace('<!ENTITY me "Jane Doe">', '<!ENTITY me SYSTEM "file:///etc/passwd">')
+LAUGHS = ENTITY.replace(
+    '<!ENTITY me "Jane Doe">',
+    '<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + k)} "{("&" + chr(97 + k) + ";") * 10}">' for k in range(8))
+    + '<!ENTITY me "&i;">',
+)
+
+
+def test_a_sidecars_own_entities_are_kept_as_text_and_outside_ones_never_read(runner, bursts):
+    """10: an entity the sidecar declares is written back as its text, so the file stays well-formed; an
+    external one is not read, and an exponential one is refused, with the rest written."""
+    db, photos = bursts
+    own, outside, laughs = (photos / "trip" / name for name in ("a1.jpg.xmp", "a2.jpg.xmp", "a3.jpg.xmp"))
+    own.write_text(ENTITY)
+    outside.write_text(EXTERNAL)
+    laughs.write_text(LAUGHS)
+    result = invoke(runner, "export-xmp", db, "--clustering", "bursts", ok=False)
+    assert "Traceback" not in result.output
+    assert exiftool(own)["XMP-dc:Creator"] == ["Jane Doe"]
+    assert "root:" not in outside.read_text() and "root:" not in result.output
+    assert laughs.read_text() == LAUGHS and f"skipped {laughs}" in result.output
+
+
+def test_one_bad_sidecar_is_skipped_with_its_reason_and_the_rest_are_written(runner, bursts):
+    """11, 12: a truncated sidecar and a FIFO are listed and left as they were; every other sidecar is written."""
+    db, photos = bursts
+    truncated = photos / "trip" / "a1.jpg.xmp"
+    truncated.write_text(EXISTING[:300])
+    fifo = photos / "trip" / "a2.jpg.xmp"
+    os.mkfifo(fifo)
+    for dry_run in (("--dry-run",), ()):
+        result = invoke(runner, "export-xmp", db, "--clustering", "bursts", *dry_run, ok=False)
+        assert result.exit_code == 1 and "2 sidecar(s) skipped" in result.output
+        assert f"skipped {truncated}: not well-formed XML" in result.output
+        assert f"skipped {fifo}: cannot read it:" in result.output and "not a regular file" in result.output
+        assert ("3 sidecar(s) would change" if dry_run else "3 sidecar(s) written") in result.output
+    assert truncated.read_text() == EXISTING[:300] and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert exiftool(photos / "home" / "b1.jpg.xmp")["XMP-lr:HierarchicalSubject"] == [
+        "imagecluster|bursts|cluster-0002"
+    ]
