@@ -28,6 +28,7 @@ from .catalog import (
 
 SUPPORTED_VERSIONS = range(10, 17)
 INTERNAL = "_Digikam_Internal_Tags_"
+MAX_TAG_DEPTH = 64  # levels of tags under tags: far beyond any real hierarchy
 PICKS = {"Pick Label Rejected": -1, "Pick Label Pending": 0, "Pick Label Accepted": 1}
 COMMENT, TITLE = 1, 3  # ImageComments.type
 
@@ -182,11 +183,15 @@ class DigikamCatalog:
         """(hierarchical path, is internal) per image; internal tags by their own name."""
         if not has_tables(self.conn, "Tags", "ImageTags"):
             return {}
+        # A tag that is its own parent, or any loop of parents (a damaged catalog), would recurse forever: a
+        # tag is never its own parent here and no path is deeper than MAX_TAG_DEPTH.
         rows = self.conn.execute(
-            "with recursive tp(id, path) as ("
-            " select id, name from Tags where pid = 0"
-            " union all select t.id, tp.path || '/' || t.name from Tags t join tp on t.pid = tp.id)"
-            " select it.imageid, tp.path from ImageTags it join tp on tp.id = it.tagid order by tp.path"
+            "with recursive tp(id, path, depth) as ("
+            " select id, name, 1 from Tags where pid = 0 and id != 0"
+            " union all select t.id, tp.path || '/' || t.name, tp.depth + 1 from Tags t join tp on t.pid = tp.id"
+            " where t.id != t.pid and tp.depth < ?)"
+            " select it.imageid, tp.path from ImageTags it join tp on tp.id = it.tagid order by tp.path",
+            (MAX_TAG_DEPTH,),
         )
         out: dict[int, list[tuple[str, bool]]] = {}
         for image_id, path in rows:

@@ -39,10 +39,12 @@ def join_path(root: str, folder: str, base: str, extension: str) -> str:
 
 
 def _number(value) -> int | None:
+    """A catalog's number as a whole number SQLite can store; None for none, text, NaN or one out of range."""
     try:
-        return None if value is None else int(float(value))
-    except (TypeError, ValueError):
+        number = None if value is None else int(float(value))
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is not None and -(2**63) <= number < 2**63 else None
 
 
 class LightroomCatalog:
@@ -104,7 +106,7 @@ class LightroomCatalog:
                 catalog_id=str(image),
                 taken=date[0] if date else None,
                 timestamp=date[1] if date else None,
-                rating=_number(rating) if _number(rating) else None,
+                rating=_number(rating) if _number(rating) in range(1, 6) else None,  # Lightroom's 1 to 5 stars
                 pick=_number(pick) if _number(pick) else None,
                 color_label=color or None,
                 caption=captions.get(image),

@@ -314,3 +314,18 @@ def test_the_catalogs_camera_fills_in_where_the_file_has_none(runner, tmp_path, 
     assert got["sea.jpg"] == ("Canon", "EOS R5")  # no EXIF camera: digiKam's
     assert got["burst1.jpg"] == ("SONY", "ILCE-7M3")  # the file's own wins
     assert got["home.jpg"] == (None, None)
+
+
+def test_a_tag_that_is_its_own_parent_does_not_loop(runner, tmp_path, catalog):
+    """Issue 26, item 13: a tag with id 0 and pid 0 (or any loop of parents) made the recursive tag query
+    endless, its temporary file growing at half a gigabyte a second; the loop's tags are left out, the rest
+    read as before."""
+    path, photos = catalog
+    change(path, "insert into Tags (id, pid, name) values (0, 0, 'Loop')")
+    change(path, "insert into Tags (id, pid, name) values (300, 301, 'A'), (301, 300, 'B')")
+    change(path, "insert into ImageTags (imageid, tagid) values (3, 0), (3, 300)")
+    db = tmp_path / "photos.db"
+    result = invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+    assert "Imported 4," in result.output
+    tags = [t for (t,) in rows(db, "select tag from tags join images on id = image_id where name = 'sea.jpg'")]
+    assert sorted(tags) == ["Family", "Places/France/Normandy"]

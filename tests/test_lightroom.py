@@ -324,3 +324,18 @@ def test_lightroom_orientation_codes_turn_the_photo(runner, tmp_path):
     with Image.open(photos / "GoldenGateBridge-001.jpg") as original:
         assert original.width > original.height
         assert (orientation, width, height) == (6, original.height, original.width)
+
+
+def test_ratings_a_catalog_could_not_hold_are_left_out_not_a_traceback(runner, tmp_path):
+    """Issue 26, item 14: a rating of 1e300 (or any beyond Lightroom's 1 to 5 stars) stopped the import with an
+    OverflowError; the photo is imported without a rating, the others with theirs."""
+    original, photos = crossfilter("test_catalog_03")
+    catalog = tmp_path / "catalog.lrcat"
+    shutil.copy(original, catalog)
+    change(catalog, "update Adobe_images set rating = 1e300 where rating = 5")
+    change(catalog, "update Adobe_images set rating = 'many', pick = 1e300 where rating = 3")
+    db = tmp_path / "photos.db"
+    result = invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
+    assert "Imported 7," in result.output and "failed 0" in result.output
+    assert rows(db, "select rating from images where name = 'Hermann_Hesse_2.jpg'") == [(None,)]
+    assert rows(db, "select rating, pick from images where name = '1_Live_Krone_2013_dth_1.jpg'") == [(None, None)]
