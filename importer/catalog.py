@@ -9,6 +9,7 @@ beside them. Catalogs are only ever opened read-only.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import sqlite3
@@ -46,6 +47,15 @@ class CatalogPhoto:
     orientation: int | None = None  # EXIF orientation as the catalog has it: users rotate photos there
     camera_make: str | None = None  # fill in where the file has none (e.g. a preview for a missing original)
     camera_model: str | None = None
+    leaves_root: bool = False  # its folder climbs out of the catalog's root ('..'): reported, never read
+
+
+def under_root(root: str, *parts: str) -> tuple[str, bool]:
+    """``root`` joined with a catalog's relative ``parts`` ('/'-separated), normalised, and whether it stays
+    under the root: ``/../outside`` in an album or ``../outside/`` in a folder would put a sidecar elsewhere."""
+    relative = posixpath.normpath("/".join(p.strip("/") for p in parts if p and p.strip("/")) or ".")
+    inside = relative != ".." and not relative.startswith("../")
+    return root.rstrip("/") + ("" if relative == "." else "/" + relative), inside
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .catalog import (
     map_root,
     open_catalog,
     parse_catalog_datetime,
+    under_root,
 )
 
 SUPPORTED_VERSIONS = range(10, 17)
@@ -145,8 +146,8 @@ class DigikamCatalog:
             + "where i.status = 1 and i.album is not null and i.category in (0, 1) order by i.id"
         )
         for image_id, root_id, relative, name, created, rating, orientation, lat, lon in conn.execute(query):
-            folder = roots.get(root_id, "") + ("" if relative in ("/", "", None) else relative)
-            path = map_root(f"{folder}/{name}", self.root_maps)
+            joined, inside = under_root(roots.get(root_id, ""), relative or "", name or "")
+            path = map_root(joined, self.root_maps)
             date = parse_catalog_datetime(created)
             image_tags = [t for t, internal in tags.get(image_id, []) if not internal]
             labels = [t for t, internal in tags.get(image_id, []) if internal]
@@ -155,6 +156,7 @@ class DigikamCatalog:
             yield CatalogPhoto(
                 path=path,
                 catalog_id=str(image_id),
+                leaves_root=not inside,
                 taken=date[0] if date else None,
                 timestamp=date[1] if date else None,
                 rating=rating if isinstance(rating, int) and rating >= 0 else None,

@@ -24,6 +24,7 @@ from .catalog import (
     map_root,
     open_catalog,
     parse_catalog_datetime,
+    under_root,
 )
 from .lightroom_previews import ORIENTATIONS, LightroomPreviews
 
@@ -31,11 +32,10 @@ REQUIRED = ("Adobe_images", "AgLibraryFile", "AgLibraryFolder", "AgLibraryRootFo
 REGULAR_COLLECTION = "com.adobe.ag.library.collection"
 
 
-def join_path(root: str, folder: str, base: str, extension: str) -> str:
-    """Lightroom's separator-less concatenation, tolerant of a missing or doubled '/'."""
-    name = f"{base}.{extension}" if extension else base
-    parts = [p.strip("/") for p in (folder, name) if p and p.strip("/")]
-    return "/".join([root.rstrip("/")] + parts)
+def join_path(root: str, folder: str, base: str, extension: str) -> tuple[str, bool]:
+    """Lightroom's separator-less concatenation, tolerant of a missing or doubled '/', normalised, and whether it
+    stays under the root (:func:`.catalog.under_root`)."""
+    return under_root(root, folder, f"{base}.{extension}" if extension else base)
 
 
 def _number(value) -> int | None:
@@ -101,9 +101,11 @@ class LightroomCatalog:
             date = parse_catalog_datetime(captured)
             lat, lon = gps.get(image, (None, None))
             folder_name = (folder or "").strip("/")
+            joined, inside = join_path(root or "", folder or "", base or "", extension or "")
             yield CatalogPhoto(
-                path=map_root(join_path(root or "", folder or "", base or "", extension or ""), self.root_maps),
+                path=map_root(joined, self.root_maps),
                 catalog_id=str(image),
+                leaves_root=not inside,
                 taken=date[0] if date else None,
                 timestamp=date[1] if date else None,
                 rating=_number(rating) if _number(rating) in range(1, 6) else None,  # Lightroom's 1 to 5 stars

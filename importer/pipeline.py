@@ -510,6 +510,17 @@ Entry = FileEntry | MissingOriginal | Problem
 def _catalog_entries(catalog: Catalog) -> Iterator[tuple[Entry, CatalogPhoto]]:
     """The catalog's photos as files, previews standing in for missing originals, or problems."""
     for photo in catalog.photos():
+        if photo.leaves_root:
+            yield (
+                Problem(
+                    display_path(photo.path),
+                    "read",
+                    f"its folder leaves the catalog's root ({catalog.source} id {photo.catalog_id}): not imported",
+                    catalog=catalog.path,
+                ),
+                photo,
+            )
+            continue
         try:
             st = os.stat(photo.path)
         except FileNotFoundError:

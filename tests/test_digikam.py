@@ -329,3 +329,24 @@ def test_a_tag_that_is_its_own_parent_does_not_loop(runner, tmp_path, catalog):
     assert "Imported 4," in result.output
     tags = [t for (t,) in rows(db, "select tag from tags join images on id = image_id where name = 'sea.jpg'")]
     assert sorted(tags) == ["Family", "Places/France/Normandy"]
+
+
+def test_an_album_that_climbs_out_of_its_root_is_reported_not_imported(runner, tmp_path, catalog):
+    """Issue 26, item 17: an album '/../outside' is normalised, and a photo it would place outside the
+    catalog's root is an import error naming it, never a row whose sidecar would be written there."""
+    path, photos = catalog
+    outside = tmp_path / "outside"
+    save_jpeg(outside / "escaped.jpg", scene(40))
+    change(path, "insert into Albums (id, albumRoot, relativePath) values (9, 1, '/../outside')")
+    change(path, "insert into Albums (id, albumRoot, relativePath) values (10, 1, '/Trips/../Trips/Normandy/..')")
+    change(path, "insert into Images (id, album, name, status, category) values (20, 9, 'escaped.jpg', 1, 1)")
+    change(path, "insert into Images (id, album, name, status, category) values (21, 10, 'burst1.jpg', 1, 1)")
+    db = tmp_path / "photos.db"
+    result = invoke(runner, "import-digikam", db, path, "--root-map", f"/home/alice/Pictures={photos}", *ARGS)
+    assert "failed 2" in result.output  # the missing original, and the photo outside
+    assert rows(db, "select count(*), count(distinct path) from images") == [(4, 4)]  # the normalised album is /Trips
+    assert rows(db, "select count(*) from images where path like '%escaped%'") == [(0,)]
+    errors = rows(db, "select path, message from import_errors where message like '%leaves%'")
+    message = "its folder leaves the catalog's root (digikam id 20): not imported"
+    assert errors == [(f"{photos}/../outside/escaped.jpg", message)]
+    assert all(".." not in p for (p,) in rows(db, "select path from images"))

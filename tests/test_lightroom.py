@@ -339,3 +339,25 @@ def test_ratings_a_catalog_could_not_hold_are_left_out_not_a_traceback(runner, t
     assert "Imported 7," in result.output and "failed 0" in result.output
     assert rows(db, "select rating from images where name = 'Hermann_Hesse_2.jpg'") == [(None,)]
     assert rows(db, "select rating, pick from images where name = '1_Live_Krone_2013_dth_1.jpg'") == [(None, None)]
+
+
+def test_a_folder_that_climbs_out_of_its_root_is_reported_not_imported(runner, tmp_path):
+    """Issue 26, item 17: a folder '../outside/' would put photos (and their sidecars) outside the catalog's
+    root: each is an import error, and the folders that stay inside import as before."""
+    original, photos = crossfilter("test_catalog_03")
+    catalog = tmp_path / "catalog.lrcat"
+    shutil.copy(original, catalog)
+    change(
+        catalog,
+        "insert into AgLibraryFolder (id_local, id_global, pathFromRoot, rootFolder) select 999, 'OUTSIDE', "
+        "'../outside/', rootFolder from AgLibraryFolder where id_local = "
+        "(select folder from AgLibraryFile where baseName = 'Hermann_Hesse_2')",
+    )
+    change(catalog, "update AgLibraryFile set folder = 999 where baseName = 'Hermann_Hesse_2'")
+    db = tmp_path / "photos.db"
+    result = invoke(runner, "import-lightroom", db, catalog, "--root-map", f"{ROOT}={photos}", *ARGS)
+    assert "Imported 6," in result.output and "failed 1" in result.output
+    errors = rows(db, "select path, message from import_errors")
+    assert len(errors) == 1 and errors[0][0].endswith("/../outside/Hermann_Hesse_2.jpg")
+    assert errors[0][1].startswith("its folder leaves the catalog's root (lightroom id ")
+    assert rows(db, "select count(*) from images where name = 'Hermann_Hesse_2.jpg'") == [(0,)]
