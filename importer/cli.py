@@ -199,7 +199,10 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
         catalog = opener(paths[0], parse_root_maps(root_maps)) if opener else None
         if catalog is not None and catalog.snapshot:
             click.echo(f"Note: {catalog.path} is locked by the program using it: reading a snapshot copy.", err=True)
-        summary = run_import(db_path, paths, options, progress=bar, catalog=catalog)
+        waiting = lambda: click.echo(  # noqa: E731
+            f"Waiting: another import into {db_path} is running; this one goes on when it ends.", err=True
+        )
+        summary = run_import(db_path, paths, options, progress=bar, catalog=catalog, waiting=waiting)
     except KeyboardInterrupt:
         bar.finish()
         click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.", err=True)

@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -40,7 +40,7 @@ from .decode import Decoded, DecodeRequest, decode
 from .models import Architecture, Fingerprinter, Weights, load_fingerprinter, resolve_weights
 from .plugins import fingerprinters
 from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
-from .store import FingerprintKey, KnownImage, Store
+from .store import FingerprintKey, KnownImage, Store, one_import_at_a_time
 
 
 class ImportFailed(Exception):
@@ -113,25 +113,28 @@ def run_import(
     options: ImportOptions,
     progress: Progress | None = None,
     catalog: Catalog | None = None,
+    waiting: Callable[[], None] = lambda: None,
 ) -> ImportSummary:
-    """Import every photo below ``roots`` (or of a photo manager's ``catalog``) into ``db_path``."""
-    started = time.monotonic()
-    models = fingerprinters()
-    if options.model not in models:
-        raise ImportFailed(f"unknown model {options.model!r}: choose one of {', '.join(models)}")
-    architecture = models[options.model]
-    options = replace(options, layer=options.layer or architecture.default_layer)
-    if options.layer not in architecture.layers:
-        raise ImportFailed(
-            f"{options.model} has no layer {options.layer!r}: choose one of {', '.join(architecture.layers)}"
-        )
-    weights = resolve_weights(architecture, options.weights, options.seed)
-    store = Store(db_path)
-    try:
-        job = Import(store, options, architecture, weights, progress or _NoProgress(), catalog)
-        job.run(roots)
-    finally:
-        store.close()
+    """Import every photo below ``roots`` (or of a photo manager's ``catalog``) into ``db_path``; after another
+    import into it, if one is running (``waiting()`` is called first: :func:`.store.one_import_at_a_time`)."""
+    with one_import_at_a_time(db_path, waiting):
+        started = time.monotonic()  # the rate counts this import's own time, not the wait
+        models = fingerprinters()
+        if options.model not in models:
+            raise ImportFailed(f"unknown model {options.model!r}: choose one of {', '.join(models)}")
+        architecture = models[options.model]
+        options = replace(options, layer=options.layer or architecture.default_layer)
+        if options.layer not in architecture.layers:
+            raise ImportFailed(
+                f"{options.model} has no layer {options.layer!r}: choose one of {', '.join(architecture.layers)}"
+            )
+        weights = resolve_weights(architecture, options.weights, options.seed)
+        store = Store(db_path)
+        try:
+            job = Import(store, options, architecture, weights, progress or _NoProgress(), catalog)
+            job.run(roots)
+        finally:
+            store.close()
     job.summary.elapsed = time.monotonic() - started
     return job.summary
 

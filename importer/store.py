@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -39,6 +39,39 @@ from .sources import FileEntry, Problem
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def one_import_at_a_time(db_path: str, waiting: Callable[[], None]) -> Iterator[None]:
+    """Hold the database for one import: a second import waits until the first ends (``waiting()`` says so once).
+
+    Two at once raced on the schema's migration and on the same photos' rows ("duplicate column name",
+    "UNIQUE constraint failed"). The lock is an advisory one on a small file beside the database
+    (``.NAME.imagecluster-lock``), released when the import ends or its process dies. Where there is no
+    ``fcntl`` (Windows), or the folder takes no new file (then the database can't be written either), nothing is
+    locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder, name = os.path.split(os.path.abspath(db_path))
+    try:
+        lock = open(os.path.join(folder, f".{name}.imagecluster-lock"), "a")
+    except OSError:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

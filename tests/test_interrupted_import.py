@@ -162,3 +162,20 @@ def test_ctrl_c_stops_cleanly_and_rerun_completes(tmp_path, many_photos):
     assert 2 <= left < N_PHOTOS
     rerun(db, many_photos)
     assert_complete(db)
+
+
+def test_a_second_import_into_the_same_database_waits_for_the_first(tmp_path, many_photos):
+    """Issue 26, item 15: two imports at once raced ("duplicate column name", "database is locked", "UNIQUE
+    constraint failed"); the second now says it waits, then finds every photo the first imported unchanged."""
+    db = tmp_path / "photos.db"
+    first = start_import(db, many_photos)
+    wait_for_commits(first, db, at_least=2)
+    second = start_import(db, many_photos)
+    second_out, second_err = second.communicate(timeout=300)
+    first_out, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    assert "Waiting: another import into" in second_err and "Traceback" not in second_err + first_err
+    assert f"Imported {N_PHOTOS}," in first_out
+    assert f"Imported 0, unchanged {N_PHOTOS}" in second_out
+    assert_complete(db)
