@@ -69,10 +69,11 @@ def holidays() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 100000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[20000, 100000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--imagecluster", action="store_true", help="also imagecluster's mode at its defaults")
     parser.add_argument("--dask", type=int, metavar="N", help="N photos on two local Dask worker threads")
+    parser.add_argument("--dims", type=int, default=4096, help="values a fingerprint of the --dask library")
     args = parser.parse_args()
     print(f"Machine: {machine()}")
     print(f"Shipped defaults: {describe(SHIPPED.as_dict())}\n")
@@ -106,9 +107,13 @@ def main() -> None:
             f"{walls[0]:.1f} s, peak {peak:.0f} MiB, host took {stolen[0]:.2f} s"
         )
     if args.dask:
-        db, _ = database(args.dask, events=True, arrays=False)
-        walls, peak, stolen, _ = cold_cluster(db, ["--dask", "local:2"], 1)
-        print(f"N = {args.dask:,} x 4096 on two local Dask worker threads: {walls[0]:.1f} s, peak {peak:.0f} MiB")
+        db, _ = database(args.dask, events=True, arrays=False, dims=args.dims)
+        walls, peak, stolen, out = cold_cluster(db, ["--dask", "local:2"], 1)
+        print(
+            f"N = {args.dask:,} x {args.dims} on two local Dask worker threads, shipped defaults (whole process, "
+            f"cold): {walls[0]:.1f} s, peak {peak:.0f} MiB, host took {stolen[0]:.2f} s; "
+            f"{out.splitlines()[-1] if out else ''}"
+        )
 
 
 if __name__ == "__main__":
