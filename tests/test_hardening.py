@@ -6,6 +6,7 @@ import html
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from .conftest import ROOT_ACTOR as ROOT
@@ -187,3 +188,25 @@ def test_one_bad_sidecar_is_skipped_with_its_reason_and_the_rest_are_written(run
     assert exiftool(photos / "home" / "b1.jpg.xmp")["XMP-lr:HierarchicalSubject"] == [
         "imagecluster|bursts|cluster-0002"
     ]
+
+
+def test_a_blob_larger_than_any_fingerprint_is_refused_before_it_is_read():
+    """1 (in part): imagecluster_vector(zeroblob(40000000)) decoded 40 MB into a 490 MB JSON text; no model gives
+    more than 25,088 values, so a BLOB beyond MAX_VALUES is refused with its size, whatever the function."""
+    from datasette_imagecluster import sql_functions, vectors
+
+    blob = bytes(4 * (vectors.MAX_VALUES + 1))
+    for function in (sql_functions.vector, sql_functions.dims, lambda b: sql_functions.distance(b, b)):
+        with pytest.raises(ValueError, match="at most 65,536 float32 values, this BLOB has 262,148 bytes"):
+            function(blob)
+    assert sql_functions.dims(bytes(4 * vectors.MAX_VALUES)) == vectors.MAX_VALUES  # the largest one still is
+    with pytest.raises(ValueError, match="at most 65,536 values"):
+        vectors.encode(np.zeros(vectors.MAX_VALUES + 1))
+
+
+@pytest.mark.asyncio
+async def test_sql_over_a_huge_blob_is_a_query_error(db_path):
+    from .test_plugin import make_ds, sql
+
+    response = await sql(make_ds(db_path), "select length(imagecluster_vector(zeroblob(40000000))) as n", status=400)
+    assert "raised exception" in response.text or "error" in response.text.lower()
