@@ -26,7 +26,6 @@ scipy are used: this module is imported by the Datasette plugin.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +36,7 @@ from scipy.spatial import distance
 from . import absolute, components, nearby, pairwise
 from .constraints import Constraints, above, constrained_linkage
 from .constraints import check as check_constraints
+from .memory import matrices
 from .parameters import (  # noqa: F401 (the core's names, as imagecluster's users and the equivalence tests use them)
     EUCLIDEAN_ONLY_METHODS,
     METHODS,
@@ -47,9 +47,6 @@ from .parameters import (  # noqa: F401 (the core's names, as imagecluster's use
 
 # screening(kind, make): a kept screening of these (projected) vectors for that kind of distance, or make()'s.
 ScreeningCache = Callable[[str, Callable[[], components.Screening]], components.Screening]
-
-# Share of physical memory the full condensed distance matrices may take.
-_MEMORY_SHARE = 0.6
 
 
 @dataclass
@@ -126,21 +123,6 @@ def _normalised(d: np.ndarray) -> np.ndarray:
     return d
 
 
-def _check_memory(n: int, alpha: float) -> None:
-    pairs = n * (n - 1) // 2
-    needed = pairs * 8 * (3 if alpha > 0 else 1)
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    if needed > physical * _MEMORY_SHARE:
-        raise ClusterError(
-            f"clustering {n:,} photos needs about {needed / 2**30:.1f} GiB for the distance "
-            f"matrix, more than this machine can spare ({physical / 2**30:.1f} GiB); "
-            f"cluster a subset"
-        )
-
-
 def mixed_distances(vectors: np.ndarray, timestamps: np.ndarray, alpha: float, metric: str) -> np.ndarray:
     """The condensed matrix ``(1 - alpha) * d_c / max(d_c) + alpha * d_t / max(d_t)``."""
     content = pairwise.distances(vectors, metric)
@@ -215,12 +197,12 @@ def build_tree(
             pass
         except ValueError as e:
             raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): choose another metric")
-    _check_memory(n, alpha)
-    d = mixed_distances(vectors, timestamps, alpha, metric)
-    dmax = float(d.max())
-    if constraints:
-        return Tree(linkage=constrained_linkage(d, method, constraints, above(dmax)), dmax=dmax)
-    return Tree(linkage=hierarchy.linkage(d, method=method), dmax=dmax)
+    with matrices(n, 2 if alpha > 0 else 1):  # content and time
+        d = mixed_distances(vectors, timestamps, alpha, metric)
+        dmax = float(d.max())
+        if constraints:
+            return Tree(linkage=constrained_linkage(d, method, constraints, above(dmax)), dmax=dmax)
+        return Tree(linkage=hierarchy.linkage(d, method=method), dmax=dmax)
 
 
 def _absolute_tree(vectors, timestamps, timed, mix, method, metric, sim, constraints, screening) -> Tree:
@@ -236,16 +218,16 @@ def _absolute_tree(vectors, timestamps, timed, mix, method, metric, sim, constra
             pass
         except ValueError as e:
             raise ClusterError(f"the {metric} distance is undefined for some fingerprints ({e}): choose another metric")
-    _check_memory(n, 1.0)  # content, time and mixed distances
-    d = absolute.distances(vectors, absolute.clock(timestamps, timed), mix, metric)
-    if not np.all(np.isfinite(d)):
-        raise ClusterError(
-            f"the {metric} distance is undefined for some fingerprints (e.g. cosine "
-            f"of an all-zero vector): choose another metric"
-        )
-    if constraints:
-        return Tree(linkage=constrained_linkage(d, method, constraints, above(absolute.TOP)), dmax=1.0)
-    return Tree(linkage=hierarchy.linkage(d, method=method), dmax=1.0)
+    with matrices(n, 1):  # mixed in the content's memory, row by row
+        d = absolute.distances(vectors, absolute.clock(timestamps, timed), mix, metric)
+        if not np.all(np.isfinite(d)):
+            raise ClusterError(
+                f"the {metric} distance is undefined for some fingerprints (e.g. cosine "
+                f"of an all-zero vector): choose another metric"
+            )
+        if constraints:
+            return Tree(linkage=constrained_linkage(d, method, constraints, above(absolute.TOP)), dmax=1.0)
+        return Tree(linkage=hierarchy.linkage(d, method=method), dmax=1.0)
 
 
 def cut_tree(tree: Tree, sim: float) -> np.ndarray:

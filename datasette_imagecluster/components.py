@@ -75,6 +75,7 @@ from scipy.spatial import distance
 from . import pairwise
 from . import screen as bounds
 from .constraints import Constraints, above, constrained_linkage
+from .memory import matrices
 
 REDUCIBLE_METHODS = frozenset({"single", "complete", "average", "weighted", "ward"})
 SCREENED_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine"})
@@ -1021,8 +1022,9 @@ def combine(vectors, t64, labels, method, metric, time_metric, mix, d_max, const
             if k in remote:
                 linkages.append((members, remote.pop(k)))
             elif inside:
-                d = _mixed(mix, pairwise.distances(vectors[members], metric), t64[members], time_metric)
-                linkages.append((members, constrained_linkage(d, method, inside, above(d_max))))
+                with matrices(m, 1):
+                    d = _mixed(mix, pairwise.distances(vectors[members], metric), t64[members], time_metric)
+                    linkages.append((members, constrained_linkage(d, method, inside, above(d_max))))
             elif 2 < m <= BATCHED:
                 batch.append(members)
                 if sum(map(len, batch)) >= BATCH:
@@ -1079,7 +1081,8 @@ def _linkage(
 ) -> np.ndarray:
     """One component's linkage, as the reference computes it: here on every core, or on one of a Dask worker's
     threads (``threads=1``: the worker runs as many tasks as it has cores)."""
-    d = _mixed(mix, pairwise.distances(vectors, metric, threads), times, time_metric)
-    if len(vectors) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
-        return np.array([[0.0, 1.0, d[0], 2.0]])
-    return hierarchy.linkage(d, method=method)
+    with matrices(len(vectors), 1):  # mixed in the content's memory
+        d = _mixed(mix, pairwise.distances(vectors, metric, threads), times, time_metric)
+        if len(vectors) == 2 and np.isfinite(d[0]):  # what linkage gives two photos, by every method
+            return np.array([[0.0, 1.0, d[0], 2.0]])
+        return hierarchy.linkage(d, method=method)

@@ -9,6 +9,8 @@ import stat
 import numpy as np
 import pytest
 
+from datasette_imagecluster.parameters import ClusterError
+
 from .conftest import ROOT_ACTOR as ROOT
 from .conftest import change, invoke, rows
 from .test_export import EXISTING, exiftool
@@ -210,3 +212,36 @@ async def test_sql_over_a_huge_blob_is_a_query_error(db_path):
 
     response = await sql(make_ds(db_path), "select length(imagecluster_vector(zeroblob(40000000))) as n", status=400)
     assert "raised exception" in response.text or "error" in response.text.lower()
+
+
+def test_concurrent_builds_share_one_memory_guard(monkeypatch):
+    """2 (memory): two full-matrix builds that each fit the guard but not together run one after the other;
+    one that never fits is refused in words."""
+    import threading
+
+    from datasette_imagecluster import memory
+    from datasette_imagecluster.clustering import build_tree
+
+    rng = np.random.default_rng(0)
+    vectors, times = rng.random((600, 32)).astype(np.float32), np.sort(rng.uniform(0, 1e6, 600))
+    one = 600 * 599 // 2 * 8 * 3  # imagecluster's distance with time: content, time and linkage's copy
+    monkeypatch.setattr(memory.MEMORY, "budget", lambda: 1.5 * one)
+    monkeypatch.setattr(memory.MEMORY, "peak", 0)
+    trees, errors = [], []
+
+    def build(alpha):
+        try:
+            trees.append(build_tree(vectors, times, alpha=alpha, method="average", distance="imagecluster"))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=build, args=(a,)) for a in (0.2, 0.3, 0.4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(trees) == 3
+    assert memory.MEMORY.peak == one and memory.MEMORY.held == 0  # never two at once
+    monkeypatch.setattr(memory.MEMORY, "budget", lambda: 0.5 * one)
+    with pytest.raises(ClusterError, match="needs about .* GiB for the distance matrix"):
+        build_tree(vectors, times, alpha=0.2, method="average", distance="imagecluster")
