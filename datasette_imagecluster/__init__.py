@@ -39,7 +39,7 @@ def prepare_connection(conn, database, datasette):
     from . import sql_functions
     from .config import config
 
-    sql_functions.register(conn, config(datasette, database))
+    sql_functions.register(conn, config(datasette, database), datasette.sql_time_limit_ms)
 
 
 @hookimpl

@@ -127,9 +127,9 @@ class Selection:
         lib = self.library
         return Clustering(self, tree, group(cut_tree(tree, self.params.sim), lib.ids, lib.timestamps, self.params))
 
-    def numbers(self) -> dict[int, int]:
+    def numbers(self, tree: Tree | None = None) -> dict[int, int]:
         """``{image id: cluster number}`` for photos in clusters, numbered from 1 as reported (cached)."""
-        return numbers_for(self.tree_key, self.params, lambda: self.cluster().clusters)
+        return numbers_for(self.tree_key, self.params, lambda: self.cluster(tree).clusters)
 
     def similar(self, image_id: int, k: int) -> list[tuple[int, float]]:
         """The k photos nearest to one photo of the library, by euclidean fingerprint distance."""

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 from scipy.spatial import distance as scipy_distance
 
+from .builds import BUILDS, Busy
+from .clustering import Tree
 from .parameters import METRICS, ClusterError
-from .photos import Photos
+from .photos import Photos, Selection
 from .vectors import decode
 
 MAX_SIMILAR = 1000
@@ -58,19 +62,43 @@ class Functions:
 
     Parameters left out (or null) come from the configuration, then the
     database's tuned parameters, then the shipped defaults (:mod:`.parameters`).
+    With ``time_limit_ms`` (Datasette's ``sql_time_limit_ms``) a tree not yet built is built on the plugin's
+    build queue (:mod:`.builds`) and a call that would outlast the limit is refused, as core stops a query
+    (SQLite can't interrupt Python): the build goes on, so the cluster page, or the same query later, gets it.
     """
 
-    def __init__(self, conn: sqlite3.Connection, config: dict):
+    def __init__(self, conn: sqlite3.Connection, config: dict, time_limit_ms: int | None = None):
         self.photos = Photos(conn, config, inside_statement=True)
+        self.time_limit_ms = time_limit_ms
+
+    def _clustered(self, **given) -> tuple[Selection, Tree]:
+        """The selection and its tree, built (and cached) within the time limit; ClusterError beyond it."""
+        selection = self.photos.choose(**given)
+        tree = selection.cached_tree()
+        if tree is not None:
+            return selection, tree
+        if self.time_limit_ms is None:
+            return selection, selection.tree()
+        key = (selection.tree_key, selection.params.sim)
+        try:
+            future = BUILDS.submit(key, selection.tree_key[0][0], selection.tree)
+            return selection, future.result(timeout=self.time_limit_ms / 1000)
+        except (Busy, FutureTimeout, CancelledError):
+            raise ClusterError(
+                f"clustering {len(selection.library.ids):,} photos takes longer than this query's time limit "
+                f"({self.time_limit_ms:,} ms): it goes on in the background; open the cluster page (/-/cluster), "
+                "which waits for it, or run the query again later"
+            ) from None
 
     def clusters(self, sim=None, alpha=None, min_csize=None, method=None, metric=None, tau=None, distance=None) -> str:
-        clustering = self.photos.cluster(
+        selection, tree = self._clustered(
             sim=sim, alpha=alpha, min_csize=min_csize, method=method, metric=metric, tau=tau, distance=distance
         )
-        return json.dumps(clustering.clusters)
+        return json.dumps(selection.cluster(tree).clusters)
 
     def label(self, image_id, sim=None, alpha=None, tau=None, distance=None) -> int | None:
-        return self.photos.choose(sim=sim, alpha=alpha, tau=tau, distance=distance).numbers().get(int(image_id))
+        selection, tree = self._clustered(sim=sim, alpha=alpha, tau=tau, distance=distance)
+        return selection.numbers(tree).get(int(image_id))
 
     def similar(self, image_id, k) -> str:
         k = int(k)
@@ -90,8 +118,10 @@ def _checked(fn, *arities):
     return call
 
 
-def register(conn: sqlite3.Connection, config: dict) -> None:
-    functions = Functions(conn, config)
+def register(conn: sqlite3.Connection, config: dict, time_limit_ms: int | None = None) -> None:
+    """The functions on one connection; ``time_limit_ms``: see :class:`Functions` (the plugin passes
+    Datasette's ``sql_time_limit_ms``; Python users of the connection, none)."""
+    functions = Functions(conn, config, time_limit_ms)
     conn.create_function("imagecluster_distance", -1, _checked(distance, 2, 3), deterministic=True)
     conn.create_function("imagecluster_similarity", 2, similarity, deterministic=True)
     conn.create_function("imagecluster_dims", 1, dims, deterministic=True)

@@ -4,7 +4,7 @@ Every view checks the actor's permissions first (as core checks its table
 pages, :mod:`.permissions`), parses request parameters into validated values
 (never into SQL), reads everything it needs through :class:`.photos.Photos` in
 one ``db.execute_fn`` inside one read transaction, and builds trees in a
-private executor, so the event loop stays free while a large clustering runs
+bounded build queue (:mod:`.builds`), so the event loop stays free while a large clustering runs
 and a concurrent import or prune can't change the data halfway through a
 request. Errors are Datasette's own exceptions, so core renders them: pages
 with the site's chrome (``error.html``), JSON in each line's error shape.
@@ -22,6 +22,7 @@ from datasette import Response
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound
 from datasette.views.base import DatasetteError
 
+from .builds import BUILDS, Busy
 from .config import MAX_PAGE_SIZE, config
 from .connections import has_tables
 from .dendrogram import dendrogram_svg
@@ -44,39 +45,41 @@ from .schema import (
 from .subsets import SubsetError
 from .verdicts import DESCRIBED, KINDS, not_with, record, verdict_pairs
 
-EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")
+EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")  # similar photos (trees: BUILDS)
 RETRY_AFTER = 2  # seconds: how soon a page still computing asks to be loaded again
 
 
 class Computing(Exception):
-    """A tree is still being built: answered with 202 and a page that refreshes itself."""
+    """A tree is still being built, or waits for room on the build queue: answered with 202 and a page that
+    refreshes itself."""
 
-    def __init__(self, photos: int):
-        super().__init__(
-            f"Clustering {photos:,} photos: this takes a while the first time. "
-            "This page reloads itself until the clusters are ready."
+    def __init__(self, photos: int, busy: str | None = None):
+        first = (
+            f"The server is busy: {busy}."
+            if busy
+            else f"Clustering {photos:,} photos: this takes a while the first time."
         )
-
-
-# Trees being built, by (tree key, sim): concurrent requests wait on one build.
-_building: dict[tuple, asyncio.Future] = {}
+        super().__init__(f"{first} This page reloads itself until the clusters are ready.")
 
 
 async def _tree_for(selection: Selection, wait: float):
-    """The cached tree, or one built in the executor; Computing if that outlasts ``wait``."""
+    """The cached tree, or one built on the build queue (:mod:`.builds`); Computing if that outlasts ``wait``
+    or the queue has no room yet (the page asks again)."""
     tree = selection.cached_tree()
     if tree is not None:
         return tree
-    job = (selection.tree_key, selection.params.sim)
-    future = _building.get(job)
-    if future is None:
-        future = asyncio.get_running_loop().run_in_executor(EXECUTOR, selection.tree)
-        _building[job] = future
-        future.add_done_callback(lambda _: _building.pop(job, None))
     try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout=wait)
+        future = BUILDS.submit((selection.tree_key, selection.params.sim), selection.tree_key[0][0], selection.tree)
+    except Busy as e:
+        raise Computing(len(selection.library.ids), busy=str(e))
+    try:
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=wait)
     except asyncio.TimeoutError:
         raise Computing(len(selection.library.ids))
+    except asyncio.CancelledError:
+        if not future.cancelled():
+            raise  # this request itself was cancelled
+        raise Computing(len(selection.library.ids))  # dropped unasked while this waited longer: asked again next
 
 
 def _duration(seconds: float) -> str:

@@ -245,3 +245,110 @@ def test_concurrent_builds_share_one_memory_guard(monkeypatch):
     monkeypatch.setattr(memory.MEMORY, "budget", lambda: 0.5 * one)
     with pytest.raises(ClusterError, match="needs about .* GiB for the distance matrix"):
         build_tree(vectors, times, alpha=0.2, method="average", distance="imagecluster")
+
+
+def test_the_build_queue_shares_bounds_prioritises_and_drops_what_nobody_waits_for():
+    """2 (queue): builds are keyed by their parameters, bounded per database and in all, the most recently
+    asked first, and one nobody asked for in ABANDONED seconds is dropped before it runs."""
+    import threading
+
+    from datasette_imagecluster.builds import ABANDONED, MAX_PER_DATABASE, Builds, Busy
+
+    now = [0.0]
+    builds = Builds(workers=1, clock=lambda: now[0])
+    gate, ran = threading.Event(), []
+
+    def work(name):
+        def make():
+            if name == "first":
+                gate.wait(30)
+            ran.append(name)
+            return name
+
+        return make
+
+    first = builds.submit("first", "photos", work("first"))
+    while builds.waiting():  # until the one worker has taken it
+        pass
+    old = [builds.submit(k, "photos", work(k)) for k in ("a", "b")]
+    assert builds.submit("a", "photos", work("a")) is old[0]  # the same parameters: the same build
+    assert len(old) + 1 < MAX_PER_DATABASE
+    builds.submit("c", "photos", work("c"))
+    with pytest.raises(Busy, match="^4 clusterings are being computed already, 4 of them for this database "):
+        builds.submit("d", "photos", work("d"))
+    other = builds.submit("x", "elsewhere", work("x"))  # another database has room
+    now[0] = ABANDONED / 2
+    kept = builds.submit("b", "photos", work("b"))  # a page still waiting asks again
+    now[0] = ABANDONED + 1
+    latest = builds.submit("y", "elsewhere", work("y"))
+    assert old[0].cancelled() and other.cancelled() and builds.dropped == 3  # a, c and x: nobody asked again
+    assert not kept.cancelled()
+    assert builds.waiting() == ["y", "b"]  # the most recently asked runs first
+    gate.set()
+    assert first.result(10) == "first" and latest.result(10) == "y" and kept.result(10) == "b"
+    assert ran == ["first", "y", "b"]
+
+
+@pytest.mark.asyncio
+async def test_under_load_core_pages_answer_abandoned_builds_are_dropped_and_nothing_is_a_5xx(tmp_path, monkeypatch):
+    """1, 2: anonymous clients ask the page for clusterings at ten alphas and give up, others call the SQL
+    functions under a 50 ms limit, while another client reads core pages; then a user asks for another one."""
+    import asyncio
+    import json
+    from urllib.parse import quote
+
+    from datasette_test import Datasette
+
+    from datasette_imagecluster import builds, memory, sql_functions, views
+
+    from .test_clustering import make_fingerprint_db
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    db = tmp_path / "photos.db"
+    make_fingerprint_db(
+        db, rng.random((n, 64)).astype(np.float32), np.sort(rng.uniform(0, 3e7, n)), np.arange(1, n + 1)
+    )
+    queue = builds.Builds()
+    monkeypatch.setattr(views, "BUILDS", queue)
+    monkeypatch.setattr(sql_functions, "BUILDS", queue)
+    monkeypatch.setattr(builds, "ABANDONED", 0.5)
+    monkeypatch.setattr(memory.MEMORY, "peak", 0)
+    ds = Datasette(
+        [str(db)],
+        plugin_config={"datasette-imagecluster": {"wait_seconds": 0.01}},
+        settings={"sql_time_limit_ms": 50},
+    )
+    page = "/photos/-/cluster.json?distance=imagecluster&method=average&sim=0.2&alpha={}"
+    answers, core = [], []
+
+    async def abandon(alpha):
+        answers.append(await ds.client.get(page.format(alpha)))
+
+    async def query(alpha):
+        sql = f"select imagecluster_clusters(0.2, {alpha}, 2, 'average', 'euclidean', null, 'imagecluster') as c"
+        answers.append(await ds.client.get("/photos.json?_shape=array&sql=" + quote(sql)))
+
+    async def read_core():
+        for _ in range(20):
+            core.append((await ds.client.get("/photos/images.json?_size=5")).status_code)
+
+    await asyncio.gather(
+        *(abandon(round(0.10 + k / 100, 2)) for k in range(10)),
+        *(query(round(0.50 + k / 100, 2)) for k in range(4)),
+        read_core(),
+    )
+    assert core == [200] * 20
+    assert {a.status_code for a in answers} <= {200, 202, 400} and all(a.status_code < 500 for a in answers)
+    assert any("The server is busy" in a.text for a in answers if a.status_code == 202)  # the bound held
+    refused = [a for a in answers if a.status_code == 400]
+    assert all("raised exception" in a.text or "error" in a.text.lower() for a in refused)
+    await asyncio.sleep(0.7)  # nobody asks again: what still waits its turn is abandoned
+    for _ in range(400):  # a user who keeps the page open, as its reload does
+        mine = await ds.client.get(page.format(0.99))
+        if mine.status_code == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert mine.status_code == 200 and json.loads(mine.text)["clusters"] is not None
+    assert queue.dropped >= 1  # the abandoned builds that had not started never ran
+    assert memory.MEMORY.peak <= memory.MEMORY.budget() and memory.MEMORY.held == 0
