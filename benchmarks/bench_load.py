@@ -73,7 +73,9 @@ async def main() -> None:
 
         async def query(alpha):
             sql = f"select imagecluster_clusters(0.2, {alpha}, 2, 'average', 'euclidean', null, 'imagecluster') as c"
-            statuses.append((await ds.client.get("/photos.json?_shape=array&sql=" + quote(sql))).status_code)
+            statuses.append(
+                (await ds.client.get("/photos.json?_shape=array&sql=" + quote(sql), follow_redirects=True)).status_code
+            )
 
         results = await asyncio.gather(
             *(abandon(round(0.10 + k / 100, 2)) for k in range(10)),

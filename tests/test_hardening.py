@@ -327,7 +327,7 @@ async def test_under_load_core_pages_answer_abandoned_builds_are_dropped_and_not
 
     async def query(alpha):
         sql = f"select imagecluster_clusters(0.2, {alpha}, 2, 'average', 'euclidean', null, 'imagecluster') as c"
-        answers.append(await ds.client.get("/photos.json?_shape=array&sql=" + quote(sql)))
+        answers.append(await ds.client.get("/photos.json?_shape=array&sql=" + quote(sql), follow_redirects=True))
 
     async def read_core():
         for _ in range(20):
