@@ -114,3 +114,9 @@ class Builds:
 
 
 BUILDS = Builds()
+
+
+def tree_of(selection) -> Future:
+    """The build of a :class:`.photos.Selection`'s tree on ``BUILDS``: keyed by the tree and the sim it is built
+    for, counted against the selection's database file."""
+    return BUILDS.submit((selection.tree_key, selection.params.sim), selection.tree_key[0][0], selection.tree)

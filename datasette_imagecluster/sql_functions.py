@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 from scipy.spatial import distance as scipy_distance
 
-from .builds import BUILDS, Busy
+from .builds import Busy, tree_of
 from .clustering import Tree
 from .parameters import METRICS, ClusterError
 from .photos import Photos, Selection
@@ -79,10 +79,8 @@ class Functions:
             return selection, tree
         if self.time_limit_ms is None:
             return selection, selection.tree()
-        key = (selection.tree_key, selection.params.sim)
         try:
-            future = BUILDS.submit(key, selection.tree_key[0][0], selection.tree)
-            return selection, future.result(timeout=self.time_limit_ms / 1000)
+            return selection, tree_of(selection).result(timeout=self.time_limit_ms / 1000)
         except (Busy, FutureTimeout, CancelledError):
             raise ClusterError(
                 f"clustering {len(selection.library.ids):,} photos takes longer than this query's time limit "

@@ -22,7 +22,7 @@ from datasette import Response
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound
 from datasette.views.base import DatasetteError
 
-from .builds import BUILDS, Busy
+from .builds import Busy, tree_of
 from .config import MAX_PAGE_SIZE, config
 from .connections import has_tables
 from .dendrogram import dendrogram_svg
@@ -45,7 +45,7 @@ from .schema import (
 from .subsets import SubsetError
 from .verdicts import DESCRIBED, KINDS, not_with, record, verdict_pairs
 
-EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")  # similar photos (trees: BUILDS)
+EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")  # similar photos (trees: builds.py)
 RETRY_AFTER = 2  # seconds: how soon a page still computing asks to be loaded again
 
 
@@ -69,7 +69,7 @@ async def _tree_for(selection: Selection, wait: float):
     if tree is not None:
         return tree
     try:
-        future = BUILDS.submit((selection.tree_key, selection.params.sim), selection.tree_key[0][0], selection.tree)
+        future = tree_of(selection)
     except Busy as e:
         raise Computing(len(selection.library.ids), busy=str(e))
     try:

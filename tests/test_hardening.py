@@ -299,7 +299,7 @@ async def test_under_load_core_pages_answer_abandoned_builds_are_dropped_and_not
 
     from datasette_test import Datasette
 
-    from datasette_imagecluster import builds, memory, sql_functions, views
+    from datasette_imagecluster import builds, memory
 
     from .test_clustering import make_fingerprint_db
 
@@ -310,8 +310,7 @@ async def test_under_load_core_pages_answer_abandoned_builds_are_dropped_and_not
         db, rng.random((n, 64)).astype(np.float32), np.sort(rng.uniform(0, 3e7, n)), np.arange(1, n + 1)
     )
     queue = builds.Builds()
-    monkeypatch.setattr(views, "BUILDS", queue)
-    monkeypatch.setattr(sql_functions, "BUILDS", queue)
+    monkeypatch.setattr(builds, "BUILDS", queue)
     monkeypatch.setattr(builds, "ABANDONED", 0.5)
     monkeypatch.setattr(memory.MEMORY, "peak", 0)
     ds = Datasette(

@@ -12,6 +12,8 @@ from scipy.spatial import distance
 from datasette_imagecluster import pairwise
 from datasette_imagecluster.parameters import METHODS, METRICS
 
+from .test_absolute import partition
+
 
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -97,11 +99,19 @@ def test_distances_are_pdists_own_below_the_threshold_and_from_blas_above(monkey
     assert blas.tobytes() != distance.pdist(x, "euclidean").tobytes()  # not pdist's values: BLAS's own rounding
 
 
-def _labels_partition(labels):
-    groups: dict[int, set[int]] = {}
-    for k, label in enumerate(labels):
-        groups.setdefault(int(label), set()).add(k)
-    return {frozenset(g) for g in groups.values()}
+def _reference(monkeypatch, distance_kind, x, times, alpha, tau):
+    """The reference's condensed distances (pdist's own values) and build_tree's arguments for that distance."""
+    from datasette_imagecluster import absolute
+    from datasette_imagecluster.clustering import mixed_distances
+
+    if distance_kind == "absolute":
+        scale = absolute.content_scale(x, "euclidean")
+        dc = distance.pdist(x, "euclidean")
+        d = dc / scale * (1 - alpha) + np.minimum(distance.pdist(times[:, None], "cityblock") / tau, 1) * alpha
+        return d, {"distance": "absolute", "tau": tau, "scale": scale}
+    with monkeypatch.context() as plain:
+        plain.setattr(pairwise, "BLAS_FROM", 10**12)
+        return mixed_distances(x, times, alpha, "euclidean"), {"distance": "imagecluster"}
 
 
 def _separated_cuts(heights, tolerance, count=40):
@@ -120,31 +130,20 @@ def test_the_full_matrix_on_blas_partitions_as_the_reference(monkeypatch, distan
     partitions at every cut that is not within the tolerance of a height, where no two heights are."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    from datasette_imagecluster import absolute
-    from datasette_imagecluster.clustering import build_tree, mixed_distances
+    from datasette_imagecluster.clustering import build_tree
 
     monkeypatch.setattr(pairwise, "BLAS_FROM", 1000)
     x, times = features()
-    alpha, tau = 0.4, 3600.0
-    if distance_kind == "absolute":
-        scale = absolute.content_scale(x, "euclidean")
-        dc = distance.pdist(x, "euclidean")
-        d = dc / scale * (1 - alpha) + np.minimum(distance.pdist(times[:, None], "cityblock") / tau, 1) * alpha
-        extra = {"distance": "absolute", "tau": tau, "scale": scale}
-    else:
-        with monkeypatch.context() as plain:
-            plain.setattr(pairwise, "BLAS_FROM", 10**12)
-            d = mixed_distances(x, times, alpha, "euclidean")
-        extra = {"distance": "imagecluster"}
+    d, extra = _reference(monkeypatch, distance_kind, x, times, alpha=0.4, tau=3600.0)
     want = linkage(d, method)
-    tree = build_tree(x, times, alpha=alpha, method=method, **extra)
+    tree = build_tree(x, times, alpha=0.4, method=method, **extra)
     tolerance = pairwise.TOLERANCE * float(np.abs(want[:, 2]).max())
     assert np.abs(np.sort(tree.linkage[:, 2]) - np.sort(want[:, 2])).max() <= tolerance
     cuts = _separated_cuts(want[:, 2], tolerance)
     assert len(cuts) >= 30
     for cut in cuts:
-        expected = _labels_partition(fcluster(want, cut, "distance"))
-        assert _labels_partition(fcluster(tree.linkage, cut, "distance")) == expected, cut
+        expected = partition(fcluster(want, cut, "distance"), 1)
+        assert partition(fcluster(tree.linkage, cut, "distance"), 1) == expected, cut
 
 
 @pytest.mark.parametrize("distance_kind", ["absolute", "imagecluster"])
@@ -154,8 +153,8 @@ def test_a_large_component_on_blas_partitions_as_the_reference(monkeypatch, dist
     at the cut it was built for, and at cuts above it (none within the tolerance of a merge height)."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    from datasette_imagecluster import absolute, components
-    from datasette_imagecluster.clustering import build_tree, cut_tree, mixed_distances
+    from datasette_imagecluster import components
+    from datasette_imagecluster.clustering import build_tree, cut_tree
 
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(pairwise, "BLAS_FROM", 1000)
@@ -164,19 +163,9 @@ def test_a_large_component_on_blas_partitions_as_the_reference(monkeypatch, dist
     monkeypatch.setattr(pairwise, "gram", lambda x, metric: measured.append(len(x)) or gram(x, metric))
     x, times = features()
     times = times[0] + (times - times[0]) / 2000  # a day shot continuously: large components
-    alpha, tau = 0.4, 3600.0
-    if distance_kind == "absolute":
-        scale = absolute.content_scale(x, "euclidean")
-        dc = distance.pdist(x, "euclidean")
-        d = dc / scale * (1 - alpha) + np.minimum(distance.pdist(times[:, None], "cityblock") / tau, 1) * alpha
-        extra = {"distance": "absolute", "tau": tau, "scale": scale}
-        sims = (0.42, 0.5, 0.58)
-    else:
-        with monkeypatch.context() as plain:
-            plain.setattr(pairwise, "BLAS_FROM", 10**12)
-            d = mixed_distances(x, times, alpha, "euclidean")
-        extra = {"distance": "imagecluster"}
-        sims = (0.7, 0.75, 0.8)
+    alpha = 0.4
+    d, extra = _reference(monkeypatch, distance_kind, x, times, alpha, tau=3600.0)
+    sims = (0.42, 0.5, 0.58) if distance_kind == "absolute" else (0.7, 0.75, 0.8)
     want = linkage(d, method)
     top = 1.0 if distance_kind == "absolute" else float(d.max())
     tolerance = pairwise.TOLERANCE * float(want[:, 2].max())
@@ -186,5 +175,5 @@ def test_a_large_component_on_blas_partitions_as_the_reference(monkeypatch, dist
         cut = top * (1 - sim)
         assert np.abs(want[:, 2] - cut).min() > tolerance
         labels = cut_tree(tree, sim)
-        assert _labels_partition(labels) == _labels_partition(fcluster(want, cut, "distance"))
+        assert partition(labels, 1) == partition(fcluster(want, cut, "distance"), 1)
     assert measured and min(measured) >= 50, measured  # components large enough for BLAS
