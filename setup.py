@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 VERSION = "0.1.0"
 
@@ -17,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     version=VERSION,
     license="BSD-3-Clause",
-    packages=["datasette_imagecluster", "importer"],
+    packages=find_packages(include=["datasette_imagecluster", "datasette_imagecluster.*", "importer", "importer.*"]),
     package_data={"datasette_imagecluster": ["templates/*.html", "static/*"]},
     python_requires=">=3.10",
     install_requires=[

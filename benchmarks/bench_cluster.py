@@ -18,11 +18,11 @@ import sqlite_utils
 from common import DATA, python_measured, run_measured, structured_fingerprints
 from spectrum import event_fingerprints, fitted_fingerprints
 
-from datasette_imagecluster import scales
-from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
-from datasette_imagecluster.fingerprints import fingerprint_sets
-from datasette_imagecluster.schema import ensure_schema
-from datasette_imagecluster.vectors import encode
+from datasette_imagecluster.engine.clustering import Params, build_tree, cut_tree, group
+from datasette_imagecluster.library import scales
+from datasette_imagecluster.library.fingerprints import fingerprint_sets
+from datasette_imagecluster.library.schema import ensure_schema
+from datasette_imagecluster.library.vectors import encode
 
 BASELINE = r"""
 import sys, time, numpy as np

@@ -27,8 +27,8 @@ from bench_cluster import database  # noqa: E402
 from common import cold_cluster, machine  # noqa: E402
 from spectrum import real_features, variance_shares  # noqa: E402
 
-from datasette_imagecluster import absolute, nearby  # noqa: E402
-from datasette_imagecluster.parameters import DEFAULTS, SHIPPED, describe  # noqa: E402
+from datasette_imagecluster.engine import absolute, nearby  # noqa: E402
+from datasette_imagecluster.engine.parameters import DEFAULTS, SHIPPED, describe  # noqa: E402
 
 
 def graph(vectors, timestamps, timed=None) -> tuple[float, int]:

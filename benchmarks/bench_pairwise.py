@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 from spectrum import event_fingerprints  # noqa: E402
 
-from datasette_imagecluster import pairwise  # noqa: E402
+from datasette_imagecluster.engine import pairwise  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, np.ndarray]:

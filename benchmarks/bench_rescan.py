@@ -19,10 +19,11 @@ import numpy as np
 from common import DATA, run_measured
 from PIL import Image
 
+from datasette_imagecluster.library.fingerprints import FingerprintKey
 from importer.decode import Decoded
 from importer.exif import CaptureInfo
-from importer.sources import file_sha256
-from importer.store import FingerprintKey, Store
+from importer.folders import file_sha256
+from importer.store import Store
 
 
 def library(count: int) -> tuple[Path, Path]:

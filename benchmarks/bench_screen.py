@@ -1,6 +1,6 @@
 """Exact clustering with less arithmetic: how well the bounds prune, and what that saves.
 
-The bounds of ``datasette_imagecluster/screen.py`` prune as well as the
+The bounds of ``datasette_imagecluster/bounds.py`` prune as well as the
 fingerprints' variance is concentrated, so they are measured on:
 
 * real fingerprints: EfficientNet-Lite0 (pretrained) on 2,000 random crops of
@@ -30,7 +30,7 @@ from bench_cluster import database
 from common import cold_cluster, run_measured
 from spectrum import real_features, variance_shares
 
-from datasette_imagecluster import blas, components, screen
+from datasette_imagecluster.engine import blas, bounds, components
 
 
 def _share(stats: dict[str, int], *keys: str) -> str:
@@ -38,15 +38,15 @@ def _share(stats: dict[str, int], *keys: str) -> str:
 
 
 def pruning(vectors, timestamps, alpha: float, sim: float, label: str) -> tuple[str, str]:
-    """How the bounds prune, used at any size (below screen.BOUNDS_FROM the screen would measure every pair),
+    """How the bounds prune, used at any size (below bounds.BOUNDS_FROM the screen would measure every pair),
     in a build for one alpha, as ``imagecluster cluster`` makes (the plugin's keeps the candidates of a span)."""
-    start, screen.BOUNDS_FROM = screen.BOUNDS_FROM, 0
+    start, bounds.BOUNDS_FROM = bounds.BOUNDS_FROM, 0
     made, screening = [], components.screening
     components.screening = lambda *args: made.append(screening(*args)) or made[-1]
     try:
         components.build(vectors, timestamps, alpha, "average", "euclidean", sim)
     finally:
-        components.screening, screen.BOUNDS_FROM = screening, start
+        components.screening, bounds.BOUNDS_FROM = screening, start
     s = made[-1].stats
     return (
         f"{label}, alpha {alpha}, sim {sim}: share of pairs",
@@ -61,14 +61,14 @@ def pruning(vectors, timestamps, alpha: float, sim: float, label: str) -> tuple[
 def _builds(vectors, timestamps, alpha: float, sim: float, repeat: int) -> tuple[float, float]:
     """Median build time with the bounds, and without (every tile in full), alternating."""
     with_bounds, without = [], []
-    tight = screen.TIGHT
+    tight = bounds.TIGHT
     for _ in range(repeat):
         for times, threshold in ((with_bounds, tight), (without, 2.0)):
-            screen.TIGHT = threshold
+            bounds.TIGHT = threshold
             start = time.perf_counter()
             components.build(vectors, timestamps, alpha, "average", "euclidean", sim)
             times.append(time.perf_counter() - start)
-    screen.TIGHT = tight
+    bounds.TIGHT = tight
     return statistics.median(with_bounds), statistics.median(without)
 
 
@@ -125,7 +125,7 @@ import sys, time
 if sys.argv[1] == "chosen":
     import datasette_imagecluster  # asks for the AVX-512 kernels where this CPU has them, before numpy loads
 import numpy as np
-from datasette_imagecluster.blas import loaded_kernels
+from datasette_imagecluster.engine.blas import loaded_kernels
 a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
 times = []
 for _ in range(6):
@@ -138,7 +138,7 @@ import sys, time
 import datasette_imagecluster  # asks for the AVX-512 kernels where this CPU has them, before numpy loads
 import numpy as np
 from datasette_imagecluster import components
-from datasette_imagecluster.blas import loaded_kernels
+from datasette_imagecluster.engine.blas import loaded_kernels
 data = np.load(sys.argv[1])
 start = time.perf_counter()
 components.build(data["vectors"], data["timestamps"], 0.3, "average", "euclidean", float(sys.argv[2]))
@@ -256,7 +256,7 @@ def run(quick: bool, huge: bool, show, scale: bool = False, largest: int | None 
     rows = [pruning(real, zeros, 0.0, sim, "real, 2,000 crops") for sim in (0.5, 0.7)]
     rows += [pruning(fitted["vectors"], fitted["timestamps"], 0.3, sim, f"fitted, {n:,}") for sim in (0.65, 0.7, 0.75)]
     rows.append(pruning(random["vectors"], random["timestamps"], 0.3, 0.5, f"random, {n:,}"))
-    show(f"Pruning (k = {screen.K}, then {screen.FINE} where needed)", rows)
+    show(f"Pruning (k = {bounds.K}, then {bounds.FINE} where needed)", rows)
 
     rows = []
     for label, data, alpha, sim in (

@@ -15,8 +15,8 @@ import time
 import numpy as np
 from bench_cluster import database
 
-from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
-from datasette_imagecluster.constraints import Constraints
+from datasette_imagecluster.engine.clustering import Params, build_tree, cut_tree, group
+from datasette_imagecluster.engine.constraints import Constraints
 
 
 def verdicts(vectors: np.ndarray, timestamps: np.ndarray, count: int, seed: int = 0) -> Constraints:

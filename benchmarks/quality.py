@@ -42,9 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, machine  # noqa: E402
 
-from datasette_imagecluster import absolute, labels, quality  # noqa: E402
-from datasette_imagecluster.clustering import Params, build_tree, cut_tree, tree_for  # noqa: E402
-from datasette_imagecluster.parameters import DEFAULTS, SHIPPED, describe, format_duration  # noqa: E402
+from datasette_imagecluster.engine import absolute, labels, quality  # noqa: E402
+from datasette_imagecluster.engine.clustering import Params, build_tree, cut_tree, tree_for  # noqa: E402
+from datasette_imagecluster.engine.parameters import DEFAULTS, SHIPPED, describe, format_duration  # noqa: E402
+from datasette_imagecluster.errors import LabelError  # noqa: E402
 
 IMAGECLUSTER = Params(sim=0.5, alpha=0.3, method="average")  # imagecluster's own defaults
 OLD = DEFAULTS["imagecluster"]  # imagecluster's distance as shipped before absolute distances
@@ -229,7 +230,7 @@ def tune_halves(photos: Photos, defaults: Params, splits: int):
             result = quality.tune(
                 photos.vectors, photos.timestamps, ids, labels_of(ids, true, train), defaults, **common
             )
-        except labels.LabelError:
+        except LabelError:
             continue  # too few labels in this half: tune refuses, as it should
         held_out = labels_of(ids, true, test)
         chosen = result.best[0].params(defaults)

@@ -1,6 +1,6 @@
 """Real fingerprints for the clustering benchmark: the pretrained model on crops of the real photos.
 
-The exact clustering's bounds (``datasette_imagecluster/screen.py``) prune as
+The exact clustering's bounds (``datasette_imagecluster/engine/bounds.py``) prune as
 well as the fingerprints' variance is concentrated in few directions. Random
 fingerprints have a flat spectrum and say nothing about real ones, so the
 benchmark's synthetic fingerprints are fitted to this spectrum: EfficientNet-Lite0

@@ -13,25 +13,29 @@ import sys
 
 import click
 
-from datasette_imagecluster.labels import BUILT_IN
-from datasette_imagecluster.parameters import (
-    DISTANCES,
-    METHODS,
-    METRICS,
-    SHIPPED,
-    ClusterError,
-    describe,
-    format_duration,
-)
-from datasette_imagecluster.schema import SchemaError
+from datasette_imagecluster.api import BUILT_IN, DISTANCES, METHODS, METRICS, SHIPPED, format_duration
+from datasette_imagecluster.errors import ImageclusterError
 
 from .devices import DEVICES, PRECISIONS
+from .output import Bar, notes, print_diff, print_plugins, print_stats, print_tuning, report_import, tune_json
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 DEFAULT = SHIPPED
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class Commands(click.Group):
+    """The command group: every error a user can fix (:class:`ImageclusterError`) ends a command as one line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ImageclusterError as e:
+            raise click.ClickException(str(e)) from None
+        except sqlite3.Error as e:
+            raise click.ClickException(f"the database could not be read or written: {e}") from None
+
+
+@click.group(cls=Commands, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="datasette-imagecluster")
 def cli() -> None:
     """Group a photo library by what its pictures show and when they were taken.
@@ -41,29 +45,6 @@ def cli() -> None:
     imagecluster cluster photos.db --sim 0.6     group them
     datasette photos.db                          explore them in a browser
     """
-
-
-class _Bar:
-    """A click progress bar when stderr is a terminal; nothing with --silent or in a pipe."""
-
-    def __init__(self, silent: bool, label: str):
-        self.silent = silent
-        self.label = label
-        self.bar = None
-
-    def start(self, total: int) -> None:
-        if not self.silent and total and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label=self.label, show_eta=True, show_pos=True, file=sys.stderr)
-            self.bar.__enter__()
-
-    def advance(self, count: int) -> None:
-        if self.bar is not None:
-            self.bar.update(count)
-
-    def finish(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 class Registered(click.ParamType):
@@ -170,10 +151,8 @@ def fingerprint_options(command):
 
 def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "folder", root_maps=()) -> None:
     """Run an import from a registered source with the shared options; one-line errors, a summary, an exit status."""
-    from .catalog import CatalogError, parse_root_maps
-    from .devices import DeviceError
-    from .models import WeightsError
-    from .pipeline import ImportFailed, ImportOptions, default_workers, run_import
+    from .catalogs.base import parse_root_maps
+    from .pipeline import ImportOptions, default_workers, run_import
     from .plugins import sources
     from .workers import DaskError, parse
 
@@ -193,7 +172,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
         except DaskError as e:
             raise click.UsageError(str(e))
     options = ImportOptions(**settings, workers=default_workers() if workers is None else workers)
-    bar = _Bar(silent, "Fingerprinting")
+    bar = Bar(silent, "Fingerprinting")
     catalog = None
     try:
         catalog = opener(paths[0], parse_root_maps(root_maps)) if opener else None
@@ -207,17 +186,13 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
         bar.finish()
         click.echo("\nInterrupted: photos imported so far are kept; run the same command to continue.", err=True)
         sys.exit(130)
-    except (ImportFailed, WeightsError, DeviceError, SchemaError, CatalogError, DaskError) as e:
-        bar.finish()
-        raise click.ClickException(str(e))
     except sqlite3.Error as e:
-        bar.finish()
-        raise click.ClickException(f"cannot write the database {db_path}: {e}")
+        raise click.ClickException(f"cannot write the database {db_path}: {e}") from None
     finally:
+        bar.finish()
         if catalog is not None:
             catalog.close()
-    bar.finish()
-    _report_import(summary, [catalog.path] if catalog else paths, options.prune)
+    report_import(summary, [catalog.path] if catalog else paths, options.prune)
 
 
 @cli.command(name="import")
@@ -295,38 +270,6 @@ def import_lightroom(db_path, catalog, root_maps, **settings):
         imagecluster import-lightroom photos.db "~/Pictures/Lightroom/Lightroom Catalog.lrcat"
     """
     _run_import(db_path, [catalog], settings, "lightroom", root_maps)
-
-
-def _report_import(summary, paths, prune: bool) -> None:
-    s = summary
-    failed = s.failed + s.still_failing
-    click.echo(
-        f"Imported {s.imported}, unchanged {s.unchanged}, moved {s.moved}, copied {s.copied}, "
-        f"failed {failed}, not photos {s.not_photos}; {s.elapsed:.{2 if s.elapsed < 10 else 1}f} s"
-        + (f", {s.rate:.1f} photos/s on the {s.device}" if s.imported else "")
-    )
-    if failed:
-        click.echo(f"Warning: {failed} file(s) could not be imported: see the import_errors table.", err=True)
-    if s.exif_warnings:
-        click.echo(
-            f"Warning: {s.exif_warnings} photo(s) have unreadable EXIF (images.exif_error); their file time was used.",
-            err=True,
-        )
-    if s.from_previews:
-        click.echo(
-            f"Note: {s.from_previews} photo(s) were fingerprinted from Lightroom's previews, their "
-            "originals being missing or unreadable (images.pixels_from).",
-            err=True,
-        )
-    if s.vanished:
-        verb = "were removed" if prune else "are no longer on disk; --prune removes them"
-        click.echo(f"{len(s.vanished)} photo(s) {verb} (e.g. {s.vanished[0]}).", err=True)
-    if s.model_loaded and s.weights.startswith("random-"):
-        click.echo(f"Note: fingerprints were made with random weights ({s.weights}), not a pretrained model.", err=True)
-    if s.readable == 0:
-        if failed:
-            raise click.ClickException("nothing could be read: every file failed (see import_errors)")
-        raise click.ClickException(f"no photos found in {', '.join(paths)}")
 
 
 def _fingerprint_set_options(command):
@@ -444,10 +387,9 @@ def cluster(
         imagecluster cluster photos.db --save trips --links ~/clusters
         imagecluster cluster photos.db --dask tcp://scheduler:8786
     """
-    from datasette_imagecluster.components import on_dask
-    from datasette_imagecluster.photos import Photos
+    from datasette_imagecluster.api import Photos, on_dask
 
-    from .workers import DaskError, client
+    from .workers import client
 
     given = {
         "sim": sim,
@@ -459,54 +401,30 @@ def cluster(
         "tau": tau,
         "distance": distance,
     }
-    try:
-        with contextlib.ExitStack() as stack:
-            if dask:
-                stack.enter_context(on_dask(stack.enter_context(client(dask, threads=True))))
-            with Photos.open(db_path, reuse=False) as photos:  # one clustering: no screening kept for another
-                clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
-    except (ClusterError, DaskError) as e:
-        raise click.ClickException(str(e))
+    with contextlib.ExitStack() as stack:
+        if dask:
+            stack.enter_context(on_dask(stack.enter_context(client(dask, threads=True))))
+        with Photos.open(db_path, reuse=False) as photos:  # one clustering: no screening kept for another
+            clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
     report = clustering.json()
-    click.echo(json.dumps(report, indent=2)) if as_json else _print_stats(report)
-    _notes(clustering.selection)
+    click.echo(json.dumps(report, indent=2)) if as_json else print_stats(report)
+    notes(clustering.selection)
     if links:
         _link(links, [[image["path"] for image in c["images"]] for c in report["clusters"]])
     if save:
-        try:
-            with Photos.open(db_path, write=True) as photos:
-                saved = photos.save_clustering(save, clustering)
-        except (ClusterError, sqlite3.Error) as e:
-            raise click.ClickException(f"cannot save to {db_path}: {e}")
+        with Photos.open(db_path, write=True) as photos:
+            saved = photos.save_clustering(save, clustering)
         again = f", version {saved.version}: see 'imagecluster diff {db_path} {save}'" if saved.version > 1 else ""
         click.echo(f"Saved as clustering {save!r}{again}", err=True)
 
 
-def _notes(selection) -> None:
-    """What a user should know about a clustering's inputs: other sets, random weights, tuned parameters."""
-    chosen = selection.fingerprint_set
-    if len(selection.sets) > 1:
-        others = ", ".join(s.label for s in selection.sets if s != chosen)
-        click.echo(
-            f"Note: clustered {chosen.label}; this database also has {others} "
-            "(choose with --model, --layer and --weights).",
-            err=True,
-        )
-    if chosen.weights.startswith("random-"):
-        click.echo(
-            f"Note: these fingerprints come from random weights ({chosen.weights}), not a pretrained model.", err=True
-        )
-    if selection.chosen.origin == "tuned":
-        click.echo(f"Parameters not given: {selection.chosen.describe()}.", err=True)
-
-
 def _link(folder: str, paths: list[list[str]]) -> None:
-    from .links import LinksError, make_links
+    from .links import make_links
 
     try:
         count = make_links(folder, paths)
-    except (LinksError, OSError) as e:
-        raise click.ClickException(str(e))
+    except OSError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"Linked {count} photos into {folder}", err=True)
 
 
@@ -595,45 +513,33 @@ def tune(
         imagecluster tune photos.db --labels-csv groups.csv --save
         imagecluster tune photos.db --min-precision 0.9 --json
     """
-    from datasette_imagecluster.labels import LabelError
-    from datasette_imagecluster.parameters import parse_pca
-    from datasette_imagecluster.photos import Photos
+    from datasette_imagecluster.api import Photos, parse_pca
 
-    from .tuning import gather_labels, run_tune
-
-    try:
-        photos = Photos.open(db_path)
-    except ClusterError as e:
-        raise click.ClickException(str(e))
-    try:
-        selection = photos.choose(model=model, layer=layer, weights=weights)
-        chosen = selection.fingerprint_set
-        labels, singletons = gather_labels(photos.conn, sources, labels_csv, labels_table)
-        result = run_tune(
-            selection,
-            labels,
+    with Photos.open(db_path) as photos:
+        result = photos.tune(
+            sources,
+            labels_csv=labels_csv,
+            labels_table=labels_table,
             min_precision=min_precision,
             folds=folds,
             methods=methods,
             pcas=(None, *(parse_pca(p) for p in pcas)),
+            model=model,
+            layer=layer,
+            weights=weights,
         )
-    except (ClusterError, LabelError) as e:
-        raise click.ClickException(str(e))
-    finally:
-        photos.close()
-    tuning = result.tuning
-    candidate, score = tuning.best
+    chosen = result.fingerprint_set
     if as_json:
-        click.echo(json.dumps(_tune_json(result, chosen), indent=2))
+        click.echo(json.dumps(tune_json(result), indent=2))
     else:
-        _print_tuning(result)
-    if singletons:
+        print_tuning(result)
+    if result.singletons:
         click.echo(
-            f"Note: {singletons} label groups have one photo: each says that photo belongs with no "
+            f"Note: {result.singletons} label groups have one photo: each says that photo belongs with no "
             "other labelled photo.",
             err=True,
         )
-    for note in tuning.notes:
+    for note in result.tuning.notes:
         click.echo(f"Note: {note}.", err=True)
     if chosen.weights.startswith("random-"):
         click.echo(
@@ -642,83 +548,9 @@ def tune(
     if not save:
         click.echo("Not saved: run again with --save to use these parameters by default.", err=True)
         return
-    from .store import Store
-
-    store = Store(db_path)
-    try:
-        store.save_tuned(
-            (chosen.model, chosen.layer, chosen.weights),
-            candidate.params(result.defaults).as_dict(),
-            labels.describe(),
-            score.positive_pairs,
-            score.precision,
-            score.recall,
-            score.f1,
-            tuning.cv.f1 if tuning.cv else None,
-        )
-    except sqlite3.Error as e:
-        raise click.ClickException(f"cannot save to {db_path}: {e}")
-    finally:
-        store.close()
+    with Photos.open(db_path, write=True) as photos:
+        photos.save_tuned(result)
     click.echo(f"Saved as the defaults for {chosen.label}.", err=True)
-
-
-def _tune_json(result, chosen) -> dict:
-    tuning = result.tuning
-    candidate, score = tuning.best
-    return {
-        "fingerprints": {"model": chosen.model, "layer": chosen.layer, "weights": chosen.weights},
-        "labels": {
-            "described": result.labels.describe(),
-            "groups": len(result.labels.groups),
-            "positive_pairs": score.positive_pairs,
-        },
-        "chosen": {**candidate.params(result.defaults).as_dict(), **score.as_dict()},
-        "cross_validated": tuning.cv.as_dict() if tuning.cv else None,
-        "defaults": {**result.defaults.as_dict(), **result.at_defaults.as_dict()},
-        "candidates": [
-            {"method": c.method, "alpha": c.alpha, "tau": c.tau, "pca": c.pca, "sim": c.sim, **s.as_dict()}
-            for c, s in zip(tuning.candidates, tuning.overall)
-        ],
-    }
-
-
-def _print_tuning(result) -> None:
-    """The best sim of every method and alpha tried, best first, then the choice and the defaults."""
-    tuning = result.tuning
-    best: dict = {}
-    for c, s in zip(tuning.candidates, tuning.overall):
-        key = (c.method, c.alpha, c.tau, c.pca)
-        if key not in best or s.f1 > best[key][1].f1:
-            best[key] = (c, s)
-    click.echo(f"Labels: {result.labels.describe()} ({len(result.labels.groups)} groups)")
-    click.echo(
-        f"{'method':<9} {'alpha':>5} {'tau':>6} {'pca':>5} {'sim':>5} {'P':>5} {'R':>5} {'F1':>5} "
-        f"{'clusters':>8} {'clustered':>9}"
-    )
-    absolute = result.defaults.absolute
-    for c, s in sorted(best.values(), key=lambda cs: -cs[1].f1):
-        tau = format_duration(c.tau).replace(" ", "") if absolute and c.alpha else "-"
-        click.echo(
-            f"{c.method:<9} {c.alpha:>5.2f} {tau:>6} {str(c.pca or '-'):>5} {c.sim:>5.2f} {s.precision:>5.2f} "
-            f"{s.recall:>5.2f} {s.f1:>5.2f} {s.clusters:>8} {s.clustered:>9}"
-        )
-    candidate, score = tuning.best
-    d, ds = result.defaults, result.at_defaults
-    click.echo(
-        f"Chosen: {candidate.method}, alpha {candidate.alpha}, "
-        + (f"tau {format_duration(candidate.tau)}, " if absolute else "")
-        + f"sim {candidate.sim}"
-        + (f", pca {candidate.pca}" if candidate.pca else "")
-        + f": precision {score.precision:.2f}, recall {score.recall:.2f}, F1 {score.f1:.2f}"
-        + (f"; cross-validated F1 {tuning.cv.f1:.2f} ({len(tuning.folds)} folds)" if tuning.cv else "")
-    )
-    click.echo(
-        f"Defaults: {d.method}, alpha {d.alpha}, "
-        + (f"tau {format_duration(d.tau)}, " if absolute else "")
-        + f"sim {d.sim}: precision {ds.precision:.2f}, "
-        f"recall {ds.recall:.2f}, F1 {ds.f1:.2f}"
-    )
 
 
 @cli.command()
@@ -737,27 +569,12 @@ def verdict(db_path, verdict, image_ids):
         imagecluster verdict photos.db different 12 40
         imagecluster verdict photos.db forget 12 40
     """
-    from datasette_imagecluster.labels import LabelError
-    from datasette_imagecluster.photos import Photos
-    from datasette_imagecluster.verdicts import DESCRIBED, record, verdict_pairs
+    from datasette_imagecluster.api import Photos
+    from datasette_imagecluster.library.verdicts import DESCRIBED
 
-    try:
-        with Photos.open(db_path, write=True) as photos:  # migrates an older database to the verdicts table
-            record(photos.conn, verdict, verdict_pairs(photos.conn, verdict, image_ids))
-    except (ClusterError, LabelError) as e:
-        raise click.ClickException(str(e))
-    except sqlite3.Error as e:
-        raise click.ClickException(f"cannot write to {db_path}: {e}")
+    with Photos.open(db_path, write=True) as photos:  # migrates an older database to the verdicts table
+        photos.record_verdict(verdict, image_ids)
     click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {DESCRIBED[verdict]}.", err=True)
-
-
-def _print_stats(report: dict) -> None:
-    p = report["params"]
-    click.echo(f"{report['n_images']} photos ({p['model']}/{p['layer']}, weights {p['weights']}); {describe(p)}")
-    click.echo("#images : #clusters")
-    for row in report["stats"]:
-        click.echo(f"{row['size']} : {row['clusters']}")
-    click.echo(f"#images in clusters total:  {report['n_clustered']}")
 
 
 @cli.command(name="export-xmp")
@@ -784,12 +601,9 @@ def export_xmp_command(db_path, name, sidecar, dry_run):
         imagecluster cluster photos.db --sim 0.7 --save trips
         imagecluster export-xmp photos.db --clustering trips --dry-run
     """
-    from .export import ExportError, export_xmp
+    from .export import export_xmp
 
-    try:
-        changes, skipped = export_xmp(db_path, name, sidecar, dry_run)
-    except ExportError as e:
-        raise click.ClickException(str(e))
+    changes, skipped = export_xmp(db_path, name, sidecar, dry_run)
     for change in changes:
         what = ", ".join([f"+{k}" for k in change.added] + [f"-{k}" for k in change.removed])
         click.echo(f"{'would update' if dry_run else 'updated'} {change.sidecar}: {what}")
@@ -813,12 +627,9 @@ def export_xmp_command(db_path, name, sidecar, dry_run):
 )
 def export_command(db_path, name, fmt):
     """Print a saved clustering as CSV (one row per photo) or JSON, for other tools."""
-    from .export import ExportError, export_table
+    from .export import export_table
 
-    try:
-        click.echo(export_table(db_path, name, fmt), nl=False)
-    except ExportError as e:
-        raise click.ClickException(str(e))
+    click.echo(export_table(db_path, name, fmt), nl=False)
 
 
 @cli.command()
@@ -839,28 +650,14 @@ def diff(db_path, name, as_json):
         imagecluster import photos.db ~/Pictures && imagecluster cluster photos.db --save trips
         imagecluster diff photos.db trips
     """
-    from datasette_imagecluster.photos import Photos
+    from datasette_imagecluster.api import Photos
 
-    try:
-        with Photos.open(db_path) as photos:
-            changes = photos.diff(name)
-    except ClusterError as e:
-        raise click.ClickException(str(e))
+    with Photos.open(db_path) as photos:
+        changes = photos.diff(name)
     if as_json:
         click.echo(json.dumps(changes.as_dict(), indent=2))
         return
-    counts = changes.counts()
-    click.echo(
-        f"{name}: version {changes.version_before} -> {changes.version_after}: "
-        + ", ".join(f"{counts[kind]} {kind}" for kind in counts)
-    )
-    for change in changes.changes:
-        if change.kind == "unchanged":
-            continue
-        before = ", ".join(map(str, change.before)) or "-"
-        after = ", ".join(map(str, change.after)) or "-"
-        moved = f" (+{len(change.added)} -{len(change.removed)} photos)" if change.added or change.removed else ""
-        click.echo(f"  {change.kind:<9} {before} -> {after}: {change.size_before} -> {change.size_after} photos{moved}")
+    print_diff(name, changes)
 
 
 @cli.command()
@@ -877,19 +674,10 @@ def plugins(as_json):
         imagecluster plugins
         imagecluster plugins --json
     """
-    from .plugins import PluginError, plugin_list
+    from .plugins import plugin_list
 
-    try:
-        listed = plugin_list()
-    except PluginError as e:
-        raise click.ClickException(str(e))
+    listed = plugin_list()
     if as_json:
         click.echo(json.dumps(listed, indent=2))
         return
-    for plugin in listed:
-        version = f" {plugin['version']}" if plugin.get("version") else ""
-        click.echo(f"{plugin['name']}{version}")
-        if plugin["sources"]:
-            click.echo(f"  sources: {', '.join(plugin['sources'])}")
-        if plugin["models"]:
-            click.echo(f"  models: {', '.join(plugin['models'])}")
+    print_plugins(listed)

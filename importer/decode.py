@@ -2,7 +2,7 @@
 
 :func:`decode` runs in worker processes (it imports Pillow, numpy and
 exifread, never TensorFlow) and returns either a :class:`Decoded` or a
-:class:`~importer.sources.Problem`; it never raises for a bad file. JPEGs are
+:class:`~importer.folders.Problem`; it never raises for a bad file. JPEGs are
 decoded with Pillow's draft mode, which scales in the DCT domain to the
 smallest size still larger than the thumbnail: 3-4 times faster than a full
 decode of a camera-size photo, and the pixels we keep are the same size.
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile
 
-from .catalog import Preview
+from .catalogs.base import Preview
+from .catalogs.lightroom_previews import PreviewError, preview_jpeg
 from .exif import CaptureInfo, capture_from_pillow, read_capture_info
-from .lightroom_previews import PreviewError, preview_jpeg
+from .folders import Problem, display_path, file_sha256, sniff_file
 from .raw import RawError, is_raw, open_raw
-from .sources import Problem, display_path, file_sha256, sniff_file
 
 THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 80

@@ -7,13 +7,13 @@ from .plugins import Source
 
 
 def _digikam(path: str, root_maps: list[tuple[str, str]]):
-    from .digikam import DigikamCatalog
+    from .catalogs.digikam import DigikamCatalog
 
     return DigikamCatalog(path, root_maps)
 
 
 def _lightroom(path: str, root_maps: list[tuple[str, str]]):
-    from .lightroom import LightroomCatalog
+    from .catalogs.lightroom import LightroomCatalog
 
     return LightroomCatalog(path, root_maps)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasette_imagecluster.errors import ImageclusterError
+
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("float32", "mixed")
 # Photos per model call when --batch-size is not given: a GPU wants large batches to be kept busy,
@@ -19,7 +21,7 @@ PRECISIONS = ("float32", "mixed")
 BATCH_SIZES = {"cpu": 32, "cuda": 128, "mps": 64, "gpu": 128}
 
 
-class DeviceError(Exception):
+class DeviceError(ImageclusterError):
     """The device asked for is not there; the message says what is."""
 
 

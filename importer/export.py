@@ -12,15 +12,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasette_imagecluster.parameters import ClusterError
-from datasette_imagecluster.photos import Photos
-from datasette_imagecluster.saved import Saved
-from datasette_imagecluster.schema import IMAGES
+from datasette_imagecluster.api import Photos
+from datasette_imagecluster.errors import ClusterError, ImageclusterError
+from datasette_imagecluster.library.saved import Saved
+from datasette_imagecluster.library.schema import IMAGES
 
 from .xmp import SidecarError, keyword, merge, sidecar_path
 
 
-class ExportError(Exception):
+class ExportError(ImageclusterError):
     """The export cannot be made; the message says why."""
 
 

@@ -24,7 +24,7 @@ hookimpl = pluggy.HookimplMarker("imagecluster")
 def register_sources(register):
     """Register photo sources: call ``register(Source(name, description, open))`` for each.
 
-    ``open(path, root_maps)`` returns a catalog (:class:`importer.catalog.Catalog`):
+    ``open(path, root_maps)`` returns a catalog (:class:`importer.catalogs.Catalog`):
     an object with ``source``, ``path``, ``snapshot``, ``photos()``,
     ``preview(photo)`` and ``close()``. A source without ``open`` is a folder walk.
     """

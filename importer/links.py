@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 
+from datasette_imagecluster.errors import ImageclusterError
+
 MARKER = ".imagecluster-links"
 
 
-class LinksError(Exception):
+class LinksError(ImageclusterError):
     """The links folder cannot be (re)made; the message says why."""
 
 

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasette_imagecluster.errors import ImageclusterError
+
 from . import devices
 from .devices import CPU, Device, DeviceError
-from .sources import file_sha256
+from .folders import file_sha256
 
 
-class WeightsError(Exception):
+class WeightsError(ImageclusterError):
     """The requested weights cannot be had; the message says what to do instead."""
 
 

@@ -31,19 +31,21 @@ from typing import Protocol
 
 import numpy as np
 
-from datasette_imagecluster.connections import require_transaction
-from datasette_imagecluster.vectors import encode
+from datasette_imagecluster.errors import ImageclusterError
+from datasette_imagecluster.library.connections import require_transaction
+from datasette_imagecluster.library.fingerprints import FingerprintKey
+from datasette_imagecluster.library.vectors import encode
 
 from . import devices, workers
-from .catalog import Catalog, CatalogPhoto, Preview
+from .catalogs.base import Catalog, CatalogPhoto, Preview
 from .decode import Decoded, DecodeRequest, decode
+from .folders import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
 from .models import Architecture, Fingerprinter, Weights, load_fingerprinter, resolve_weights
 from .plugins import fingerprinters
-from .sources import FileEntry, Problem, display_path, file_sha256, has_image_extension, sniff_file, walk
-from .store import FingerprintKey, KnownImage, Store, one_import_at_a_time
+from .store import KnownImage, Store, one_import_at_a_time
 
 
-class ImportFailed(Exception):
+class ImportFailed(ImageclusterError):
     """The import as a whole cannot go on; the message says why."""
 
 

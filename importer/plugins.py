@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from datasette_imagecluster.errors import ImageclusterError
+
 from . import hookspecs
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from .catalogs.base import Catalog
     from .models import Architecture
 
 ENTRY_POINTS = "imagecluster"
 DEFAULT_PLUGINS = ("importer.default_plugins",)
 
 
-class PluginError(Exception):
+class PluginError(ImageclusterError):
     """A plugin registered something unusable (a duplicate name, the wrong kind of object)."""
 
 
@@ -35,10 +37,6 @@ class Source:
     name: str
     description: str
     open: Callable[[str, list[tuple[str, str]]], Catalog] | None = None  # (catalog path, root maps)
-
-    @property
-    def is_catalog(self) -> bool:
-        return self.open is not None
 
 
 @cache

@@ -13,10 +13,12 @@ import os
 
 from PIL import Image
 
-from .sources import RAW_EXTENSIONS
+from datasette_imagecluster.errors import ImageclusterError
+
+from .folders import RAW_EXTENSIONS
 
 
-class RawError(Exception):
+class RawError(ImageclusterError):
     """A RAW file LibRaw cannot read; the message says why."""
 
 

@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from datasette_imagecluster import scales
-from datasette_imagecluster.connections import require_transaction, write_transaction
-from datasette_imagecluster.fingerprints import fingerprint_sets
-from datasette_imagecluster.schema import (
+from datasette_imagecluster.library import scales
+from datasette_imagecluster.library.connections import require_transaction, write_transaction
+from datasette_imagecluster.library.fingerprints import FingerprintKey, fingerprint_sets
+from datasette_imagecluster.library.schema import (
     ALBUMS,
     CLUSTER_MEMBERS,
     FINGERPRINTS,
@@ -28,13 +28,12 @@ from datasette_imagecluster.schema import (
     IMPORT_ERRORS,
     TAGS,
     THUMBNAILS,
-    TUNED_PARAMS,
     ensure_schema,
 )
 
-from .catalog import CatalogPhoto
+from .catalogs.base import CatalogPhoto
 from .decode import DECODER_ROTATED, Decoded
-from .sources import FileEntry, Problem
+from .folders import FileEntry, Problem
 
 
 def now() -> str:
@@ -72,13 +71,6 @@ def one_import_at_a_time(db_path: str, waiting: Callable[[], None]) -> Iterator[
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True)
-class FingerprintKey:
-    model: str
-    layer: str
-    weights: str
 
 
 @dataclass(frozen=True)
@@ -139,10 +131,10 @@ class Store:
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
     def refresh_scale(self, key: FingerprintKey) -> None:
-        """Store the set's content scale if it has none or has outgrown it (:mod:`datasette_imagecluster.scales`)."""
+        """Store the set's content scale if it has none or has outgrown it (:mod:`.library.scales`)."""
         self._writing()
         for found in fingerprint_sets(self.conn):
-            if (found.model, found.layer, found.weights) == (key.model, key.layer, key.weights):
+            if found.key == key:
                 scales.refresh(self.conn, found)
 
     def close(self) -> None:
@@ -398,36 +390,3 @@ class Store:
         yield from self.conn.execute(
             f"select id, catalog_id, path from {IMAGES} where catalog = ? order by id", (catalog,)
         )
-
-    def save_tuned(
-        self,
-        fingerprint_set: tuple[str, str, str],
-        params: dict,
-        labels: str,
-        pairs: int,
-        precision: float,
-        recall: float,
-        f1: float,
-        cv_f1: float | None,
-    ) -> None:
-        """Store tuned parameters as the defaults of one fingerprint set (model, layer, weights)."""
-        model, layer, weights = fingerprint_set
-        pca = params.get("pca")
-        with self.transaction():
-            self.db[TUNED_PARAMS].insert(
-                {
-                    "model": model,
-                    "layer": layer,
-                    "weights": weights,
-                    **{k: params[k] for k in ("method", "metric", "alpha", "sim", "min_csize", "distance", "tau")},
-                    "pca": None if pca is None else str(pca),
-                    "labels": labels,
-                    "labelled_pairs": pairs,
-                    "precision": precision,
-                    "recall": recall,
-                    "f1": f1,
-                    "cv_f1": cv_f1,
-                    "tuned_at": now(),
-                },
-                replace=True,
-            )

@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from datasette_imagecluster.errors import ImageclusterError
+
 from . import devices
-from .sources import Problem, display_path
+from .folders import Problem, display_path
 
 if TYPE_CHECKING:
     from .decode import Decoded, DecodeRequest
     from .models import Fingerprinter
 
 
-class DaskError(Exception):
+class DaskError(ImageclusterError):
     """Dask is missing or the cluster cannot be reached; the message says what to do."""
 
 
@@ -145,7 +147,7 @@ def fingerprint_batch(requests: list[DecodeRequest], spec: ModelSpec) -> Fingerp
     cannot see stops the import rather than failing the photo: the file is
     fine, the worker is set up wrong.
     """
-    from .catalog import CatalogError, map_root, parse_root_maps
+    from .catalogs.base import CatalogError, map_root, parse_root_maps
     from .decode import decode
 
     try:

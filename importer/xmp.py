@@ -16,6 +16,8 @@ import os
 
 from lxml import etree
 
+from datasette_imagecluster.errors import ImageclusterError
+
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 X = "adobe:ns:meta/"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -32,7 +34,7 @@ PACKET_HEAD = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
 PACKET_TAIL = '\n<?xpacket end="w"?>\n'
 
 
-class SidecarError(Exception):
+class SidecarError(ImageclusterError):
     """A sidecar that is not XMP we can merge into; the message says which and why."""
 
 

@@ -10,17 +10,18 @@ import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist, squareform
 
-from datasette_imagecluster import absolute, components, nearby, scales, screen
-from datasette_imagecluster.clustering import METHODS, build_tree, cut_tree
-from datasette_imagecluster.parameters import (
+from datasette_imagecluster.api import Photos
+from datasette_imagecluster.engine import absolute, bounds, components, nearby
+from datasette_imagecluster.engine.clustering import METHODS, build_tree, cut_tree
+from datasette_imagecluster.engine.parameters import (
     SHIPPED,
-    ClusterError,
     Params,
     choose_params,
     format_duration,
     parse_duration,
 )
-from datasette_imagecluster.photos import Photos
+from datasette_imagecluster.errors import ClusterError
+from datasette_imagecluster.library import scales
 
 from .conftest import invoke
 from .test_clustering import add_photos, make_fingerprint_db
@@ -108,13 +109,13 @@ def bounds_kind(request, monkeypatch):
     """The component path in many ragged tiles, its bounds used (from 8 directions, whatever their
     tightness) with far pairs found from the near-duplicate search or tile by tile, or the bounds judged
     too loose, so every tile it searches is measured in full."""
-    monkeypatch.setattr(screen, "K", 8)
-    monkeypatch.setattr(screen, "ROWS", 97)
-    monkeypatch.setattr(screen, "COLS", 211)
+    monkeypatch.setattr(bounds, "K", 8)
+    monkeypatch.setattr(bounds, "ROWS", 97)
+    monkeypatch.setattr(bounds, "COLS", 211)
     monkeypatch.setattr(nearby, "BAND_ROWS", 61)
     monkeypatch.setattr(nearby, "SETTLE", 1000)
     monkeypatch.setattr(nearby, "NEAR_SHARE", 10.0 if request.param.startswith("k-d") else -1.0)
-    monkeypatch.setattr(screen, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
+    monkeypatch.setattr(bounds, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
     searches = []
     search = nearby._near_duplicates
     monkeypatch.setattr(nearby, "_near_duplicates", lambda *args: searches.append(search(*args)) or searches[-1])
@@ -193,7 +194,7 @@ def test_components_on_dask_match_the_reference(monkeypatch):
 
 
 def test_verdicts_are_honoured_on_absolute_distances():
-    from datasette_imagecluster.constraints import Constraints
+    from datasette_imagecluster.engine.constraints import Constraints
 
     vectors, times, timed = events(n=1100)
     loose = build_tree(vectors, times, alpha=0.5, method="average", sim=0.48, distance="absolute", timed=timed)

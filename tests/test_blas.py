@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datasette_imagecluster import blas
+from datasette_imagecluster.engine import blas
 
 AVX512 = "avx512f avx512dq avx512cd avx512bw avx512vl"
 
@@ -67,7 +67,7 @@ CHILD = """
 import os, sys, json
 import {module}
 loaded_first = "numpy" in sys.modules
-from datasette_imagecluster.blas import loaded_kernels
+from datasette_imagecluster.engine.blas import loaded_kernels
 print(json.dumps([loaded_first, os.environ.get("OPENBLAS_CORETYPE"), loaded_kernels()]))
 """
 

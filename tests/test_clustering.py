@@ -10,9 +10,8 @@ import sqlite_utils
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 
-from datasette_imagecluster.clustering import (
+from datasette_imagecluster.engine.clustering import (
     METHODS,
-    ClusterError,
     Params,
     build_tree,
     cluster,
@@ -20,8 +19,9 @@ from datasette_imagecluster.clustering import (
     group,
     pca_project,
 )
-from datasette_imagecluster.schema import ensure_schema
-from datasette_imagecluster.vectors import encode
+from datasette_imagecluster.errors import ClusterError
+from datasette_imagecluster.library.schema import ensure_schema
+from datasette_imagecluster.library.vectors import encode
 
 from .conftest import invoke
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from scipy.spatial import distance
 
-from datasette_imagecluster import components, screen
-from datasette_imagecluster.clustering import Params, build_tree, cluster, cut_tree, group, mixed_distances
+from datasette_imagecluster.engine import bounds, components
+from datasette_imagecluster.engine.clustering import (
+    Params,
+    build_tree,
+    cluster,
+    cut_tree,
+    group,
+    mixed_distances,
+)
 
 from .test_clustering import reference_partition, structured_library
 
@@ -59,13 +66,13 @@ def always_components(request, monkeypatch):
     on these random fingerprints, or judged too loose and every tile measured in full; in one
     pass, or two when the estimates of the largest distances fall short of them, or with none."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(screen, "ROWS", 37)
-    monkeypatch.setattr(screen, "COLS", 53)
+    monkeypatch.setattr(bounds, "ROWS", 37)
+    monkeypatch.setattr(bounds, "COLS", 53)
     monkeypatch.setattr(components, "CELL", 5)  # 11 cells a tile, the last ragged
-    monkeypatch.setattr(screen, "K", {"k 8": 8, "k 1": 1, "k = D": 100_000}[request.param.split(", ")[1]])
-    monkeypatch.setattr(screen, "FINE", 24)
-    monkeypatch.setattr(screen, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(bounds, "K", {"k 8": 8, "k 1": 1, "k = D": 100_000}[request.param.split(", ")[1]])
+    monkeypatch.setattr(bounds, "FINE", 24)
+    monkeypatch.setattr(bounds, "TIGHT", 2.0 if request.param.startswith("loose") else 0.0)
+    monkeypatch.setattr(bounds, "BOUNDS_FROM", 0)
     if request.param.startswith("estimate too low"):
         too_low(monkeypatch, 0.6)
         monkeypatch.setattr(components, "MIXED_GUESS", -0.4)  # the guess of max(d) too: a pass at the true cut
@@ -172,15 +179,15 @@ def test_screen_is_close_to_pdist():
     vectors, _, _ = bursts(seed=6, dims=512)
     for metric in ("euclidean", "sqeuclidean", "cosine"):
         exact = pdist(vectors, metric)
-        full = screen.Exact(vectors, metric)
+        full = bounds.Exact(vectors, metric)
         n = len(vectors)
         approx = np.concatenate([full.between(slice(r, r + 1), slice(r + 1, n))[0] for r in range(n - 1)])
         scale = exact.max()
         assert np.abs(approx - exact).max() / scale < 1e-4, metric
         i, j = np.triu_indices(n, 1)
         assert np.abs(full.pairs(i, j) - exact).max() / scale < 1e-4, metric
-        projection = screen.project(full.x, np.arange(n), full.norms)
-        found = screen.far_pairs(projection, full)[2].max()  # by bounds or in full: the ends are extremes here
+        projection = bounds.project(full.x, np.arange(n), full.norms)
+        found = bounds.far_pairs(projection, full)[2].max()  # by bounds or in full: the ends are extremes here
         assert abs(found - scale) / scale < 1e-4, (metric, projection.tight)
 
 
@@ -203,10 +210,10 @@ def test_one_pass_unless_the_estimate_falls_short(monkeypatch, short, passes):
 def bounded_tiles(monkeypatch, rows: int, cols: int, cell: int) -> None:
     """The component path with bounds from 16 directions at any size, in tiles of rows x cols photos."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
-    monkeypatch.setattr(screen, "K", 16)
-    monkeypatch.setattr(screen, "ROWS", rows)
-    monkeypatch.setattr(screen, "COLS", cols)
+    monkeypatch.setattr(bounds, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(bounds, "K", 16)
+    monkeypatch.setattr(bounds, "ROWS", rows)
+    monkeypatch.setattr(bounds, "COLS", cols)
     monkeypatch.setattr(components, "CELL", cell)
 
 
@@ -221,12 +228,12 @@ def low_rank_bursts(seed=8, dims=256, rank=12):
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_far_pairs_chosen_by_their_bounds_hold_the_diameter(monkeypatch, metric):
     """Where the bounds are tight, the far pairs are chosen by their lower bounds and then measured."""
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(bounds, "BOUNDS_FROM", 0)
     vectors, timestamps, _ = low_rank_bursts()
-    exact = screen.Exact(vectors, metric)
-    projection = screen.project(exact.x, timestamps, exact.norms)
+    exact = bounds.Exact(vectors, metric)
+    projection = bounds.project(exact.x, timestamps, exact.norms)
     assert projection.tight
-    i, j, d = screen.far_pairs(projection, exact)
+    i, j, d = bounds.far_pairs(projection, exact)
     assert np.array_equal(d, exact.pairs(i, j))
     largest = distance.pdist(vectors, metric).max()
     assert abs(d.max() - largest) / largest < 1e-5
@@ -284,8 +291,8 @@ def test_the_bounds_prune_and_stay_exact(monkeypatch, method, second_step):
 
 def test_random_fingerprints_are_measured_in_full(monkeypatch):
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(screen, "K", 8)  # 8 of 512 random dimensions: the bounds say little
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(bounds, "K", 8)  # 8 of 512 random dimensions: the bounds say little
+    monkeypatch.setattr(bounds, "BOUNDS_FROM", 0)
     vectors, timestamps, ids = bursts(seed=9, dims=512)
     screened = components.screening(vectors, timestamps, "euclidean")
     assert not screened.projection.tight and not screened.projection.has_fine
@@ -311,17 +318,17 @@ def test_directions_are_orthonormal_and_the_bounds_hold_for_every_pair(photos):
         distinct = vectors[:5] if photos == "few distinct photos" else vectors[:1]
         vectors = distinct[np.arange(len(vectors)) % len(distinct)]
     k = 16
-    directions = screen._directions(vectors, vectors.mean(axis=0, dtype=np.float64).astype(np.float32), k, 0)
+    directions = bounds._directions(vectors, vectors.mean(axis=0, dtype=np.float64).astype(np.float32), k, 0)
     assert directions.shape == (vectors.shape[1], k) and directions.dtype == np.float32
     used = np.flatnonzero(np.abs(directions).max(axis=0) > 0)
     assert len(used) == {"low rank": k, "few distinct photos": 4, "one photo over and over": 0}[photos]
     gram = directions[:, used].T.astype(np.float64) @ directions[:, used]
     assert np.abs(gram - np.eye(len(used))).max(initial=0.0) < 1e-6
     norms = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
-    p = screen.project(vectors, timestamps, norms, k=k)
+    p = bounds.project(vectors, timestamps, norms, k=k)
     lower2 = p.lower(0, p.size, 0, p.size).astype(np.float64)
     i, j = np.triu_indices(p.size, 1)
     lower2, upper2 = lower2[i, j], lower2[i, j] + p.upper_gap(i, j)
     true2 = distance.pdist(vectors[p.order].astype(np.float64), "sqeuclidean")
-    slack = screen.EPS * (p.n[i] + p.n[j])
+    slack = bounds.EPS * (p.n[i] + p.n[j])
     assert np.all(lower2 <= true2 + slack) and np.all(true2 <= upper2 + slack)

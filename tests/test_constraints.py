@@ -7,10 +7,10 @@ import pytest
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist
 
-from datasette_imagecluster import components
-from datasette_imagecluster.clustering import build_tree, cut_tree
-from datasette_imagecluster.constraints import CONSTRAINABLE_METHODS, Constraints, constrained_linkage
-from datasette_imagecluster.parameters import ClusterError
+from datasette_imagecluster.engine import components
+from datasette_imagecluster.engine.clustering import build_tree, cut_tree
+from datasette_imagecluster.engine.constraints import CONSTRAINABLE_METHODS, Constraints, constrained_linkage
+from datasette_imagecluster.errors import ClusterError
 
 
 def partition(labels) -> set[frozenset[int]]:

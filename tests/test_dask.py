@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from datasette_imagecluster import components, screen
-from datasette_imagecluster.clustering import Params, build_tree, cut_tree, group
-from datasette_imagecluster.fingerprints import fingerprint_sets, load_library
+from datasette_imagecluster.engine import bounds, components
+from datasette_imagecluster.engine.clustering import Params, build_tree, cut_tree, group
+from datasette_imagecluster.library.fingerprints import fingerprint_sets, load_library
 from importer.workers import ROOT_MAP_VARIABLE, DaskError, client, parse
 
 from .conftest import connect, invoke, linked_holidays, rows
@@ -37,10 +37,10 @@ def dask_client():
 def small_tiles(monkeypatch):
     """The component path and the bounds at any size, in tiles small enough for many row blocks."""
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
-    monkeypatch.setattr(screen, "BOUNDS_FROM", 0)
-    monkeypatch.setattr(screen, "K", 16)
-    monkeypatch.setattr(screen, "ROWS", 29)
-    monkeypatch.setattr(screen, "COLS", 61)
+    monkeypatch.setattr(bounds, "BOUNDS_FROM", 0)
+    monkeypatch.setattr(bounds, "K", 16)
+    monkeypatch.setattr(bounds, "ROWS", 29)
+    monkeypatch.setattr(bounds, "COLS", 61)
     monkeypatch.setattr(components, "CELL", 7)
 
 
@@ -50,7 +50,7 @@ def test_the_same_partitions_with_the_screen_on_two_workers(dask_client, small_t
     from distributed import get_task_stream
 
     vectors, timestamps, ids = low_rank_bursts(seed=11)
-    first_step = min(len(range(0, len(vectors) - 1, screen.ROWS)), 4 * 2)  # tasks of two workers
+    first_step = min(len(range(0, len(vectors) - 1, bounds.ROWS)), 4 * 2)  # tasks of two workers
     for alpha, sim in ((0.0, 0.9), (0.3, 0.85)):
         params = Params(sim=sim, alpha=alpha, method=method)
         alone = build_tree(vectors, timestamps, alpha=alpha, method=method, sim=sim)
@@ -100,7 +100,7 @@ def test_a_local_cluster_for_clustering_shares_this_process_copy(small_tiles, mo
         assert set(connection.run(lambda dask_worker: dask_worker.memory_manager.memory_limit).values()) == {None}
         shared = build_tree(vectors, timestamps, alpha=0.3, method="average", sim=0.85)
     assert len(seen) > 2 and all(screened is seen[0] for screened in seen)
-    assert components._HELD == {}  # let go after the pass
+    assert components._IN_PROCESS == {}  # let go after the pass
     params = Params(sim=0.85, alpha=0.3, method="average")
     got = partition(group(cut_tree(shared, 0.85), ids, timestamps, params))
     assert got == partition(group(cut_tree(alone, 0.85), ids, timestamps, params))

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from importer.decode import THUMBNAIL_SIZE, Decoded, DecodeRequest, decode, to_rgb
-from importer.sources import Problem
+from importer.folders import Problem
 
 from .conftest import save_jpeg, scene, shared_data
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
-from datasette_imagecluster.parameters import SHIPPED
+from datasette_imagecluster.engine.parameters import SHIPPED
+from datasette_imagecluster.library.fingerprints import choose_set, fingerprint_sets, load_library
 from importer.devices import CPU, Device, DeviceError, choose, identity
 
 from .conftest import connect, invoke, linked_holidays, shared_data

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from importer.digikam import mount_point, root_path
+from importer.catalogs.digikam import mount_point, root_path
 
 from .conftest import change, invoke, rows, save_jpeg, scene, shared_data
 

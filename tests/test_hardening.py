@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from datasette_imagecluster.parameters import ClusterError
+from datasette_imagecluster.errors import ClusterError
 
 from .conftest import ROOT_ACTOR as ROOT
 from .conftest import change, invoke, rows
@@ -195,7 +195,8 @@ def test_one_bad_sidecar_is_skipped_with_its_reason_and_the_rest_are_written(run
 def test_a_blob_larger_than_any_fingerprint_is_refused_before_it_is_read():
     """1 (in part): imagecluster_vector(zeroblob(40000000)) decoded 40 MB into a 490 MB JSON text; no model gives
     more than 25,088 values, so a BLOB beyond MAX_VALUES is refused with its size, whatever the function."""
-    from datasette_imagecluster import sql_functions, vectors
+    from datasette_imagecluster.library import vectors
+    from datasette_imagecluster.web import sql_functions
 
     blob = bytes(4 * (vectors.MAX_VALUES + 1))
     for function in (sql_functions.vector, sql_functions.dims, lambda b: sql_functions.distance(b, b)):
@@ -219,8 +220,8 @@ def test_concurrent_builds_share_one_memory_guard(monkeypatch):
     one that never fits is refused in words."""
     import threading
 
-    from datasette_imagecluster import memory
-    from datasette_imagecluster.clustering import build_tree
+    from datasette_imagecluster.engine import memory
+    from datasette_imagecluster.engine.clustering import build_tree
 
     rng = np.random.default_rng(0)
     vectors, times = rng.random((600, 32)).astype(np.float32), np.sort(rng.uniform(0, 1e6, 600))
@@ -252,7 +253,7 @@ def test_the_build_queue_shares_bounds_prioritises_and_drops_what_nobody_waits_f
     asked first, and one nobody asked for in ABANDONED seconds is dropped before it runs."""
     import threading
 
-    from datasette_imagecluster.builds import ABANDONED, MAX_PER_DATABASE, Builds, Busy
+    from datasette_imagecluster.web.builds import ABANDONED, MAX_PER_DATABASE, Builds, Busy
 
     now = [0.0]
     builds = Builds(workers=1, clock=lambda: now[0])
@@ -299,7 +300,8 @@ async def test_under_load_core_pages_answer_abandoned_builds_are_dropped_and_not
 
     from datasette_test import Datasette
 
-    from datasette_imagecluster import builds, memory
+    from datasette_imagecluster.engine import memory
+    from datasette_imagecluster.web import builds
 
     from .test_clustering import make_fingerprint_db
 

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from datasette_imagecluster.schema import SCHEMA_VERSION
-from datasette_imagecluster.vectors import decode as decode_vector
+from datasette_imagecluster.library.schema import SCHEMA_VERSION
+from datasette_imagecluster.library.vectors import decode as decode_vector
 from importer.pipeline import ImportOptions, run_import
 
 from .conftest import invoke, rows, save_jpeg, scene
@@ -479,7 +479,7 @@ def test_raw_files_import_in_folder_imports(tmp_path, photo_folder):
 
 
 def test_store_writes_outside_a_transaction_are_refused(tmp_path):
-    from importer.sources import Problem
+    from importer.folders import Problem
     from importer.store import Store
 
     store = Store(str(tmp_path / "photos.db"))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial import distance
 
-from datasette_imagecluster import pairwise
-from datasette_imagecluster.parameters import METHODS, METRICS
+from datasette_imagecluster.engine import pairwise
+from datasette_imagecluster.engine.parameters import METHODS, METRICS
 
 from .test_absolute import partition
 
@@ -101,8 +101,8 @@ def test_distances_are_pdists_own_below_the_threshold_and_from_blas_above(monkey
 
 def _reference(monkeypatch, distance_kind, x, times, alpha, tau):
     """The reference's condensed distances (pdist's own values) and build_tree's arguments for that distance."""
-    from datasette_imagecluster import absolute
-    from datasette_imagecluster.clustering import mixed_distances
+    from datasette_imagecluster.engine import absolute
+    from datasette_imagecluster.engine.clustering import mixed_distances
 
     if distance_kind == "absolute":
         scale = absolute.content_scale(x, "euclidean")
@@ -130,7 +130,7 @@ def test_the_full_matrix_on_blas_partitions_as_the_reference(monkeypatch, distan
     partitions at every cut that is not within the tolerance of a height, where no two heights are."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    from datasette_imagecluster.clustering import build_tree
+    from datasette_imagecluster.engine.clustering import build_tree
 
     monkeypatch.setattr(pairwise, "BLAS_FROM", 1000)
     x, times = features()
@@ -153,8 +153,8 @@ def test_a_large_component_on_blas_partitions_as_the_reference(monkeypatch, dist
     at the cut it was built for, and at cuts above it (none within the tolerance of a merge height)."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    from datasette_imagecluster import components
-    from datasette_imagecluster.clustering import build_tree, cut_tree
+    from datasette_imagecluster.engine import components
+    from datasette_imagecluster.engine.clustering import build_tree, cut_tree
 
     monkeypatch.setattr(components, "MIN_PHOTOS", 0)
     monkeypatch.setattr(pairwise, "BLAS_FROM", 1000)

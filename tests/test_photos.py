@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from datasette.app import Datasette
 
-from datasette_imagecluster.fingerprints import fingerprint_sets, load_library
-from datasette_imagecluster.parameters import SHIPPED, ClusterError, NotFoundError
-from datasette_imagecluster.photos import Photos
+from datasette_imagecluster.api import Photos
+from datasette_imagecluster.engine.parameters import SHIPPED
+from datasette_imagecluster.errors import ClusterError, NotFoundError
+from datasette_imagecluster.library.fingerprints import fingerprint_sets, load_library
 
 from .conftest import connect, invoke
 from .test_clustering import make_fingerprint_db

@@ -30,7 +30,7 @@ PLUGIN = textwrap.dedent(
 
     import numpy as np
 
-    from importer.catalog import CatalogPhoto
+    from importer.catalogs import CatalogPhoto
     from importer.hookspecs import hookimpl
     from importer.models import Architecture, Fingerprinter, Weights
     from importer.plugins import Source

@@ -12,17 +12,18 @@ import csv
 import hashlib
 import json
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from datasette_imagecluster.clustering import Params
-from datasette_imagecluster.fingerprints import choose_set, fingerprint_sets, load_library
-from datasette_imagecluster.labels import merge
-from datasette_imagecluster.parameters import NAMES, SHIPPED
-from datasette_imagecluster.photos import Photos
-from datasette_imagecluster.quality import score_params
+from datasette_imagecluster.api import Photos
+from datasette_imagecluster.engine.clustering import Params
+from datasette_imagecluster.engine.labels import merge
+from datasette_imagecluster.engine.parameters import NAMES, SHIPPED
+from datasette_imagecluster.engine.quality import score_params
+from datasette_imagecluster.library.fingerprints import choose_set, fingerprint_sets, load_library
 
 from .catalogs import DIGIKAM_ROOT, LIGHTROOM_ROOT, digikam_catalog, lightroom_catalog
 from .conftest import connect, invoke, rows, shared_data
@@ -122,20 +123,12 @@ def test_tune_on_half_the_groups_holds_on_the_other_half(holidays, runner, tmp_p
         private = tmp_path / f"{split}.db"
         shutil.copy(db, private)
         if prior != SHIPPED:
-            from importer.store import Store
+            from datasette_imagecluster.library.tuned import save_tuned
 
-            store = Store(str(private))
-            store.save_tuned(
-                (library.fingerprint_set.model, library.fingerprint_set.layer, library.fingerprint_set.weights),
-                prior.as_dict(),
-                "imagecluster's defaults",
-                0,
-                0.0,
-                0.0,
-                0.0,
-                None,
-            )
-            store.close()
+            conn = sqlite3.connect(private)
+            scores = {"labelled_pairs": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "cv_f1": None}
+            save_tuned(conn, library.fingerprint_set, prior.as_dict(), "imagecluster's defaults", scores)
+            conn.close()
         if source == "csv":
             labels = tmp_path / f"half{split}.csv"
             with open(labels, "w", newline="") as f:

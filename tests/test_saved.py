@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from datasette_imagecluster.changes import diff
-from datasette_imagecluster.photos import Photos
-from datasette_imagecluster.saved import load_version, save, versions
-from datasette_imagecluster.schema import ensure_schema
-from datasette_imagecluster.vectors import encode
+from datasette_imagecluster.api import Photos
+from datasette_imagecluster.library.changes import diff
+from datasette_imagecluster.library.saved import load_version, save, versions
+from datasette_imagecluster.library.schema import ensure_schema
+from datasette_imagecluster.library.vectors import encode
 
 from .conftest import invoke, shared_data
 

@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from datasette_imagecluster.schema import SCHEMA_VERSION, SchemaError, ensure_schema, schema_version
+from datasette_imagecluster.errors import SchemaError
+from datasette_imagecluster.library.schema import SCHEMA_VERSION, ensure_schema, schema_version
 
 from .conftest import invoke
 
@@ -52,7 +53,7 @@ def test_a_newer_schema_is_refused_with_one_line(runner, tmp_path, photo_folder)
 
 def test_a_version_1_database_is_migrated_forward(tmp_path):
     """A database written by schema version 1 gains the catalog and pixel-source columns, keeping its rows."""
-    from datasette_imagecluster.schema import MIGRATIONS
+    from datasette_imagecluster.library.schema import MIGRATIONS
 
     db = sqlite_utils.Database(tmp_path / "v1.db")
     MIGRATIONS[0](db)

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 
-from datasette_imagecluster.labels import LabelError, Labels, load_labels, merge
-from datasette_imagecluster.quality import LabelIndex
+from datasette_imagecluster.engine.labels import Labels, merge
+from datasette_imagecluster.engine.quality import LabelIndex
+from datasette_imagecluster.errors import LabelError
+from datasette_imagecluster.library.known_labels import load_labels
 
 from .catalogs import DIGIKAM_ROOT, LIGHTROOM_ROOT, digikam_catalog, lightroom_catalog
 from .conftest import change, connect, invoke, rows, save_jpeg, scene
@@ -311,11 +313,35 @@ def test_scores_count_only_pairs_of_known_status():
 
 
 def test_default_parameters_have_one_source():
-    from datasette_imagecluster.config import DEFAULTS
-    from datasette_imagecluster.parameters import SHIPPED, choose_params
+    from datasette_imagecluster.engine.parameters import SHIPPED, choose_params
+    from datasette_imagecluster.web.config import DEFAULTS
     from importer.cli import DEFAULT
 
     assert DEFAULT is SHIPPED and not {"sim", "alpha", "method"} & set(DEFAULTS)
     assert choose_params({}, {}, None).params == SHIPPED
     # A metric ward can't use, given alone, brings a method that can.
     assert choose_params({"metric": "cosine"}, {}, None).params.method == "average"
+
+
+def test_the_python_api_tunes_saves_and_records_verdicts(db, bursts, tmp_path):
+    """What the commands do, as Python users call it: Photos.tune, save_tuned and record_verdict."""
+    from datasette_imagecluster.api import Photos
+    from datasette_imagecluster.errors import ImageclusterError, LabelError
+
+    _, _, groups = bursts
+    labels = write_csv(tmp_path / "labels.csv", ("path", "group"), groups.items())
+    with Photos.open(str(db)) as photos:
+        result = photos.tune(labels_csv=str(labels))
+        assert result.labels.positive_pairs == 24 and result.tuning.best[1].f1 >= 0.9
+        with pytest.raises(LabelError, match="needs the columns"):
+            photos.tune(labels_csv=str(write_csv(tmp_path / "bad.csv", ("name", "group"), [("a", "b")])))
+    with Photos.open(str(db), write=True) as photos:
+        photos.save_tuned(result)
+        chosen = photos.choose()
+        assert chosen.chosen.origin == "tuned" and chosen.params == result.params
+        first, second, third = next(members for members in photos.cluster().clusters if len(members) >= 3)[:3]
+        photos.record_verdict("different", [first], apart_from=[second, third])
+        assert all(first not in members or second not in members for members in photos.cluster().clusters)
+        with pytest.raises(ImageclusterError, match="conflicting"):
+            photos.record_verdict("same", [first, second])
+        photos.record_verdict("forget", [first, second])
