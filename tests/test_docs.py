@@ -13,7 +13,7 @@ import click
 import pytest
 import sqlite_utils
 
-from datasette_imagecluster.schema import ensure_schema
+from datasette_imagecluster.library.schema import ensure_schema
 from importer.cli import cli
 
 from .conftest import ROOT
@@ -26,6 +26,20 @@ def test_the_cli_reference_is_current():
     from cogapp import Cog
 
     assert Cog().main(["cog", "--check", str(DOCS / "cli.md")]) == 0, "run: cog -r docs/cli.md"
+
+
+def test_the_readme_module_map_is_current():
+    """The README's module map is every module's first docstring line, as cog generates it (cog -r README.md)."""
+    from cogapp import Cog
+
+    assert Cog().main(["cog", "--check", str(ROOT / "README.md")]) == 0, "run: cog -r README.md"
+    listed = (ROOT / "README.md").read_text()
+    for package in ("importer", "datasette_imagecluster"):
+        for path in (ROOT / package).rglob("*.py"):
+            shown = str(path.relative_to(ROOT))
+            if path.name == "__init__.py" and shown.count("/") > 1:
+                shown = shown[: -len("__init__.py")]
+            assert f"\n{shown} " in listed, f"{shown} is missing from the README's module map"
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
