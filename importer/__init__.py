@@ -1,8 +1,8 @@
 """Reads photos and photo-manager catalogs and writes the imagecluster database.
 
-Everything heavy (Pillow, exifread, TensorFlow) lives in this package, never
-in the Datasette plugin. The data flows sources -> decode/exif -> models ->
-store, orchestrated by pipeline; cli is the ``imagecluster`` command.
+Everything heavy (Pillow, exifread, TensorFlow, PyTorch) lives in this
+package, never in the Datasette plugin. The data flows folders or catalogs ->
+decode/exif -> models -> store, orchestrated by pipeline; cli is the
+``imagecluster`` command. Of the plugin package it uses the API, the library
+and the errors only (tests/test_layers.py).
 """
-
-import datasette_imagecluster  # noqa: E402, F401  (first: it chooses numpy's BLAS kernels before numpy loads)
