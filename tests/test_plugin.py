@@ -136,6 +136,20 @@ async def test_page_shows_summary_dendrogram_and_cards(db_path):
 
 
 @pytest.mark.asyncio
+async def test_a_card_names_each_photos_camera_and_the_json_stays_as_it_is(db_path):
+    """A field the cards show (the camera) is the gallery's own: the CLI's and the page's JSON don't change."""
+    ds = make_ds(db_path)
+    before = (await get(ds, "/photos/-/cluster.json?sim=0.9&alpha=0.5")).json()
+    first = before["clusters"][0]["images"][0]["id"]
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("update images set camera_make = 'Canon', camera_model = 'Canon EOS 5D' where id = ?", (first,))
+    soup = BeautifulSoup((await get(ds, "/photos/-/cluster?sim=0.9&alpha=0.5")).text, "html.parser")
+    title = soup.select_one(f'.imagecluster-thumbs a[href="/photos/images/{first}"]')["title"]
+    assert title.endswith(" · Canon EOS 5D") and "Canon Canon" not in title
+    assert (await get(ds, "/photos/-/cluster.json?sim=0.9&alpha=0.5")).json() == before
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     "sim, alpha, method", [(0.5, 0.3, "average"), (0.9, 1.0, "single"), (0.8, 0.0, "ward"), (0.95, 0.5, "complete")]
 )

@@ -18,7 +18,7 @@ from .form import Form, short_duration
 from .permissions import can_execute_sql, can_write_rows
 from .urls import route, thumbnail_url
 
-CARD_COLUMNS = ("path", "taken")  # what a card shows of each photo, besides its id and thumbnail
+CARD_COLUMNS = ("path", "taken", "camera_make", "camera_model")  # what a card shows of a photo, besides its image
 
 
 def read_photos(conn, image_ids: list[int]) -> dict[int, dict]:
@@ -32,12 +32,20 @@ def read_photos(conn, image_ids: list[int]) -> dict[int, dict]:
     return {row[0]: dict(zip(CARD_COLUMNS, row[1:])) for row in rows}
 
 
+def _camera(make: str | None, model: str | None) -> str | None:
+    """``Canon EOS 5D`` from make ``Canon`` and model ``Canon EOS 5D`` (most models repeat the make)."""
+    if not model:
+        return make or None
+    return model if not make or model.lower().startswith(make.lower().split()[0]) else f"{make} {model}"
+
+
 def photo_card(datasette, database: str, image_id: int, row: dict) -> dict:
     """One photo on a card, from its :func:`read_photos` row (empty for a photo deleted since)."""
     return {
         "id": image_id,
         "name": (row.get("path") or f"photo {image_id}").rsplit("/", 1)[-1],
         "taken": row.get("taken"),
+        "camera": _camera(row.get("camera_make"), row.get("camera_model")),
         "thumbnail": thumbnail_url(datasette, database, image_id),
         "url": datasette.urls.row(database, IMAGES, str(image_id)),
     }
