@@ -1,11 +1,18 @@
-"""Inference rate of each fingerprint model, batched as the import runs it."""
+"""Inference rate of each fingerprint model, batched as the import runs it, each in a process of its own.
+
+PyTorch's models run on ONNX Runtime where it is installed (importer/runtimes.py); their PyTorch eager rate
+is measured too (``IMAGECLUSTER_RUNTIME=pytorch``), in another process: PyTorch's idle threads slow a
+runtime in the same process.
+"""
 
 from __future__ import annotations
 
 from common import python_measured
 
 RATE = r"""
-import sys, time, numpy as np
+import os, sys, time, numpy as np
+if sys.argv[3] != "default":
+    os.environ["IMAGECLUSTER_RUNTIME"] = sys.argv[3]
 from importer.models import load_fingerprinter, resolve_weights
 from importer.plugins import fingerprinters
 architecture = fingerprinters()[sys.argv[1]]
@@ -15,7 +22,7 @@ f(batch)
 n, start = 0, time.perf_counter()
 while time.perf_counter() - start < float(sys.argv[2]):
     f(batch); n += len(batch)
-print(n / (time.perf_counter() - start), f.dims)
+print(n / (time.perf_counter() - start), f.dims, (f.runtime or "own").replace(" ", "_"))
 """
 
 
@@ -23,9 +30,12 @@ def run(quick: bool) -> list[tuple[str, str]]:
     from importer.plugins import fingerprinters
 
     rows, vgg = [], None
-    for name in fingerprinters():
-        rate, dims = python_measured(RATE, name, "8" if quick else "20")[2].split()
-        rate = float(rate)
-        vgg = vgg or rate
-        rows.append((f"{name} ({dims} values)", f"{rate:.1f} photos/s = {rate / vgg:.1f}x vgg16"))
+    for name, architecture in fingerprinters().items():
+        runs = ("default", "pytorch") if architecture.__class__.__name__ == "TorchArchitecture" else ("default",)
+        for runtime in runs:
+            rate, dims, used = python_measured(RATE, name, "8" if quick else "20", runtime)[2].split()
+            rate = float(rate)
+            vgg = vgg or rate
+            on = "" if used == "own" else f", on {used.replace('_', ' ')}"
+            rows.append((f"{name} ({dims} values{on})", f"{rate:.1f} photos/s = {rate / vgg:.1f}x vgg16"))
     return rows

@@ -17,6 +17,7 @@ import contextlib
 import os
 import random
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from datasette_imagecluster.errors import ImageclusterError
 
-from . import devices
+from . import devices, runtimes
 from .devices import CPU, Device, DeviceError
 from .folders import file_sha256
 
@@ -206,6 +207,11 @@ class Fingerprinter:
     dims: int
     device: Device = CPU
     precision: str = "float32"
+    runtime: str | None = None  # the inference runtime it runs on, where not its framework's own
+
+    def where(self) -> str:
+        """Where it runs, as an import's summary says it: ``CPU``, ``CPU with ONNX Runtime``, a GPU's name."""
+        return self.device.describe() + (f" with {self.runtime}" if self.runtime else "")
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -342,18 +348,65 @@ class TorchFingerprinter(Fingerprinter):
         return devices.available("torch")
 
     def prepare(self, device: str, precision: str) -> None:
+        """On the CPU in float32 the model runs on ONNX Runtime where it is installed (:mod:`.runtimes`: the
+        same features within float32 tolerance, several times faster); else, and on a GPU, on PyTorch."""
         self.device = devices.choose(device, self.devices())
         self._model = self._model.to(self.device.name)
         self.precision = precision
+        self._graph = None
+        if self.device.kind == "cpu" and precision == "float32" and runtimes.available():
+            height, width = self.architecture.input_size[::-1]
+            probe = _normalised(np.random.default_rng(0).integers(0, 256, (2, height, width, 3), dtype=np.uint8))
+            name = f"{self.architecture.name}-{self.layer}-{self.weights.identity.replace(':', '-')}"
+            self._graph = runtimes.load(name, self._export, self._torch_features, probe)
+        self.runtime = runtimes.NAME if self._graph is not None else None
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    def _export(self, path) -> None:
         torch = self._torch
-        x = (np.asarray(pixels, dtype=np.float32) - IMAGENET_MEAN) / IMAGENET_STD
-        x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(self.device.name)
+        height, width = self.architecture.input_size[::-1]
+        backbone = self._model
+
+        class PooledFeatures(torch.nn.Module):
+            """The last convolutional features averaged over the image, as :meth:`_torch_features` computes them."""
+
+            def __init__(self):
+                super().__init__()
+                self.backbone = backbone
+
+            def forward(self, x):
+                return self.backbone.extract_features(x).mean(dim=(2, 3))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+            torch.onnx.export(
+                PooledFeatures().eval(),
+                (torch.zeros(1, 3, height, width),),
+                str(path),
+                dynamo=False,
+                input_names=[runtimes.INPUT],
+                output_names=[runtimes.OUTPUT],
+                dynamic_axes={runtimes.INPUT: {0: "batch"}, runtimes.OUTPUT: {0: "batch"}},
+                opset_version=17,
+            )
+
+    def _torch_features(self, x: np.ndarray) -> np.ndarray:
+        """PyTorch's features of normalised NCHW pixels."""
+        torch = self._torch
+        x = torch.from_numpy(x).to(self.device.name)
         half = getattr(torch, devices.half_type(self.device))
         with torch.inference_mode(), torch.autocast(self.device.kind, dtype=half, enabled=self.precision == "mixed"):
             features = self._model.extract_features(x)
             return features.float().mean(dim=(2, 3)).cpu().numpy().astype(np.float32)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        x = _normalised(pixels)
+        return self._graph(x) if self._graph is not None else self._torch_features(x)
+
+
+def _normalised(pixels: np.ndarray) -> np.ndarray:
+    """uint8 RGB images (N x H x W x 3) as the models' float32 NCHW input, with ImageNet's mean and spread."""
+    x = (np.asarray(pixels, dtype=np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def _import_keras():

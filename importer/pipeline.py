@@ -376,7 +376,7 @@ class Import:
             self.architecture, options.layer, self.weights, options.seed, options.device, options.precision
         )
         self.summary.model_loaded = True
-        self.summary.device = fingerprinter.device.describe()
+        self.summary.device = fingerprinter.where()
         return fingerprinter
 
     def vectors(self, batch: list[Decoded]) -> np.ndarray:

@@ -127,6 +127,19 @@ def save_jpeg(path: Path, img: Image.Image, **exif) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory) -> Path:
+    """Exported model graphs (importer/runtimes.py) go to a cache of the test session's, not the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    saved = os.environ.get("IMAGECLUSTER_CACHE")
+    os.environ["IMAGECLUSTER_CACHE"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("IMAGECLUSTER_CACHE", None)
+    else:
+        os.environ["IMAGECLUSTER_CACHE"] = saved
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
