@@ -83,11 +83,11 @@ def fingerprint_options(command):
         click.option(
             "--model",
             type=Registered("model"),
-            default="vgg16",
-            show_default=True,
-            help="CNN that fingerprints each photo: imagecluster's vgg16, a faster backbone (resnet50, "
-            "efficientnetb0, mobilenetv3small), efficientnet-lite0 (PyTorch; its ImageNet weights install "
-            "with a package: works offline), or one a plugin adds (see 'imagecluster plugins')",
+            default=None,
+            help="CNN that fingerprints each photo [default: the model of the database's fingerprints, else "
+            "efficientnet-lite0, whose ImageNet weights install with a package: it works offline]: imagecluster's "
+            "vgg16, a backbone on Keras (resnet50, efficientnetb0, mobilenetv3small), or one a plugin adds "
+            "(see 'imagecluster plugins')",
         ),
         click.option(
             "--layer",

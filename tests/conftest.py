@@ -183,7 +183,7 @@ def library(tmp_path_factory):
     db = root / "photos.db"
     from importer.pipeline import ImportOptions, run_import
 
-    run_import(str(db), [str(photos)], ImportOptions(weights="none", workers=0))
+    run_import(str(db), [str(photos)], ImportOptions(model="vgg16", weights="none", workers=0))
     return db, photos
 
 

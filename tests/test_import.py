@@ -39,7 +39,7 @@ def test_first_import_writes_every_table(tmp_path, photo_folder):
     taken = dict((os.path.basename(i[0]), i[6]) for i in images)
     assert taken["a2.jpg"] == "2021-06-01T10:00:05"
     fps = rows(db, "select model, layer, weights, dims, length(vector) from fingerprints")
-    assert fps == [("vgg16", "fc2", "random-seed-0", 4096, 4096 * 4)] * 6
+    assert fps == [("efficientnet-lite0", "avgpool", "random-seed-0", 1280, 1280 * 4)] * 6  # the default model
     thumbs = rows(db, "select count(*), max(max(width, height)) from thumbnails")
     assert thumbs == [(6, 320)]
     assert rows(db, "pragma user_version") == [(SCHEMA_VERSION,)]
@@ -143,8 +143,8 @@ def test_touched_file_with_same_content_is_not_decoded(tmp_path, photo_folder):
 
 def test_another_layer_adds_a_second_fingerprint_set(tmp_path, photo_folder):
     db = tmp_path / "photos.db"
-    do_import(db, photo_folder)
-    summary = do_import(db, photo_folder, layer="fc1")
+    do_import(db, photo_folder, model="vgg16")
+    summary = do_import(db, photo_folder, layer="fc1")  # the database's one model, vgg16, at another layer
     assert summary.imported == 6
     assert rows(db, "select layer, count(*) from fingerprints group by layer order by layer") == [
         ("fc1", 6),
@@ -358,7 +358,8 @@ def test_cli_links_and_save(runner, tmp_path, photo_folder):
 
 def test_cli_imagenet_weights_offline_is_a_one_line_error(runner, tmp_path, photo_folder, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached weights
-    result = invoke(runner, "import", tmp_path / "photos.db", photo_folder, "--workers", "0", "-s", ok=False)
+    args = ("--model", "vgg16", "--workers", "0", "-s")
+    result = invoke(runner, "import", tmp_path / "photos.db", photo_folder, *args, ok=False)
     assert result.exit_code == 1
     # Keras announces the download on stdout; then one line says what went wrong and what to do.
     lines = result.output.strip().splitlines()
@@ -381,7 +382,8 @@ def test_cli_weights_file_is_identified_by_its_hash(runner, tmp_path, photo_fold
         legacy_h5_format.save_weights_to_hdf5_group(f, keras.applications.VGG16(weights=None))
     digest = hashlib.sha256(weights_file.read_bytes()).hexdigest()
     db = tmp_path / "photos.db"
-    result = invoke(runner, "import", db, photo_folder, "--weights", weights_file, "--workers", "0", "-s")
+    vgg16 = ("--model", "vgg16")
+    result = invoke(runner, "import", db, photo_folder, *vgg16, "--weights", weights_file, "--workers", "0", "-s")
     assert "not a pretrained model" not in result.output
     assert rows(db, "select distinct weights from fingerprints") == [(f"sha256:{digest}",)]
     # The file holds exactly the seed-5 random model: same fingerprints.
@@ -390,6 +392,7 @@ def test_cli_weights_file_is_identified_by_its_hash(runner, tmp_path, photo_fold
         "import",
         tmp_path / "seed5.db",
         photo_folder,
+        *vgg16,
         "--weights",
         "none",
         "--seed",
@@ -404,10 +407,12 @@ def test_cli_weights_file_is_identified_by_its_hash(runner, tmp_path, photo_fold
     weights_file.unlink()
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not weights")
-    result = invoke(runner, "import", tmp_path / "b.db", photo_folder, "--weights", bad, "--workers", "0", ok=False)
+    result = invoke(
+        runner, "import", tmp_path / "b.db", photo_folder, *vgg16, "--weights", bad, "--workers", "0", ok=False
+    )
     assert result.exit_code == 1 and "cannot load weights from" in result.output
     assert len(result.output.strip().splitlines()) == 1
-    missing = invoke(runner, "import", db, photo_folder, "--weights", tmp_path / "nope.h5", ok=False)
+    missing = invoke(runner, "import", db, photo_folder, *vgg16, "--weights", tmp_path / "nope.h5", ok=False)
     assert missing.exit_code == 1 and "neither 'imagenet', 'none' nor an existing weights file" in missing.output
 
 
@@ -443,8 +448,37 @@ def test_faster_models_record_their_identity(tmp_path, photo_folder, model, dims
         (model, "avgpool", "random-seed-0", dims)
     ]
     # Its fingerprints form a set of their own beside vgg16's.
-    do_import(db, photo_folder)
+    do_import(db, photo_folder, model="vgg16")
     assert rows(db, "select count(distinct model) from fingerprints") == [(2,)]
+
+
+def test_without_a_model_a_library_keeps_its_one_model_else_gets_the_offline_default(
+    runner, tmp_path, photo_folder, monkeypatch
+):
+    """No --model: a new library gets EfficientNet-Lite0 (its weights install with a package: no download);
+    a library fingerprinted with one model keeps it and is not fingerprinted again; with two, the default."""
+    from importer.pipeline import DEFAULT_MODEL
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no Keras weights at hand, and no internet needed
+    new = tmp_path / "new.db"
+    result = invoke(runner, "import", new, photo_folder, "--workers", "0", "-s")
+    assert DEFAULT_MODEL == "efficientnet-lite0" and "Imported 6," in result.output
+    assert "random weights" not in result.output and "with ONNX Runtime" in result.output
+    found = rows(new, "select distinct model, layer, weights from fingerprints")
+    assert [f[:2] for f in found] == [("efficientnet-lite0", "avgpool")] and found[0][2].startswith("sha256:")
+    kept = tmp_path / "kept.db"
+    do_import(kept, photo_folder, model="vgg16", layer="fc1")
+    save_jpeg(photo_folder / "later.jpg", scene(9), taken="2024:01:01 00:00:00")
+    summary = do_import(kept, photo_folder)
+    assert (summary.imported, summary.unchanged) == (1, 6)
+    assert rows(kept, "select model, layer, count(*) from fingerprints group by 1, 2") == [("vgg16", "fc1", 7)]
+    do_import(kept, photo_folder, model="resnet50")  # two sets now: which to keep is not for us to guess
+    do_import(kept, photo_folder)
+    assert rows(kept, "select model, count(*) from fingerprints group by 1 order by 1") == [
+        ("efficientnet-lite0", 7),
+        ("resnet50", 7),
+        ("vgg16", 7),
+    ]
 
 
 def test_a_layer_the_model_lacks_is_refused(runner, tmp_path, photo_folder):
