@@ -43,6 +43,8 @@ setup(
             # several times faster; onnx is what PyTorch's exporter writes the graph with.
             "onnxruntime>=1.18",
             "onnx>=1.16",
+            # imagecluster sample: the real photographs scikit-image ships (no download at run time).
+            "scikit-image>=0.22",
             "Pillow>=10",
             "pillow-heif>=0.18",
             "rawpy>=0.19",

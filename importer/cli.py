@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 
@@ -157,6 +158,12 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
     from .workers import DaskError, parse
 
     opener = sources()[source].open
+    for path in paths:
+        if not os.path.exists(path):
+            raise click.ClickException(
+                f"{path} does not exist: give a folder of photos or a catalog, "
+                f"or try 'imagecluster sample {db_path}' for a sample library of real photos"
+            )
     if opener is None and root_maps:
         raise click.UsageError("--root-map applies to a catalog source, not to folders")
     if opener is not None and len(paths) != 1:
@@ -197,7 +204,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
 
 @cli.command(name="import")
 @click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=False))
 @click.option(
     "--source",
     type=Registered("source"),
@@ -225,6 +232,39 @@ def import_(db_path, paths, source, root_maps, **settings):
         imagecluster import photos.db /mnt/photos --dask tcp://scheduler:8786
     """
     _run_import(db_path, list(paths), settings, source, root_maps)
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(dir_okay=False, allow_dash=False))
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, allow_dash=False),
+    default=None,
+    help="where the sample photos are written [default: beside DB_PATH, named after it with -sample]",
+)
+@fingerprint_options
+def sample(db_path, folder, **settings):
+    """Import a sample library of real photos: a first run without photos of your own, and without internet.
+
+    Writes 26 photographs that come with scikit-image (NASA's and others in
+    the public domain: nothing is downloaded) into a folder, arranged as a
+    photo library is: bursts of shots seconds apart, scenes on different
+    days, a stereo pair and loners, each with its capture time; then imports
+    them as 'imagecluster import' does.
+
+    \b
+    Example:
+        imagecluster sample photos.db && datasette photos.db
+    """
+    from .sample import write_sample
+
+    folder = folder or os.path.join(
+        os.path.dirname(db_path), os.path.splitext(os.path.basename(db_path))[0] + "-sample"
+    )
+    photos = write_sample(folder)
+    click.echo(f"Sample: {len(photos)} photos in {folder}", err=True)
+    _run_import(db_path, [folder], settings)
+    click.echo(f"Browse them: datasette {db_path}", err=True)
 
 
 @cli.command(name="import-digikam")

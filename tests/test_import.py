@@ -427,7 +427,8 @@ def test_cli_exit_codes_for_nothing_to_read(runner, tmp_path):
     result = invoke(runner, "import", tmp_path / "b.db", broken, "--weights", "none", "--workers", "0", ok=False)
     assert result.exit_code == 1 and "nothing could be read" in result.output
     result = invoke(runner, "import", tmp_path / "c.db", tmp_path / "missing", ok=False)
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "missing does not exist" in result.output and "imagecluster sample" in result.output
 
 
 def test_cli_database_that_cannot_be_written(runner, tmp_path, photo_folder):
