@@ -34,6 +34,8 @@ def start_import(db, folder):
             "import",
             str(db),
             str(folder),
+            "--model",
+            "vgg16",  # slow enough on a CPU that the import is still running when the test acts
             "--weights",
             "none",
             "--batch-size",
