@@ -131,7 +131,8 @@ def fingerprint_options(command):
             "--workers",
             default=None,
             type=click.IntRange(0, 256),
-            help="decoder processes (default: cores - 1; 0 decodes in this process); not with --dask",
+            help="decoder processes (default: one per core for a model on ONNX Runtime, else cores - 1; 0 decodes "
+            "in this process); not with --dask",
         ),
         click.option(
             "--dask",
@@ -153,7 +154,7 @@ def fingerprint_options(command):
 def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "folder", root_maps=()) -> None:
     """Run an import from a registered source with the shared options; one-line errors, a summary, an exit status."""
     from .catalogs.base import parse_root_maps
-    from .pipeline import ImportOptions, default_workers, run_import
+    from .pipeline import ImportOptions, run_import
     from .plugins import sources
     from .workers import DaskError, parse
 
@@ -178,7 +179,7 @@ def _run_import(db_path: str, paths: list[str], settings: dict, source: str = "f
             parse(settings["dask"])
         except DaskError as e:
             raise click.UsageError(str(e))
-    options = ImportOptions(**settings, workers=default_workers() if workers is None else workers)
+    options = ImportOptions(**settings, workers=workers)
     bar = Bar(silent, "Fingerprinting")
     catalog = None
     try:

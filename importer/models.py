@@ -58,6 +58,11 @@ class Architecture:
     def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
         raise NotImplementedError
 
+    def on_runtime(self) -> bool:
+        """Whether it runs on an inference runtime on the CPU in float32 (:mod:`.runtimes`): then it costs a
+        fraction of decoding, and the import gives every core to the decoders."""
+        return False
+
 
 @dataclass(frozen=True)
 class KerasArchitecture(Architecture):
@@ -95,6 +100,9 @@ class TorchArchitecture(Architecture):
 
     def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
         return TorchFingerprinter(self, layer, weights, seed)
+
+    def on_runtime(self) -> bool:
+        return runtimes.available()
 
 
 BUILT_IN = (

@@ -54,9 +54,16 @@ class ImportFailed(ImageclusterError):
     """The import as a whole cannot go on; the message says why."""
 
 
-def default_workers() -> int:
-    """Decoder processes: one core is left to TensorFlow's own threads."""
-    return max(1, (os.cpu_count() or 2) - 1)
+def default_workers(architecture: Architecture | None = None) -> int:
+    """Decoder processes, from what decoding and the model cost (benchmarks/bench_limit.py, 2 cores, 12 MP).
+
+    Decoding a photo takes ~35 ms of a core. A model on ONNX Runtime takes a fraction of that (EfficientNet-Lite0:
+    ~11 ms), so a decoder on every core keeps it fed (39 against 32 photos/s with one core left to it); a model on
+    its own framework is the slower half (VGG16 on Keras: ~270 ms), so one core is left to its threads.
+    """
+    cores = os.cpu_count() or 2
+    light = architecture is not None and architecture.on_runtime()
+    return cores if light else max(1, cores - 1)
 
 
 @dataclass
@@ -66,7 +73,7 @@ class ImportOptions:
     weights: str = "imagenet"
     seed: int = 0
     batch_size: int | None = None  # the device's (devices.BATCH_SIZES)
-    workers: int = field(default_factory=default_workers)
+    workers: int | None = None  # decoder processes; None: default_workers for the model
     device: str = "auto"
     precision: str = "float32"
     dask: str | None = None  # a scheduler's address or local[:N]: workers decode and fingerprint
@@ -132,6 +139,8 @@ def run_import(
             raise ImportFailed(f"unknown model {options.model!r}: choose one of {', '.join(models)}")
         architecture = models[options.model]
         options = replace(options, layer=options.layer or architecture.default_layer)
+        if options.workers is None:
+            options = replace(options, workers=default_workers(architecture))
         if options.layer not in architecture.layers:
             raise ImportFailed(
                 f"{options.model} has no layer {options.layer!r}: choose one of {', '.join(architecture.layers)}"
