@@ -9,8 +9,8 @@ On real photos: the INRIA Holidays photos of ../shared/data (3 MP), and copies o
 
 * decoding alone, as the importer decodes (hash, EXIF, draft mode, orientation, thumbnail, model input),
   in one process per core (its marginal rate, so the processes' start is not counted);
-* the model alone (the default, EfficientNet-Lite0 with its packaged weights, batches of 32), on ONNX Runtime
-  and on PyTorch eager;
+* the model alone (the default, EfficientNet-Lite0, batches of 32, as bench_models.py runs it: the rate does
+  not depend on the weights), on ONNX Runtime and on PyTorch eager;
 * the whole ``imagecluster import`` with the default model, its marginal rate over two library sizes (so the
   start-up, paid once, is not counted), as a share of the limit 1 / (1/decode + 1/model).
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_models  # noqa: E402
 from common import DATA, machine, python_measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,23 +47,6 @@ def seconds(paths):
 seconds(files)  # the files in the page cache
 one, three = seconds(files), seconds(files * 3)  # marginal: the processes' start is paid once in each
 print(2 * len(files) / (three - one))
-"""
-
-MODEL = r"""
-import os, sys, time, numpy as np
-if sys.argv[2] != "default":
-    os.environ["IMAGECLUSTER_RUNTIME"] = sys.argv[2]
-from importer.models import load_fingerprinter, resolve_weights
-from importer.pipeline import DEFAULT_MODEL
-from importer.plugins import fingerprinters
-architecture = fingerprinters()[DEFAULT_MODEL]
-f = load_fingerprinter(architecture, architecture.default_layer, resolve_weights(architecture, "imagenet"))
-batch = np.random.default_rng(0).integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
-f(batch)
-n, start = 0, time.perf_counter()
-while time.perf_counter() - start < float(sys.argv[1]):
-    f(batch); n += len(batch)
-print(n / (time.perf_counter() - start))
 """
 
 
@@ -131,8 +115,12 @@ def main() -> None:
         sys.exit(f"the Holidays photos are not at {SHARED / 'holidays_subset'} (set IMAGECLUSTER_SHARED_DATA)")
     print(f"Machine: {machine()}")
     seconds = "6" if args.quick else "15"
-    model = float(python_measured(MODEL, seconds, "default")[2])
-    eager = float(python_measured(MODEL, seconds, "pytorch")[2])
+    from importer.pipeline import DEFAULT_MODEL
+
+    model, eager = (
+        float(python_measured(bench_models.RATE, DEFAULT_MODEL, seconds, runtime)[2].split()[0])
+        for runtime in ("default", "pytorch")
+    )
     print(
         f"  model alone (EfficientNet-Lite0, batch 32): {model:.1f} photos/s on ONNX Runtime, "
         f"{eager:.1f} on PyTorch eager"

@@ -10,7 +10,6 @@ ONNX Runtime loads it: anything else is exported again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from datasette_imagecluster.errors import ImageclusterError
+
+from .folders import file_sha256
 
 # What an exported graph's features must match PyTorch's within, relative to their largest magnitude: float32
 # kernels in another order differ by ~1e-6 of it; a wrong graph differs by tens of percent.
@@ -50,14 +51,6 @@ def available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _session(path: Path, threads: int | None):
@@ -92,7 +85,7 @@ def load(
     folder = cache_dir()
     path, stored = folder / f"{name}.onnx", folder / f"{name}.onnx.sha256"
     try:
-        if path.is_file() and stored.is_file() and stored.read_text().strip() == _sha256(path):
+        if path.is_file() and stored.is_file() and stored.read_text().strip() == file_sha256(str(path)):
             return Graph(_session(path, threads), path)
     except Exception:  # noqa: BLE001 (a cache ONNX Runtime can't load is made again below)
         pass
@@ -113,7 +106,7 @@ def load(
             raise GraphError(f"the exported graph of {name} does not compute PyTorch's features: not used")
         if folder is None:
             return graph
-        digest = _sha256(temporary)
+        digest = file_sha256(str(temporary))
         os.replace(temporary, path)
         stored.write_text(digest + "\n")
         return Graph(graph.session, path)
