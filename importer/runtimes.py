@@ -60,6 +60,8 @@ def _session(path: Path, threads: int | None):
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Threads that spin after each batch would take the cores the decoder processes need between batches.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
