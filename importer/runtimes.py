@@ -10,6 +10,7 @@ ONNX Runtime loads it: anything else is exported again.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable
@@ -45,12 +46,8 @@ def available() -> bool:
     (``IMAGECLUSTER_RUNTIME=pytorch`` runs the PyTorch models on PyTorch, as before)."""
     if os.environ.get("IMAGECLUSTER_RUNTIME", "").lower() == "pytorch":
         return False
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # Found, not imported: importing both takes 0.7 s, and the import asks before it knows there is work.
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 def _session(path: Path, threads: int | None):

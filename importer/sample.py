@@ -29,7 +29,8 @@ BURSTS = (
 )
 PAIR = ("stereo_motorcycle", "2024-08-17 16:20:00")  # two views of one scene, 3 seconds apart
 LONERS = (("camera", "2023-11-05 09:00:00"), ("moon", "2024-09-18 21:30:00"), ("coins", "2024-10-02 13:00:00"))
-SHOTS = ((0.0, 1.0, (0.0, 0.0)), (2.0, 0.94, (0.03, 0.02)), (6.0, 0.9, (0.06, 0.05)))  # (seconds, crop, offset)
+# (seconds after the first, crop, offset, exposure gain) of a burst's three shots
+SHOTS = ((0.0, 1.0, (0.0, 0.0), 1.0), (2.0, 0.94, (0.03, 0.02), 1.06), (6.0, 0.9, (0.06, 0.05), 0.95))
 
 
 class SampleError(ImageclusterError):
@@ -80,8 +81,7 @@ def write_sample(folder: Path) -> list[Path]:
     for name, start in BURSTS:
         when = datetime.fromisoformat(start)
         day = when.strftime("%Y-%m-%d")
-        for k, (seconds, crop, offset) in enumerate(SHOTS):
-            gain = (1.0, 1.06, 0.95)[k]
+        for k, (seconds, crop, offset, gain) in enumerate(SHOTS):
             planned.append(
                 (folder / day / f"{name}-{k + 1}.jpg", name, 0, crop, offset, gain, when + timedelta(0, seconds))
             )

@@ -103,10 +103,8 @@ def _violations(path: Path) -> list[str]:
             continue
         if name == PLUGIN:  # the package's hooks: they call web.hooks, nothing else of the web at import
             allowed = {"packages": {"pluggy"}, "own": ("engine.blas", "web.hooks"), "stdlib_except": set()}
-        else:
-            allowed = ALLOWED["api" if layer == "api" else layer] if layer in ("engine", "library", "api") else None
-            if allowed is None:  # errors.py: the standard library only
-                allowed = {"packages": set(), "own": (), "stdlib_except": set()}
+        else:  # errors.py (no layer of its own): the standard library only
+            allowed = ALLOWED.get(layer, {"packages": set(), "own": (), "stdlib_except": set()})
         if top == PLUGIN:
             rest = module[len(PLUGIN) + 1 :]
             if not any(rest == own or rest.startswith(own + ".") for own in allowed["own"]):
