@@ -55,8 +55,11 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16; platform_system == 'Linux'"],
         # Importing and clustering shared among a Dask cluster's workers (--dask).
         "dask": ["dask[distributed]>=2024.1"],
+        # --precision mixed on OpenVINO in bfloat16, on CPUs with bfloat16 instructions (importer/runtimes.py).
+        "openvino": ["openvino>=2025.0"],
         "test": [
             "dask[distributed]>=2024.1",
+            "openvino>=2025.0",
             "pytest",
             "pytest-asyncio",
             "beautifulsoup4",

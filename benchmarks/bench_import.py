@@ -48,13 +48,13 @@ print(len(files) / (time.perf_counter() - start))
 """
 
 
-def _import(folder: Path, count: int, *options: str) -> tuple[float, float]:
+def _import(folder: Path, count: int, *options: str, tree: bool = False) -> tuple[float, float]:
     subset = Path(tempfile.mkdtemp(prefix="bench-import-"))
     for path in sorted(folder.glob("*.jpg"))[:count]:
         (subset / path.name).symlink_to(path)
     db = subset / "photos.db"
     args = [sys.executable, "-m", "importer", "import", str(db), str(subset), "--weights", "none", "-s", *options]
-    wall, peak, _ = run_measured(args)
+    wall, peak, _ = run_measured(args, tree=tree)
     return wall, peak
 
 
@@ -108,11 +108,19 @@ def on_dask(quick: bool) -> list[tuple[str, str]]:
 
 
 def memory(quick: bool) -> list[tuple[str, str]]:
-    """Peak memory at two library sizes: it should not grow with the library."""
+    """Peak memory at two library sizes, of the importer's own process and of it with its decoder processes
+    together, with the default model and with VGG16: it should not grow with the library."""
     counts = (100, 300) if quick else (100, 1000)
     folder = camera_photos(counts[1], size=(1600, 1200), name="mid")
     rows = []
-    for count in counts:
-        wall, peak = _import(folder, count)
-        rows.append((f"import of {count} photos (2 Mpx): peak RSS", f"{peak:.0f} MiB ({wall:.0f} s)"))
+    for model in ("efficientnet-lite0", "vgg16"):
+        for count in counts:
+            wall, own = _import(folder, count, "--model", model)
+            _, tree = _import(folder, count, "--model", model, tree=True)
+            rows.append(
+                (
+                    f"import of {count} photos (2 Mpx), {model}: peak RSS, own / with its decoders",
+                    f"{own:.0f} / {tree:.0f} MiB ({wall:.0f} s)",
+                )
+            )
     return rows

@@ -3,6 +3,7 @@
     python benchmarks/bench_limit.py                 # 12-MP copies of the Holidays photos, and the originals
     python benchmarks/bench_limit.py --baseline DIR  # also the import of another checkout (e.g. a worktree of
                                                      # the commit before a change), in the same run
+    python benchmarks/bench_limit.py --precision mixed  # the model and the import in mixed precision
 
 On real photos: the INRIA Holidays photos of ../shared/data (3 MP), and copies of them scaled to 12 MP
 (4000 x 3000, their EXIF kept), made once in benchmarks/.data. Each figure in a process of its own:
@@ -109,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs and smaller libraries")
     parser.add_argument("--baseline", type=Path, help="a checkout whose import is measured the same way")
+    parser.add_argument("--precision", choices=("float32", "mixed"), default="float32")
     args = parser.parse_args()
     originals = sorted((SHARED / "holidays_subset").rglob("*.jpg"))
     if not originals:
@@ -117,14 +119,16 @@ def main() -> None:
     seconds = "6" if args.quick else "15"
     from importer.pipeline import DEFAULT_MODEL
 
-    model, eager = (
-        float(python_measured(bench_models.RATE, DEFAULT_MODEL, seconds, runtime)[2].split()[0])
-        for runtime in ("default", "pytorch")
-    )
+    rate_on = {}
+    for runtime in ("default", "pytorch"):
+        rate, _, used = python_measured(bench_models.RATE, DEFAULT_MODEL, seconds, runtime, args.precision)[2].split()
+        rate_on[used.replace("_", " ") if runtime == "default" else "PyTorch eager"] = float(rate)
+    model = next(iter(rate_on.values()))
     print(
-        f"  model alone (EfficientNet-Lite0, batch 32): {model:.1f} photos/s on ONNX Runtime, "
-        f"{eager:.1f} on PyTorch eager"
+        f"  model alone (EfficientNet-Lite0, batch 32, {args.precision}): "
+        + ", ".join(f"{rate:.1f} photos/s on {where}" for where, rate in rate_on.items())
     )
+    options = ("--precision", args.precision)
     sizes = (24, 72) if args.quick else (24, 120)
     for label, folder in (
         ("12 MP", twelve_megapixel(originals)),
@@ -136,13 +140,13 @@ def main() -> None:
         print(f"\n{label} ({len(photos)} photos)")
         print(f"  decoding alone, {os.cpu_count()} processes: {decode:.1f} photos/s")
         print(f"  the limit, 1 / (1/decode + 1/model): {limit:.1f} photos/s")
-        rate = marginal(photos, sizes, None)
+        rate = marginal(photos, sizes, None, *options)
         print(
             f"  imagecluster import (marginal, {sizes[0]} -> {sizes[1]} photos): {rate:.1f} photos/s = "
             f"{rate / limit:.0%} of the limit"
         )
         if args.baseline:
-            base = marginal(photos, sizes, args.baseline.resolve(), "--model", "efficientnet-lite0")
+            base = marginal(photos, sizes, args.baseline.resolve(), "--model", "efficientnet-lite0", *options)
             print(
                 f"  {args.baseline} import --model efficientnet-lite0: {base:.1f} photos/s = "
                 f"{base / limit:.0%} of the limit; this one {rate / base:.2f}x"

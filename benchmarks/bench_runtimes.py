@@ -31,10 +31,12 @@ paths = sorted(glob.glob(photos + "/**/*.jpg", recursive=True))[:32]
 real = _normalised(np.stack([np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in paths]))
 if runtime in ("pytorch", "onnxruntime"):
     run = model._torch_features if runtime == "pytorch" else model._graph
+elif runtime == "openvino-bf16":  # as --precision mixed runs it
+    from importer import runtimes
+    run = runtimes.OPENVINO_BF16.session(model._graph.path, None)
 else:
     import openvino as ov
-    precision = "bf16" if runtime.endswith("bf16") else "f32"
-    compiled = ov.Core().compile_model(str(model._graph.path), "CPU", {"INFERENCE_PRECISION_HINT": precision})
+    compiled = ov.Core().compile_model(str(model._graph.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     run = lambda x: compiled(x)[0]
 found = np.asarray(run(real))
 run(real)

@@ -58,16 +58,41 @@ def median_time(fn, repeat: int = 3) -> float:
 # Runs a command and writes its wall time (s) and peak RSS (KiB, from wait4) to the file named first: a small
 # process of its own starts the measured one, whose peak then cannot include this benchmark's (see run_measured).
 _LAUNCHER = """
-import os, subprocess, sys, time
+import os, subprocess, sys, threading, time
 start = time.perf_counter()
-process = subprocess.Popen(sys.argv[2:])
+process = subprocess.Popen(sys.argv[3:])
+tree_peak = 0
+def tree_rss():
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                rss[int(entry)] = int(open(f"/proc/{entry}/statm").read().split()[1])
+                parents[int(entry)] = int(stat[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {process.pid}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(rss.get(p, 0) for p in tree) * os.sysconf("SC_PAGE_SIZE") // 1024
+def sample():
+    global tree_peak
+    while process.poll() is None:
+        tree_peak = max(tree_peak, tree_rss())
+        time.sleep(0.05)
+if sys.argv[2] == "tree":
+    threading.Thread(target=sample, daemon=True).start()
 _, status, usage = os.wait4(process.pid, 0)
-open(sys.argv[1], "w").write(f"{time.perf_counter() - start} {usage.ru_maxrss}")
+peak = tree_peak if sys.argv[2] == "tree" else usage.ru_maxrss
+open(sys.argv[1], "w").write(f"{time.perf_counter() - start} {peak}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
+def run_measured(args: list[str], env: dict | None = None, tree: bool = False) -> tuple[float, float, str]:
     """Run a command; its wall time in seconds, its own peak RSS in MiB, and its stdout.
 
     ``os.wait4`` gives the resource usage of that one process (not of every
@@ -75,9 +100,11 @@ def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float
     a process's peak the peak of the process it was started from (at exec), so
     the command is started by a small launcher, not by this benchmark, whose
     own memory (gigabytes of test data) would otherwise show as the command's.
+    With ``tree``, the peak is of the RSS of the command and all its processes together (the importer's
+    decoders), sampled every 50 ms from /proc.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as peak:
-        launcher = [sys.executable, "-c", _LAUNCHER, peak.name, *args]
+        launcher = [sys.executable, "-c", _LAUNCHER, peak.name, "tree" if tree else "own", *args]
         status = subprocess.call(launcher, stdout=out, stderr=err, env={**os.environ, **(env or {})})
         out.seek(0)
         err.seek(0)

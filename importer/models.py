@@ -20,6 +20,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -58,9 +59,9 @@ class Architecture:
     def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
         raise NotImplementedError
 
-    def on_runtime(self) -> bool:
-        """Whether it runs on an inference runtime on the CPU in float32 (:mod:`.runtimes`): then it costs a
-        fraction of decoding, and the import gives every core to the decoders."""
+    def on_runtime(self, precision: str = "float32") -> bool:
+        """Whether it runs on an inference runtime on the CPU in ``precision`` (:mod:`.runtimes`): then it costs
+        a fraction of decoding, and the import gives every core to the decoders."""
         return False
 
 
@@ -101,8 +102,8 @@ class TorchArchitecture(Architecture):
     def build(self, layer: str, weights: Weights, seed: int) -> Fingerprinter:
         return TorchFingerprinter(self, layer, weights, seed)
 
-    def on_runtime(self) -> bool:
-        return runtimes.available()
+    def on_runtime(self, precision: str = "float32") -> bool:
+        return runtimes.available(precision)
 
 
 BUILT_IN = (
@@ -356,18 +357,21 @@ class TorchFingerprinter(Fingerprinter):
         return devices.available("torch")
 
     def prepare(self, device: str, precision: str) -> None:
-        """On the CPU in float32 the model runs on ONNX Runtime where it is installed (:mod:`.runtimes`: the
-        same features within float32 tolerance, several times faster); else, and on a GPU, on PyTorch."""
+        """On the CPU the model runs on an inference runtime where one is installed (:mod:`.runtimes`): ONNX
+        Runtime in float32 (PyTorch's features within float32 tolerance, several times faster), OpenVINO in
+        bfloat16 for mixed precision where the CPU has bfloat16 instructions; else, and on a GPU, on PyTorch."""
         self.device = devices.choose(device, self.devices())
         self._model = self._model.to(self.device.name)
         self.precision = precision
         self._graph = None
-        if self.device.kind == "cpu" and precision == "float32" and runtimes.available():
+        runtime = runtimes.for_precision(precision) if self.device.kind == "cpu" else None
+        if runtime is not None:
             height, width = self.architecture.input_size[::-1]
             probe = _normalised(np.random.default_rng(0).integers(0, 256, (2, height, width, 3), dtype=np.uint8))
             name = f"{self.architecture.name}-{self.layer}-{self.weights.identity.replace(':', '-')}"
-            self._graph = runtimes.load(name, self._export, self._torch_features, probe)
-        self.runtime = runtimes.NAME if self._graph is not None else None
+            reference = partial(self._torch_features, precision="float32")
+            self._graph = runtimes.load(name, self._export, reference, probe, runtime)
+        self.runtime = runtime.name if runtime is not None else None
 
     def _export(self, path) -> None:
         torch = self._torch
@@ -397,12 +401,13 @@ class TorchFingerprinter(Fingerprinter):
                 opset_version=17,
             )
 
-    def _torch_features(self, x: np.ndarray) -> np.ndarray:
-        """PyTorch's features of normalised NCHW pixels."""
+    def _torch_features(self, x: np.ndarray, precision: str | None = None) -> np.ndarray:
+        """PyTorch's features of normalised NCHW pixels, in the model's precision unless given another."""
         torch = self._torch
         x = torch.from_numpy(x).to(self.device.name)
         half = getattr(torch, devices.half_type(self.device))
-        with torch.inference_mode(), torch.autocast(self.device.kind, dtype=half, enabled=self.precision == "mixed"):
+        mixed = (precision or self.precision) == "mixed"
+        with torch.inference_mode(), torch.autocast(self.device.kind, dtype=half, enabled=mixed):
             features = self._model.extract_features(x)
             return features.float().mean(dim=(2, 3)).cpu().numpy().astype(np.float32)
 

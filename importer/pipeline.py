@@ -54,7 +54,7 @@ class ImportFailed(ImageclusterError):
     """The import as a whole cannot go on; the message says why."""
 
 
-def default_workers(architecture: Architecture | None = None) -> int:
+def default_workers(architecture: Architecture | None = None, precision: str = "float32") -> int:
     """Decoder processes, from what decoding and the model cost (benchmarks/bench_limit.py, 2 cores, 12 MP).
 
     Decoding a photo takes ~35 ms of a core. A model on ONNX Runtime takes a fraction of that (EfficientNet-Lite0:
@@ -62,7 +62,7 @@ def default_workers(architecture: Architecture | None = None) -> int:
     its own framework is the slower half (VGG16 on Keras: ~270 ms), so one core is left to its threads.
     """
     cores = os.cpu_count() or 2
-    light = architecture is not None and architecture.on_runtime()
+    light = architecture is not None and architecture.on_runtime(precision)
     return cores if light else max(1, cores - 1)
 
 
@@ -140,7 +140,7 @@ def run_import(
         architecture = models[options.model]
         options = replace(options, layer=options.layer or architecture.default_layer)
         if options.workers is None:
-            options = replace(options, workers=default_workers(architecture))
+            options = replace(options, workers=default_workers(architecture, options.precision))
         if options.layer not in architecture.layers:
             raise ImportFailed(
                 f"{options.model} has no layer {options.layer!r}: choose one of {', '.join(architecture.layers)}"
