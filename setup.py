@@ -27,6 +27,8 @@ setup(
         "scipy>=1.10",
         "click>=8",
         "pluggy>=1.0",
+        # The loupe's large picture, scaled from the original where the server can read it (web/previews.py).
+        "Pillow>=10",
     ],
     extras_require={
         "importer": [
@@ -64,6 +66,7 @@ setup(
             "pytest-asyncio",
             "beautifulsoup4",
             "playwright",
+            "axe-playwright-python",  # axe-core, run in the browser test
             "tifffile",
             "imagecodecs",
             "hypothesis",

@@ -176,6 +176,12 @@ class Selection:
 
         return caches.nearest(self.library, image_id, k)
 
+    def cosines(self, image_id: int, others: list[int]) -> dict[int, float]:
+        """The cosine similarity of one photo's fingerprint to each of ``others``."""
+        from .library import caches
+
+        return caches.cosines(self.library, image_id, others)
+
 
 @dataclass
 class TuneResult:
@@ -365,10 +371,13 @@ class Photos:
 
     # -- verdicts -----------------------------------------------------------------------------------------
 
-    def record_verdict(self, verdict: str, image_ids: Iterable[int], apart_from: Iterable[int] | None = None) -> None:
+    def record_verdict(
+        self, verdict: str, image_ids: Iterable[int], apart_from: Iterable[int] | None = None
+    ) -> list[tuple[str, str, str | None, str | None]]:
         """Record what the user says about photos, by their content (``same``, ``different`` or ``forget``:
         :mod:`.library.verdicts`); with ``apart_from``, the one photo in ``image_ids`` differs from each of
-        those ("not this one"). LabelError for a verdict that can't stand; needs ``open(write=True)``."""
+        those ("not this one"). What the pairs held before, for :meth:`undo_verdict`. LabelError for a
+        verdict that can't stand; needs ``open(write=True)``."""
         from .library import verdicts
 
         ids = tuple(image_ids)
@@ -378,7 +387,13 @@ class Photos:
             pairs = verdicts.not_with(self.conn, ids[0], list(apart_from))
         else:
             pairs = verdicts.verdict_pairs(self.conn, verdict, ids)
-        verdicts.record(self.conn, verdict, pairs)
+        return verdicts.record(self.conn, verdict, pairs)
+
+    def undo_verdict(self, previous: list[tuple[str, str, str | None, str | None]]) -> None:
+        """Put the pairs a :meth:`record_verdict` changed back as they were; needs ``open(write=True)``."""
+        from .library import verdicts
+
+        verdicts.restore(self.conn, previous)
 
     # -- tuning ---------------------------------------------------------------------------------------------
 

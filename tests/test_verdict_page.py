@@ -56,7 +56,7 @@ async def clusters(ds) -> set[frozenset[int]]:
 
 
 @pytest.mark.asyncio
-async def test_not_this_one_same_and_forget_from_the_page(writable):
+async def test_not_this_one_same_and_forget_from_the_page(writable, db_path):
     ds = writable
     before = await clusters(ds)
     burst = sorted(max(before, key=len))
@@ -66,7 +66,12 @@ async def test_not_this_one_same_and_forget_from_the_page(writable):
     after = await clusters(ds)
     assert not any(photo in c and set(rest) & c for c in after)  # it left its cluster
     _, soup, _ = await page(ds, ROOT, after=answer)
-    assert "Recorded: photo" in soup.text and f"different: photos {rest[0]}, {photo}" in soup.text
+    names = dict(rows(db_path, "select id, name from images"))
+    # Photos by their names, never by database ids; the card says which verdict shaped it, with thumbnails.
+    assert f"Recorded: {names[photo]} and the rest of its cluster differ." in soup.text
+    shaped = soup.select_one(".imagecluster-verdicts")
+    assert "you said these two differ" in shaped.text and names[photo] in shaped.text
+    assert len(shaped.select("img")) >= 2 and f"photos {rest[0]}" not in soup.text
     others = next(c for c in before if photo not in c and len(c) >= 2)
     joined = [photo, min(others)]
     await post(ds, ROOT, [("verdict", "same"), ("id", str(joined[0])), ("id", str(joined[1]))])
@@ -101,7 +106,7 @@ async def test_an_immutable_database_says_so_instead_of_a_form(db_path):
     try:
         _, soup, _ = await page(ds, ROOT)
         assert soup.select_one("form.imagecluster-verdict-form") is None
-        assert "This database is immutable" in soup.select_one(".imagecluster-immutable").text
+        assert "opened immutable" in soup.select_one(".imagecluster-read-only").text
     finally:
         if not IS_1_0:
             pm.unregister(name="grant-verdicts-to-root")
@@ -124,7 +129,8 @@ async def test_save_from_the_page_twice_then_see_what_changed(writable, db_path)
     await post(ds, ROOT, [("not", f"{burst[-1]}:{','.join(map(str, burst))}")])
     second = await post(ds, ROOT, [("name", "bursts")], which="save")
     _, soup, _ = await page(ds, ROOT, after=second)
-    assert "version 2; see what changed at /photos/-/cluster/changes/bursts" in soup.text
+    assert "Saved as clustering 'bursts', version 2: " in soup.text and "at sim 0.95, alpha 1.0" in soup.text
+    assert soup.select_one(".imagecluster-saved a")["href"] == "/photos/-/cluster/changes/bursts"
     changes = (await ds.client.get("/photos/-/cluster/changes/bursts.json")).json()
     assert changes["counts"]["shrank"] + changes["counts"]["split"] + changes["counts"]["changed"] >= 1
     assert (await post(ds, None, [("name", "x")], which="save", action="/photos/-/cluster/save")).status_code == 403

@@ -227,3 +227,19 @@ def nearest(library: Library, image_id: int, k: int) -> list[tuple[int, float]]:
     best = np.argpartition(d, k - 1)[:k]
     best = best[np.lexsort((library.ids[best], d[best]))]
     return [(int(library.ids[i]), float(d[i])) for i in best]
+
+
+def cosines(library: Library, image_id: int, others: list[int]) -> dict[int, float]:
+    """The cosine similarity of one photo's fingerprint to each of ``others`` (1 for the same direction):
+    what the page shows beside similar photos, a figure that means the same in any library."""
+    position = {int(i): p for p, i in enumerate(library.ids)}
+    if image_id not in position:
+        return {}
+    query = library.vectors[position[image_id]].astype(np.float64)
+    found = {}
+    for other in others:
+        if other in position:
+            vector = library.vectors[position[other]].astype(np.float64)
+            norms = float(np.linalg.norm(query) * np.linalg.norm(vector))
+            found[other] = float(query @ vector / norms) if norms else 0.0
+    return found

@@ -64,11 +64,17 @@ def verdict_pairs(conn: sqlite3.Connection, verdict: str, image_ids: tuple[int, 
     return [(hashes[first], hashes[other]) for other in others]
 
 
-def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]]) -> None:
-    """Record a verdict (``same``/``different``) on content-hash pairs, or ``forget`` them, in one transaction."""
-    keyed = [(min(a, b), max(a, b)) for a, b in pairs]
+# A pair's verdict before a change: (sha256_a, sha256_b, verdict or None, created_at or None).
+Previous = tuple[str, str, "str | None", "str | None"]
+
+
+def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]]) -> list[Previous]:
+    """Record a verdict (``same``/``different``) on content-hash pairs, or ``forget`` them, in one transaction;
+    what each pair held before (for :func:`restore`, the page's undo)."""
+    keyed = list(dict.fromkeys((min(a, b), max(a, b)) for a, b in pairs))
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with joined_write_transaction(conn):
+        previous = [_previous(conn, a, b) for a, b in keyed]
         if verdict == "forget":
             conn.executemany(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", keyed)
         else:
@@ -76,6 +82,27 @@ def record(conn: sqlite3.Connection, verdict: str, pairs: list[tuple[str, str]])
                 ({"sha256_a": a, "sha256_b": b, "verdict": verdict, "created_at": now} for a, b in keyed),
                 replace=True,
             )
+    return previous
+
+
+def _previous(conn: sqlite3.Connection, a: str, b: str) -> Previous:
+    row = conn.execute(
+        f"select verdict, created_at from {VERDICTS} where sha256_a = ? and sha256_b = ?", (a, b)
+    ).fetchone()
+    return (a, b, *(row or (None, None)))
+
+
+def restore(conn: sqlite3.Connection, previous: list[Previous]) -> None:
+    """Put pairs back as they were before a :func:`record` (undo), in one transaction."""
+    with joined_write_transaction(conn):
+        for a, b, verdict, created_at in previous:
+            if verdict not in (None, "same", "different"):
+                raise LabelError(f"cannot restore a verdict {verdict!r}")
+            conn.execute(f"delete from {VERDICTS} where sha256_a = ? and sha256_b = ?", (a, b))
+            if verdict is not None:
+                sqlite_utils.Database(conn)[VERDICTS].insert(
+                    {"sha256_a": a, "sha256_b": b, "verdict": verdict, "created_at": created_at}, replace=True
+                )
 
 
 def not_with(conn: sqlite3.Connection, photo: int, others: list[int]) -> list[tuple[str, str]]:

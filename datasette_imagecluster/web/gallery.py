@@ -9,16 +9,20 @@ column here and a line in ``imagecluster.html``; the JSON of the CLI and of
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from ..api import Clustering, Selection
-from ..library.schema import CLUSTERINGS, IMAGES, VERDICTS
+from ..library import saved
+from ..library.connections import has_tables
+from ..library.schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES, VERDICTS
 from .dendrogram import dendrogram_svg
+from .display import date_span, file_name, photo_date
 from .form import Form, short_duration
-from .permissions import can_execute_sql, can_write_rows
-from .urls import route, thumbnail_url
+from .permissions import can_execute_sql, can_view, can_write_rows
+from .urls import cluster_url, preview_url, route, thumbnail_url
 
-CARD_COLUMNS = ("path", "taken", "camera_make", "camera_model")  # what a card shows of a photo, besides its image
+# What a card shows of a photo, besides its image (its size and orientation give the image's shape before it loads).
+CARD_COLUMNS = ("path", "taken", "camera_make", "camera_model", "width", "height", "orientation")
 
 
 def read_photos(conn, image_ids: list[int]) -> dict[int, dict]:
@@ -39,14 +43,26 @@ def _camera(make: str | None, model: str | None) -> str | None:
     return model if not make or model.lower().startswith(make.lower().split()[0]) else f"{make} {model}"
 
 
-def photo_card(datasette, database: str, image_id: int, row: dict) -> dict:
+def photo_card(datasette, database: str, image_id: int, row: dict, cluster: int | None = None) -> dict:
     """One photo on a card, from its :func:`read_photos` row (empty for a photo deleted since)."""
+    name, date = file_name(row.get("path"), image_id), photo_date(row.get("taken"))
+    camera = _camera(row.get("camera_make"), row.get("camera_model"))
+    width, height = row.get("width"), row.get("height")
+    if row.get("orientation") in (5, 6, 7, 8):  # EXIF's quarter turns: shown upright, so the other way round
+        width, height = height, width
+    # What the photo is, for a screen reader: its name, when, and where it sits.
+    alt = ", ".join(part for part in (name, date, f"cluster {cluster}" if cluster else None) if part)
     return {
         "id": image_id,
-        "name": (row.get("path") or f"photo {image_id}").rsplit("/", 1)[-1],
-        "taken": row.get("taken"),
-        "camera": _camera(row.get("camera_make"), row.get("camera_model")),
+        "name": name,
+        "path": row.get("path") or name,
+        "date": date,
+        "camera": camera,
+        "alt": alt,
+        "width": width if isinstance(width, int) and width > 0 else 4,
+        "height": height if isinstance(height, int) and height > 0 else 3,
         "thumbnail": thumbnail_url(datasette, database, image_id),
+        "preview": preview_url(datasette, database, image_id),
         "url": datasette.urls.row(database, IMAGES, str(image_id)),
     }
 
@@ -62,23 +78,30 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
     shaping = _shaping_verdicts(selection)
+    named = {i for members in shown for _, photos in _shaping_on(shaping, members) for i in photos} - set(photos)
+    if named:  # the other photo of a "these two differ" that shaped a card on this page
+        photos.update(await db.execute_fn(lambda conn: read_photos(conn, sorted(named))))
     can_verdict = await can_write_rows(datasette, request.actor, db.name, VERDICTS)
     can_save = await can_write_rows(datasette, request.actor, db.name, CLUSTERINGS)
     cards = []
     for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
-        member_ids = members
-        taken = [photos[i]["taken"] for i in member_ids if photos.get(i, {}).get("taken")]
-        id_list = ",".join(map(str, member_ids))
+        taken = [photos[i]["taken"] for i in members if photos.get(i, {}).get("taken")]
+        id_list = ",".join(map(str, members))
         cards.append(
             {
                 "number": number,
-                "size": len(member_ids),
-                "first": min(taken) if taken else None,
-                "last": max(taken) if taken else None,
-                "images": [photo_card(datasette, db.name, i, photos.get(i, {})) for i in member_ids[:per_card]],
-                "more": max(0, len(member_ids) - per_card),
-                "verdicts": _verdicts_on(shaping, member_ids),
-                "member_ids": ",".join(map(str, member_ids)),
+                "size": len(members),
+                "span": date_span(min(taken), max(taken)) if taken else None,
+                "images": [photo_card(datasette, db.name, i, photos.get(i, {}), number) for i in members[:per_card]],
+                "more": max(0, len(members) - per_card),
+                "verdicts": [
+                    {
+                        "text": DESCRIBED_ON_CARD[kind],
+                        "photos": [photo_card(datasette, db.name, i, photos.get(i, {})) for i in ids],
+                    }
+                    for kind, ids in _shaping_on(shaping, members)
+                ],
+                "member_ids": id_list,
                 "table_url": f"{table_url}?{urlencode({'id__in': id_list})}",
                 "sql_url": (
                     datasette.urls.database(db.name)
@@ -106,8 +129,10 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
         },
         "can_sql": can_sql,
         "verdict_url": base + "/verdict" if can_verdict and db.is_mutable else None,
-        "verdicts_immutable": can_verdict and not db.is_mutable,
+        "undo_url": base + "/undo" if can_verdict and db.is_mutable else None,
         "save_url": base + "/save" if can_save and db.is_mutable else None,
+        "why_read_only": _why_read_only(db, can_verdict, can_save),
+        "saved": await _saved_clusterings(datasette, request, db),
         "save_fields": parse_qsl(form.query(page=None)),  # exactly what the page shows, tuned defaults resolved
         "page_url": request.full_path,
         "sets": sets if len(sets) > 1 else [],
@@ -143,7 +168,47 @@ def _shaping_verdicts(selection: Selection) -> list[tuple[str, tuple[int, ...]]]
     return same + [("different", (int(ids[a]), int(ids[b]))) for a, b in selection.constraints.different]
 
 
-def _verdicts_on(shaping: list[tuple[str, tuple[int, ...]]], members: list[int]) -> list[str]:
+def _why_read_only(db, can_verdict: bool, can_save: bool) -> str | None:
+    """One line on why the page can't record verdicts or save, and how to allow it; None when it can."""
+    if not db.is_mutable:
+        return (
+            "This database is opened immutable (-i), so verdicts and saved clusterings can't be written here: "
+            "open it with 'datasette photos.db' (no -i), or use 'imagecluster verdict' on a copy you can write."
+        )
+    if can_verdict and can_save:
+        return None
+    return (
+        "Verdicts and saving need permission to write to this database: sign in as an actor allowed insert-row "
+        "and delete-row on its verdicts and clusterings tables (for yourself: 'datasette photos.db --root', "
+        "then open the link it prints)."
+    )
+
+
+async def _saved_clusterings(datasette, request, db) -> list[dict]:
+    """The saved clusterings, each with its changes page once it has two versions (if the actor may see them)."""
+    if not await can_view(datasette, request.actor, db.name, (CLUSTERINGS, CLUSTER_MEMBERS)):
+        return []
+
+    def read(conn):
+        if not has_tables(conn, CLUSTERINGS):
+            return []
+        return [(name, saved.versions(conn, name)) for name in saved.names(conn)]
+
+    base = cluster_url(datasette, db.name)
+    return [
+        {
+            "name": name,
+            "versions": len(versions),
+            "url": f"{base}/changes/{quote(name)}" if len(versions) > 1 else None,
+        }
+        for name, versions in await db.execute_fn(read)
+    ]
+
+
+DESCRIBED_ON_CARD = {"same": "you said these belong together", "different": "you said these two differ"}
+
+
+def _shaping_on(shaping: list[tuple[str, tuple[int, ...]]], members: list[int]) -> list[tuple[str, tuple[int, ...]]]:
     """What shaped one cluster: its ``same`` groups, and ``different`` verdicts between its photos and others."""
     inside = set(members)
-    return [f"{kind}: photos {', '.join(map(str, photos))}" for kind, photos in shaping if inside.intersection(photos)]
+    return [(kind, photos) for kind, photos in shaping if inside.intersection(photos)]

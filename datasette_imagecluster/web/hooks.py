@@ -37,7 +37,10 @@ def register_routes():
         (r"^/(?P<database>[^/]+)/-/cluster(\.(?P<format>[^/]*))?$", views.cluster_view),
         (r"^/(?P<database>[^/]+)/-/cluster/thumbnail/(?P<id>[^/]+)\.jpg$", views.thumbnail_view),
         (r"^/(?P<database>[^/]+)/-/cluster/similar/(?P<id>[^/.]+)(\.(?P<format>json))?$", views.similar_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/preview/(?P<id>[^/]+)\.jpg$", views.preview_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/count\.json$", views.count_view),
         (r"^/(?P<database>[^/]+)/-/cluster/verdict$", views.verdict_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/undo$", views.undo_view),
         (r"^/(?P<database>[^/]+)/-/cluster/save$", views.save_view),
         (r"^/(?P<database>[^/]+)/-/cluster/changes/(?P<name>[^/]+?)(\.(?P<format>json))?$", views.changes_view),
         (r"^/(?P<database>[^/]+)/-/cluster/.*$", views.not_found_view),
@@ -109,8 +112,22 @@ def row_actions(datasette, actor, database, table, row):
     return inner
 
 
+DATE_COLUMNS = {"taken": "photo", "imported_at": "photo", "mtime": "epoch", "timestamp": "epoch"}
+
+
 def render_cell(row, value, column, table, database, datasette):
-    """Thumbnail BLOBs render as images in table views, not as download links."""
+    """Thumbnail BLOBs render as images in table views, not as download links; a photo's dates as a photo
+    app writes them (``9 Jul 2006, 09:14``), not as ISO strings or seconds since 1970."""
+    if table == IMAGES and column in DATE_COLUMNS and value is not None:
+        from markupsafe import Markup, escape
+
+        from .display import epoch_date, photo_date
+
+        shown = photo_date(value) if DATE_COLUMNS[column] == "photo" else epoch_date(value)
+        if shown is None:
+            return None
+        iso = f' datetime="{escape(value)}"' if isinstance(value, str) else ""
+        return Markup(f"<time{iso}>{escape(shown)}</time>")
     if table == THUMBNAILS and column == "jpeg" and isinstance(value, bytes):
         from markupsafe import Markup, escape
 

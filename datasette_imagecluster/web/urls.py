@@ -15,3 +15,8 @@ def route(datasette, database: str) -> str:
 def cluster_url(datasette, database: str, path: str = "") -> str:
     """``/<route>/-/cluster`` and the pages under it (``path``: ``/save``, ``/similar/12``, ...)."""
     return datasette.urls.path(f"/{route(datasette, database)}/-/cluster{path}")
+
+
+def preview_url(datasette, database: str, image_id: int) -> str:
+    """The photo larger than its thumbnail, for the loupe (:func:`..views.preview_view`)."""
+    return cluster_url(datasette, database, f"/preview/{image_id}.jpg")

@@ -38,16 +38,19 @@ from ..library.schema import (
     schema_version,
 )
 from ..library.verdicts import DESCRIBED, KINDS
+from . import previews
 from .builds import Busy, tree_of
 from .config import config
-from .form import Form, parse_form, whole_number
-from .gallery import gallery_context
+from .effects import describe_effect
+from .form import Form, parse_form, short_duration, whole_number
+from .gallery import gallery_context, photo_card, read_photos
 from .permissions import can_execute_sql, can_view, can_write_rows
 from .subsets import run_subset
 from .urls import route, thumbnail_url
 
 EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imagecluster")  # similar photos (trees: builds.py)
 RETRY_AFTER = 2  # seconds: how soon a page still computing asks to be loaded again
+UNDO_NAMESPACE = "imagecluster-undo"  # what Datasette's signer signs undo tokens under
 
 
 class Computing(Exception):
@@ -165,6 +168,7 @@ async def _render(datasette, request, db, clustered, error: str | None = None, s
         "metrics": METRICS,
         "distances": DISTANCES,
         "form_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster"),
+        "count_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster/count.json"),
     }
     if clustered is None:
         settings = config(datasette, db.name)
@@ -203,30 +207,128 @@ async def _may_write(datasette, request, db, table: str, action: str) -> None:
         )
 
 
+def _wants_json(request) -> bool:
+    """A request from the page's script (it asks for JSON), not a plain form post."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _page_form(back: str, settings: dict) -> Form | None:
+    """The cluster page's form from its URL (the ``next`` field), or None when it isn't a valid one."""
+    fields = {k: v[-1] for k, v in parse_qs(back.partition("?")[2]).items()}
+    try:
+        return parse_form(fields, settings)
+    except BadRequest:
+        return None
+
+
+async def _clusters_or_none(datasette, db, form: Form | None, settings: dict) -> list[list[int]] | None:
+    """The page's clusters at its settings, or None when they can't be had now (still computing, an error)."""
+    if form is None:
+        return None
+    try:
+        return (await _cluster(datasette, db, form, settings, with_labels=False)).clusters
+    except (Computing, ClusterError, SubsetError, NotFoundError):
+        return None
+
+
+async def _named(datasette, db, ids: list[int]) -> tuple[dict[int, dict], list[dict]]:
+    """The photos' rows and, for a message, each one's name and thumbnail (never a bare id)."""
+    rows = await db.execute_fn(lambda conn: read_photos(conn, ids))
+    return rows, [photo_card(datasette, db.name, i, rows.get(i, {})) for i in ids]
+
+
+def _sentence(names: list[str]) -> str:
+    shown = names[:4] + ([f"{len(names) - 4} more"] if len(names) > 4 else [])
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _json_errors(view):
+    """For the page's script, a refusal in JSON (``{"ok": false, "error": ...}``) with its status, where a
+    plain form post gets core's error page."""
+
+    async def answer(datasette, request):
+        try:
+            return await view(datasette, request)
+        except (BadRequest, Forbidden, DatasetteError) as e:
+            if not _wants_json(request):
+                raise
+            status = 403 if isinstance(e, Forbidden) else getattr(e, "status", 400)
+            return Response.json({"ok": False, "error": str(e), "message": str(e)}, status=status)
+
+    answer.__doc__ = view.__doc__
+    return answer
+
+
+@_json_errors
 async def verdict_view(datasette, request):
     """POST ``/<database>/-/cluster/verdict``: record what the user says about photos, then back to the page.
 
     Fields: ``verdict`` (same, different, forget) with the ticked ``id`` s, or ``not``
     ("photo:member,member,...": that photo differs from the rest of its cluster); ``next``
     (where to go back to, a path on this site). Datasette's CSRF protection covers the form.
+    From the page's script (``Accept: application/json``) the answer is JSON: the message, the photos
+    named, what the verdict changed in the page's clusters, and a signed token that undoes it.
     """
     db, base, fields = await _form_post(datasette, request)
     back = _local_path((fields.get("next") or [base])[-1], base)
     verdict, photos, others = _parse_verdict(fields)
     await _may_write(datasette, request, db, VERDICTS, "delete-row" if verdict == "forget" else "insert-row")
-
+    as_json = _wants_json(request)
+    settings = config(datasette, db.name)
+    form = _page_form(back, settings) if as_json else None
+    before = await _clusters_or_none(datasette, db, form, settings)
+    rows, named = await _named(datasette, db, photos)
+    names = [p["name"] for p in named]
     try:
-        await db.execute_write_fn(lambda conn: Photos(conn).record_verdict(verdict, photos, apart_from=others))
-    except LabelError as e:
-        datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
-    else:
-        shown = (
-            f"photo {photos[0]} and the rest of its cluster"
-            if others is not None
-            else "photos " + ", ".join(map(str, photos))
+        previous = await db.execute_write_fn(
+            lambda conn: Photos(conn).record_verdict(verdict, photos, apart_from=others)
         )
-        datasette.add_message(request, f"Recorded: {shown} {DESCRIBED[verdict]}.", datasette.INFO)
-    return Response.redirect(back)
+    except LabelError as e:
+        if as_json:
+            return Response.json({"ok": False, "message": f"Not recorded: {e}", "photos": named}, status=400)
+        datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
+        return Response.redirect(back)
+    shown = f"{names[0]} and the rest of its cluster" if others is not None else _sentence(names)
+    message = f"Recorded: {shown} {DESCRIBED[verdict]}."
+    if not as_json:
+        datasette.add_message(request, message, datasette.INFO)
+        return Response.redirect(back)
+    after = await _clusters_or_none(datasette, db, _page_form(back, settings), settings)
+    if before is None or after is None:
+        changes = ["The clusters are being computed again: the page shows them once they are ready."]
+    else:
+        moved = {i for c in (*before, *after) for i in c}
+        around = set(photos) | set(others or ())
+        rows_all = await db.execute_fn(lambda conn: read_photos(conn, sorted(moved | around)))
+        changes = describe_effect(before, after, around, rows_all)
+    undo = datasette.sign({"database": db.name, "previous": previous, "names": names}, UNDO_NAMESPACE)
+    return Response.json({"ok": True, "message": message, "photos": named, "changes": changes, "undo": undo})
+
+
+@_json_errors
+async def undo_view(datasette, request):
+    """POST ``/<database>/-/cluster/undo``: put back the verdicts the last one changed (``undo``: the token
+    the verdict's answer carried, signed by this server, for this database)."""
+    db, base, fields = await _form_post(datasette, request)
+    try:
+        token = datasette.unsign((fields.get("undo") or [""])[-1], UNDO_NAMESPACE)
+    except Exception:  # noqa: BLE001 (itsdangerous' BadSignature and malformed tokens alike)
+        raise BadRequest("undo must be the token a verdict on this page returned")
+    if not isinstance(token, dict) or token.get("database") != db.name or not isinstance(token.get("previous"), list):
+        raise BadRequest("undo must be the token a verdict on this database returned")
+    await _may_write(datasette, request, db, VERDICTS, "delete-row")
+    await _may_write(datasette, request, db, VERDICTS, "insert-row")
+    previous = [tuple(p) for p in token["previous"] if isinstance(p, list) and len(p) == 4]
+    try:
+        await db.execute_write_fn(lambda conn: Photos(conn).undo_verdict(previous))
+    except LabelError as e:
+        raise BadRequest(str(e))
+    names = [str(n) for n in token.get("names", [])]
+    message = f"Undone: the verdict on {_sentence(names) if names else 'these photos'} is as it was before."
+    if _wants_json(request):
+        return Response.json({"ok": True, "message": message, "photos": [], "changes": []})
+    datasette.add_message(request, message, datasette.INFO)
+    return Response.redirect(_local_path((fields.get("next") or [base])[-1], base))
 
 
 async def save_view(datasette, request):
@@ -252,8 +354,13 @@ async def save_view(datasette, request):
     except (ClusterError, SubsetError) as e:
         raise BadRequest(str(e))
     version = (await db.execute_write_fn(lambda conn: Photos(conn).save_clustering(name, clustering))).version
-    changes = f"; see what changed at {base}/changes/{quote(name)}" if version > 1 else ""
-    datasette.add_message(request, f"Saved as clustering {name!r}, version {version}{changes}.", datasette.INFO)
+    p = clustering.params
+    what = (
+        f"{len(clustering.clusters)} clusters at sim {p.sim}, alpha {p.alpha}, {p.method}/{p.metric}, "
+        f"smallest {p.min_csize}, unrelated after {short_duration(p.tau)}"
+    )
+    changes = "; what changed is linked under Saved clusterings" if version > 1 else ""
+    datasette.add_message(request, f"Saved as clustering {name!r}, version {version}: {what}{changes}.", datasette.INFO)
     return Response.redirect(back)
 
 
@@ -293,6 +400,58 @@ def _parse_verdict(fields: dict[str, list[str]]) -> tuple[str, list[int], list[i
         return verdict, list(dict.fromkeys(_photo_id(i) for i in fields.get("id", []))), None
     except ValueError:
         raise BadRequest("photo ids must be whole numbers")
+
+
+async def count_view(datasette, request):
+    """``/<database>/-/cluster/count.json``: how many clusters and photos the page's settings give, for the
+    live count beside the sliders (a re-cut of the cached tree; 202 while a tree is built)."""
+    db = _database(datasette, request)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES, FINGERPRINTS)):
+        raise Forbidden("You do not have permission to view this database's photos")
+    settings = config(datasette, db.name)
+    try:
+        form = parse_form(request.args, settings)
+        await _check_subset(datasette, request, db, form.sql)
+        clustering = await _cluster(datasette, db, form, settings, with_labels=False)
+    except Computing as e:
+        return await _computing(datasette, request, str(e), as_json=True)
+    except NotFoundError as e:
+        raise NotFound(str(e))
+    except (ClusterError, SubsetError) as e:
+        raise BadRequest(str(e))
+    result = clustering.result
+    return Response.json(
+        {
+            "clusters": len(result.clusters),
+            "clustered": result.n_clustered,
+            "photos": result.n_images,
+            "sim": clustering.params.sim,
+            "alpha": clustering.params.alpha,
+        }
+    )
+
+
+async def preview_view(datasette, request):
+    """``/<database>/-/cluster/preview/<id>.jpg``: the photo larger than its thumbnail, for the loupe: its
+    original scaled down (:mod:`.previews`) where this server can read it, else its thumbnail."""
+    db = _database(datasette, request)
+    if not await can_view(datasette, request.actor, db.name, (IMAGES,)):
+        raise Forbidden("You do not have permission to view this database's photos")
+    try:
+        image_id = whole_number("id", request.url_vars["id"], 0, 2**63 - 1)
+    except BadRequest:
+        raise NotFound("Photo not found")
+    row = await db.execute_fn(lambda conn: previews.source(conn, image_id))
+    if row is None:
+        raise NotFound("Photo not found")
+    found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, previews.scaled, row)
+    if found is None:  # no original here (a published catalog), or one Pillow can't read
+        return Response.redirect(thumbnail_url(datasette, db.name, image_id))
+    jpeg, etag = found
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
+    if request.headers.get("if-none-match") == etag:
+        return Response("", status=304, headers=headers)
+    return Response(jpeg, content_type="image/jpeg", headers=headers)
 
 
 async def cluster_index(datasette, request):
@@ -351,18 +510,36 @@ async def similar_view(datasette, request):
         raise NotFound(str(e))
     except ClusterError as e:
         raise BadRequest(str(e))
-    photos = [
-        {
-            "id": i,
-            "distance": d,
-            "thumbnail": thumbnail_url(datasette, db.name, i),
-            "url": datasette.urls.row(db.name, IMAGES, str(i)),
-        }
-        for i, d in found
-    ]
+    cosines = selection.cosines(image_id, [i for i, _ in found])
+    rows = await db.execute_fn(lambda conn: read_photos(conn, [image_id, *(i for i, _ in found)]))
+    photos = []
+    for i, d in found:
+        card = photo_card(datasette, db.name, i, rows.get(i, {}))
+        photos.append(
+            {
+                "id": i,
+                "distance": d,
+                "similarity": round(cosines.get(i, 0.0), 3),
+                "thumbnail": card["thumbnail"],
+                "url": card["url"],
+                "name": card["name"],
+                "date": card["date"],
+            }
+        )
+    photos.sort(key=lambda p: -p["similarity"])  # the nearest by distance, shown by similarity
+    this = photo_card(datasette, db.name, image_id, rows.get(image_id, {}))
     if fmt == "json":
         return Response.json(
-            {"image_id": image_id, "thumbnail": thumbnail_url(datasette, db.name, image_id), "similar": photos}
+            {
+                "image_id": image_id,
+                "thumbnail": this["thumbnail"],
+                "preview": this["preview"],
+                "name": this["name"],
+                "date": this["date"],
+                "camera": this["camera"],
+                "alt": this["alt"],
+                "similar": photos,
+            }
         )
     context = {
         "database": db.name,
