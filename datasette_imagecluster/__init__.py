@@ -78,3 +78,18 @@ def extra_css_urls(view_name, table, datasette):
 @hookimpl
 def extra_body_script(view_name, table, database, request, datasette):
     return _hooks().extra_body_script(view_name, table, database, request, datasette)
+
+
+@hookimpl
+def homepage_actions(datasette, actor):
+    return _hooks().homepage_actions(datasette, actor)
+
+
+@hookimpl
+def top_homepage(datasette, request):
+    return _hooks().top_homepage(datasette, request)
+
+
+@hookimpl
+def top_database(datasette, request, database):
+    return _hooks().top_database(datasette, request, database)

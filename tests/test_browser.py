@@ -122,13 +122,26 @@ def test_the_cluster_page_as_a_photo_tool(server):
         page.on("pageerror", lambda e: problems.append(f"JavaScript: {e}"))
         page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 500 else None)
 
-        # Photos first: the first photo on the first screen, the controls one bar.
-        page.goto(url + "/photos/-/cluster")
+        # Found where people look: a line on the home page.
+        page.goto(url + "/")
+        with page.expect_navigation():
+            page.locator(".imagecluster-found a").click()
+
+        # Photos first: the first photo on the first screen, the controls one bar; one tab stop a photo.
         first = page.locator(".imagecluster-photo-cell img").first
         first.wait_for()
         assert first.bounding_box()["y"] < 900 * 0.6
         assert page.locator(".imagecluster-advanced").get_attribute("open") is None  # jargon folded away
         summary = page.locator(".imagecluster-summary-line").inner_text()
+        tabs = 0
+        while tabs < 30 and not page.evaluate("!!document.activeElement.closest('.imagecluster-photo-cell')"):
+            page.keyboard.press("Tab")
+            tabs += 1
+        assert tabs <= 15, f"{tabs} tabs to the first photo"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('.imagecluster-photo-cell').dataset.place").startswith(
+            "2 "
+        )
         shot(page, "1-first-screen")
 
         # Drag: the count changes while dragging, with no navigation; release: the gallery changes in place.

@@ -146,8 +146,12 @@ async def test_verdicts_shape_the_cli_the_page_the_json_and_sql_and_survive_a_mo
         assert not any(a in c and b in c for c in found)  # kept apart everywhere
         assert any(a in c and loner in c for c in found)  # joined everywhere
     page = (await get(Datasette([str(db_path)]), "/photos/-/cluster?sim=0.95&alpha=1&method=average")).text
-    assert f"Shaped by your verdicts: same: photos {min(a, loner)}, {max(a, loner)}" in page
-    assert f"different: photos {a}, {b}" in page
+    from bs4 import BeautifulSoup
+
+    names = dict(rows(db_path, "select id, name from images"))
+    shaped = [" ".join(v.text.split()) for v in BeautifulSoup(page, "html.parser").select(".imagecluster-verdict")]
+    assert f"you said these belong together: {names[min(a, loner)]}, {names[max(a, loner)]}" in shaped
+    assert f"you said these two differ: {names[a]}, {names[b]}" in shaped
     # Verdicts are about content: they survive a move of the files and a re-import.
     moved = tmp_path / "moved"
     photos.rename(moved)

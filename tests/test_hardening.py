@@ -290,6 +290,43 @@ def test_the_build_queue_shares_bounds_prioritises_and_drops_what_nobody_waits_f
     assert ran == ["first", "y", "b"]
 
 
+def test_a_waiting_page_is_told_where_its_build_stands():
+    """The computing page's stage, share done and time left: a place in the queue, then the time run against
+    an estimate from the builds this server finished before (seconds per photo squared)."""
+    import threading
+
+    from datasette_imagecluster.web.builds import DEFAULT_RATE, Builds
+
+    now = [100.0]
+    builds = Builds(workers=1, clock=lambda: now[0])
+    gate, started = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        gate.wait(30)
+        now[0] += 8.0  # 10 s of the clock in all
+        return "tree"
+
+    first = builds.submit("big", "photos", slow, photos=20_000)
+    started.wait(10)
+    builds.submit("next", "photos", lambda: "small", photos=10)
+    now[0] += 2.0
+    running, queued = builds.progress("big"), builds.progress("next")
+    assert running.running and running.elapsed == 2.0 and running.estimate == DEFAULT_RATE * 20_000**2
+    assert running.describe() == (
+        "Computing for 2 s, about 50% done, about 2 s left (estimated from the clusterings this server finished "
+        "before)."
+    )
+    assert (
+        not queued.running
+        and queued.ahead == 1
+        and queued.describe() == "Waiting for 1 other clustering to finish first."
+    )
+    gate.set()
+    assert first.result(10) == "tree"
+    assert builds.progress("big") is None and builds.rate == pytest.approx(10.0 / 20_000**2)
+
+
 @pytest.mark.asyncio
 async def test_under_load_core_pages_answer_abandoned_builds_are_dropped_and_nothing_is_a_5xx(tmp_path, monkeypatch):
     """1, 2: anonymous clients ask the page for clusterings at ten alphas and give up, others call the SQL

@@ -178,3 +178,13 @@ async def test_no_epoch_floats_or_iso_timestamps_on_the_page(writable):
     alt = soup.select_one(".imagecluster-photo-cell img")["alt"]
     assert ".jpg, " in alt and "cluster 1" in alt
     assert soup.select_one(".imagecluster-sizes").name == "details"  # the size table folded away
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/", "/photos"])
+async def test_the_home_and_database_pages_link_the_clusters(writable, path):
+    """A visible line, not only a menu entry: from 1.0a's top_homepage and top_database hooks, on 0.65 from
+    a script (the browser test sees it on the page)."""
+    html = (await writable.client.get(path)).text
+    assert "Photo clusters</a> of photos: its 10 fingerprinted photos" in html.replace('\\"', '"')
+    assert '<a href="/photos/-/cluster">' in html.replace('\\"', '"')

@@ -133,4 +133,13 @@ async def test_save_from_the_page_twice_then_see_what_changed(writable, db_path)
     assert soup.select_one(".imagecluster-saved a")["href"] == "/photos/-/cluster/changes/bursts"
     changes = (await ds.client.get("/photos/-/cluster/changes/bursts.json")).json()
     assert changes["counts"]["shrank"] + changes["counts"]["split"] + changes["counts"]["changed"] >= 1
+    _, soup, _ = await page(ds, ROOT, "/photos/-/cluster/changes/bursts")
+    versions = [li.text for li in soup.select(".imagecluster-versions li")]
+    assert [v.split(",")[0] for v in versions] == ["Version 1", "Version 2"] and all("sim 0.95" in v for v in versions)
+    marked = [f.select_one("figcaption").text for f in soup.select(".imagecluster-change figure")]
+    assert marked and all(m.startswith(("joined: ", "left: ")) and ".jpg" in m for m in marked)
+    assert {f["class"][0] for f in soup.select(".imagecluster-change figure")} <= {
+        "imagecluster-joined",
+        "imagecluster-left",
+    }
     assert (await post(ds, None, [("name", "x")], which="save", action="/photos/-/cluster/save")).status_code == 403

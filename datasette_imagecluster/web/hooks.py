@@ -62,6 +62,14 @@ async def _clusterable(datasette, actor, database: str) -> bool:
     )
 
 
+def _has_top_hooks(datasette) -> bool:
+    """Whether this Datasette has the top_homepage and top_database hooks (1.0a)."""
+    from datasette.plugins import pm
+
+    caller = getattr(pm.hook, "top_homepage", None)  # our own hookimpl makes one; Datasette's makes it specified
+    return caller is not None and caller.spec is not None
+
+
 def _link(datasette, database: str, path: str, label: str, description: str) -> dict:
     route = getattr(datasette.get_database(database), "route", database)
     return {"href": datasette.urls.path(f"/{route}/-/cluster{path}"), "label": label, "description": description}
@@ -73,6 +81,66 @@ def menu_links(datasette, actor):
             if name != "_internal" and await _clusterable(datasette, actor, name):
                 return [{"href": datasette.urls.path("/-/cluster"), "label": "Photo clusters"}]
         return []
+
+    return inner
+
+
+def homepage_actions(datasette, actor):
+    """Datasette 1.0a: the home page's actions menu, one entry per database with photos."""
+
+    async def inner():
+        return [
+            _link(datasette, name, "", f"Photo clusters in {name}", "Group these photos by content and time")
+            for name in await _clusterable_databases(datasette, actor)
+        ]
+
+    return inner
+
+
+async def _clusterable_databases(datasette, actor) -> list[str]:
+    return [name for name in datasette.databases if name != "_internal" and await _clusterable(datasette, actor, name)]
+
+
+async def _found_here(datasette, actor, databases: list[str]) -> str:
+    """One visible line per database with photos, linking its cluster page: where people look first."""
+    from markupsafe import escape
+
+    from ..library.connections import has_tables
+
+    lines = []
+    for name in databases:
+        if not await _clusterable(datasette, actor, name):
+            continue
+        db = datasette.get_database(name)
+        count = await db.execute_fn(
+            lambda conn: (
+                conn.execute(f"select count(*) from {FINGERPRINTS}").fetchone()[0]
+                if has_tables(conn, FINGERPRINTS)
+                else 0
+            )
+        )
+        href = _link(datasette, name, "", "", "")["href"]
+        lines.append(
+            f'<p class="imagecluster-found"><a href="{escape(href)}">Photo clusters</a> of {escape(name)}: '
+            f"its {count:,} fingerprinted photos grouped by what they show and when they were taken.</p>"
+        )
+    return "".join(lines)
+
+
+def top_homepage(datasette, request):
+    """Datasette 1.0a: a line at the top of the home page for each database with photos."""
+
+    async def inner():
+        return await _found_here(datasette, request.actor if request else None, list(datasette.databases))
+
+    return inner
+
+
+def top_database(datasette, request, database):
+    """Datasette 1.0a: a line at the top of a database's page when it holds photos."""
+
+    async def inner():
+        return await _found_here(datasette, request.actor if request else None, [database])
 
     return inner
 
@@ -160,7 +228,22 @@ def extra_css_urls(view_name, table, datasette):
 
 
 def extra_body_script(view_name, table, database, request, datasette):
-    """On a photo's row page, a placeholder that imagecluster.js fills with similar photos."""
+    """On a photo's row page, a placeholder that imagecluster.js fills with similar photos. On Datasette 0.65,
+    which has no hooks for the top of the home and database pages, the same line as on 1.0a, put there by a
+    script."""
+    if view_name in ("index", "database") and request is not None and not _has_top_hooks(datasette):
+
+        async def inner():
+            html = await _found_here(datasette, request.actor, [database] if database else list(datasette.databases))
+            if not html:
+                return ""
+            return (
+                "(function () { var c = document.querySelector('.content') || document.body;"
+                " var d = document.createElement('div'); d.innerHTML = " + json.dumps(html) + ";"
+                " var h = c.querySelector('h1'); if (h) { h.after(d); } else { c.prepend(d); } })();"
+            )
+
+        return inner
     if view_name != "row" or table != IMAGES or request is None:
         return ""
     pks = request.url_vars.get("pks", "")

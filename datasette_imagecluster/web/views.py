@@ -39,8 +39,9 @@ from ..library.schema import (
 )
 from ..library.verdicts import DESCRIBED, KINDS
 from . import previews
-from .builds import Busy, tree_of
+from .builds import BUILDS, Busy, Progress, build_key, tree_of
 from .config import config
+from .display import photo_date
 from .effects import describe_effect
 from .form import Form, parse_form, short_duration, whole_number
 from .gallery import gallery_context, photo_card, read_photos
@@ -57,13 +58,14 @@ class Computing(Exception):
     """A tree is still being built, or waits for room on the build queue: answered with 202 and a page that
     refreshes itself."""
 
-    def __init__(self, photos: int, busy: str | None = None):
+    def __init__(self, photos: int, busy: str | None = None, progress: Progress | None = None):
         first = (
             f"The server is busy: {busy}."
             if busy
             else f"Clustering {photos:,} photos: this takes a while the first time."
         )
-        super().__init__(f"{first} This page reloads itself until the clusters are ready.")
+        stage = f" {progress.describe()}" if progress is not None else ""
+        super().__init__(f"{first}{stage} This page reloads itself until the clusters are ready.")
 
 
 async def _tree_for(selection: Selection, wait: float):
@@ -79,7 +81,7 @@ async def _tree_for(selection: Selection, wait: float):
     try:
         return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=wait)
     except asyncio.TimeoutError:
-        raise Computing(len(selection.library.ids))
+        raise Computing(len(selection.library.ids), progress=BUILDS.progress(build_key(selection)))
     except asyncio.CancelledError:
         if not future.cancelled():
             raise  # this request itself was cancelled
@@ -560,31 +562,52 @@ async def changes_view(datasette, request):
     if not await can_view(datasette, request.actor, db.name, (IMAGES, CLUSTERINGS, CLUSTER_MEMBERS)):
         raise Forbidden("You do not have permission to view this database's clusterings")
     name = unquote(request.url_vars["name"])
+
+    def read(conn):
+        photos = Photos(conn)
+        changes = photos.diff(name)
+        versions = [photos.clustering(name, v) for v in (changes.version_before, changes.version_after)]
+        return changes, versions
+
     try:
-        changes = await db.execute_fn(lambda conn: Photos(conn).diff(name))
+        changes, versions = await db.execute_fn(read)
     except NotFoundError as e:
         raise NotFound(str(e))
     report = changes.as_dict()
     if request.url_vars.get("format") == "json":
         return Response.json(report)
+    rows = await db.execute_fn(lambda conn: read_photos(conn, changes.moved()))
     for change in report["changes"]:
         change["photos"] = [
-            {
-                "id": i,
-                "joined": i in change["added"],
-                "thumbnail": thumbnail_url(datasette, db.name, i),
-                "url": datasette.urls.row(db.name, IMAGES, str(i)),
-            }
+            {**photo_card(datasette, db.name, i, rows.get(i, {})), "joined": i in change["added"]}
             for i in (*change["added"], *change["removed"])
         ]
     context = {
         "database": db.name,
         "report": report,
+        "versions": [_version(v) for v in versions],
         "json_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster/changes/{quote(name)}.json"),
         "cluster_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster"),
     }
     html = await datasette.render_template("imagecluster_changes.html", context, request=request)
     return Response.html(html)
+
+
+def _version(saved) -> dict:
+    """A saved version as the changes page shows it: its number, when, and with which settings."""
+    p = saved.params
+    settings = ", ".join(
+        f"{label} {p[key]}"
+        for label, key in (("sim", "sim"), ("alpha", "alpha"), ("method", "method"), ("smallest", "min_csize"))
+        if key in p
+    )
+    return {
+        "version": saved.version,
+        "date": photo_date(saved.created_at) or saved.created_at,
+        "settings": settings,
+        "clusters": saved.n_clusters,
+        "photos": saved.n_images,
+    }
 
 
 async def not_found_view(datasette, request):
