@@ -145,6 +145,15 @@ def fingerprint_options(command):
         ),
         click.option("--prune", is_flag=True, help="delete photos that are no longer there"),
         click.option("--retry-errors", is_flag=True, help="retry files that failed before and have not changed"),
+        click.option(
+            "--previews",
+            default=0,
+            type=click.IntRange(0, 4096),
+            metavar="PX",
+            help="also store a preview this many pixels on its longer side, for the page's loupe where the "
+            "originals won't be at hand (a published catalog); 1000 decodes a 12-MP JPEG at a quarter of its size "
+            "(+15 ms and ~130 KB a photo). Photos imported before get one too. 0: none [default: 0]",
+        ),
         click.option("-s", "--silent", is_flag=True, help="don't show a progress bar"),
     ]
     for option in reversed(options):

@@ -26,6 +26,7 @@ from .raw import RawError, is_raw, open_raw
 
 THUMBNAIL_SIZE = 320
 THUMBNAIL_QUALITY = 80
+PREVIEW_QUALITY = 80
 
 # EXIF orientation -> the transpose that shows the photo upright.
 _TRANSPOSE = {
@@ -65,6 +66,7 @@ class DecodeRequest:
     original_missing: bool = False  # then size and mtime are the preview's
     # A catalog's orientation, which wins over the file's: users rotate photos there.
     orientation: int | None = None
+    preview_size: int = 0  # the longer side of a preview to store for the page's loupe (0: none)
 
 
 @dataclass
@@ -83,6 +85,9 @@ class Decoded:
     pixels: np.ndarray  # uint8, input_size[1] x input_size[0] x 3
     pixels_from: str = "file"  # or raw-preview, raw-develop, lightroom-preview
     pixels_path: str | None = None  # the file the pixels came from, when it is not ``path``
+    preview: bytes | None = None  # a JPEG of at most preview_size px, when asked for
+    preview_width: int = 0
+    preview_height: int = 0
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -152,9 +157,20 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     return img.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else img
 
 
-def _open_and_orient(path: str, capture: CaptureInfo, mtime: float, catalog_orientation: int | None) -> _Opened:
+def _covering(size: tuple[int, int], largest: int) -> tuple[int, int]:
+    """The box a picture of ``size`` scaled to ``largest`` px on its longer side fills: a preview's, drafted
+    no larger than it needs (a square box would decode a 4:3 photo at twice the size)."""
+    width, height = size
+    scale = largest / max(width, height, 1)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _open_and_orient(
+    path: str, capture: CaptureInfo, mtime: float, catalog_orientation: int | None, largest: int = THUMBNAIL_SIZE
+) -> _Opened:
+    """The photo upright, drafted (JPEG) or reduced (RAW) to no less than ``largest`` px, what it is made into."""
     if is_raw(path):
-        img, fmt, width, height, source = open_raw(path, THUMBNAIL_SIZE)
+        img, fmt, width, height, source = open_raw(path, largest)
         orientation = capture.orientation
     else:
         source = "file"
@@ -168,8 +184,9 @@ def _open_and_orient(path: str, capture: CaptureInfo, mtime: float, catalog_orie
             width, height = img.size
             capture = _second_reading(img, capture, mtime)
             orientation = capture.orientation = _pillow_orientation(img) or capture.orientation
-            if fmt == "JPEG":
-                img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+            if fmt == "JPEG":  # scaled in the DCT domain, to no less than the thumbnail's box and the preview
+                box = _covering(img.size, largest)
+                img.draft("RGB", (max(box[0], THUMBNAIL_SIZE), max(box[1], THUMBNAIL_SIZE)))
             img.load()
     if catalog_orientation and fmt not in DECODER_ROTATED:
         orientation = capture.orientation = catalog_orientation
@@ -193,7 +210,8 @@ def _open_original(request: DecodeRequest) -> _Opened | Problem:
         return _problem(request, "read", f"cannot read: {e.strerror or _short_reason(e)}")
     request.sha256 = sha256
     try:
-        return _open_and_orient(path, capture, request.mtime, request.orientation)
+        largest = max(THUMBNAIL_SIZE, request.preview_size)
+        return _open_and_orient(path, capture, request.mtime, request.orientation, largest)
     except Image.DecompressionBombError as e:
         return _problem(request, "decode", f"decompression bomb: {_short_reason(e)}")
     except RawError as e:
@@ -217,7 +235,7 @@ def _open_preview(request: DecodeRequest, original: Problem | None) -> _Opened |
             request.sha256 = file_sha256(preview.path)
         jpeg = preview_jpeg(preview.path)
         img = Image.open(io.BytesIO(jpeg))
-        img.draft("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        img.draft("RGB", (max(THUMBNAIL_SIZE, request.preview_size),) * 2)
         img.load()
         capture = read_capture_info(io.BytesIO(jpeg), request.mtime)
     except (OSError, PreviewError, ValueError, SyntaxError, EOFError) as e:
@@ -239,7 +257,14 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
     if isinstance(opened, Problem):
         return opened
     img = opened.image
+    preview = None
     try:
+        if request.preview_size:  # first, and the rest made from it: smaller, so quicker to resize
+            preview = img.copy()
+            preview.thumbnail((request.preview_size,) * 2, Image.Resampling.BICUBIC, reducing_gap=2.0)
+            img = preview
+            preview_out = io.BytesIO()
+            preview.save(preview_out, "JPEG", quality=PREVIEW_QUALITY)
         pixels = np.asarray(img.resize(request.input_size, Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.uint8)
         thumb = img.copy()
         thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -262,6 +287,9 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         pixels=pixels,
         pixels_from=opened.pixels_from,
         pixels_path=opened.pixels_path,
+        preview=preview_out.getvalue() if preview is not None else None,
+        preview_width=preview.width if preview is not None else 0,
+        preview_height=preview.height if preview is not None else 0,
     )
 
 

@@ -79,6 +79,7 @@ class ImportOptions:
     dask: str | None = None  # a scheduler's address or local[:N]: workers decode and fingerprint
     prune: bool = False
     retry_errors: bool = False
+    previews: int = 0  # store a preview this many px on its longer side, for a published catalog's loupe
 
 
 @dataclass
@@ -267,7 +268,9 @@ class Import:
             if self.done(known, orientation):
                 summary.unchanged += 1
                 return None
-            return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, known.sha256)
+            return DecodeRequest(
+                entry.path, entry.size, entry.mtime, input_size, known.sha256, preview_size=self.options.previews
+            )
         if not self.options.retry_errors and store.failed_unchanged(entry):
             summary.still_failing += 1
             return None
@@ -307,7 +310,9 @@ class Import:
                 reused = self.reuse_twin(entry, sha256, twins)
                 if reused is not None and store.has_fingerprint(reused, self.key):
                     return None
-        return DecodeRequest(entry.path, entry.size, entry.mtime, input_size, sha256)
+        return DecodeRequest(
+            entry.path, entry.size, entry.mtime, input_size, sha256, preview_size=self.options.previews
+        )
 
     def classify_stand_in(self, entry: MissingOriginal) -> DecodeRequest | None:
         """Like :meth:`classify` for a photo known only by its preview (nothing to move or copy)."""
@@ -322,12 +327,16 @@ class Import:
             self.architecture.input_size,
             preview=entry.preview,
             original_missing=True,
+            preview_size=self.options.previews,
         )
 
     def done(self, image: KnownImage, orientation: int | None = None) -> bool:
-        """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says."""
-        return self.store.has_fingerprint(image.id, self.key) and not (
-            orientation and image.needs_rotation(orientation)
+        """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says, and the preview
+        asked for (``--previews``: photos imported before get one)."""
+        return (
+            self.store.has_fingerprint(image.id, self.key)
+            and not (orientation and image.needs_rotation(orientation))
+            and not (self.options.previews and not self.store.has_preview(image.id))
         )
 
     def reuse_twin(self, entry: FileEntry, sha256: str, twins: list[KnownImage]) -> int | None:

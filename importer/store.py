@@ -26,6 +26,7 @@ from datasette_imagecluster.library.schema import (
     FINGERPRINTS,
     IMAGES,
     IMPORT_ERRORS,
+    PREVIEWS,
     TAGS,
     THUMBNAILS,
     ensure_schema,
@@ -164,6 +165,9 @@ class Store:
             )
         ]
 
+    def has_preview(self, image_id: int) -> bool:
+        return self.conn.execute(f"select 1 from {PREVIEWS} where image_id = ?", (image_id,)).fetchone() is not None
+
     def has_fingerprint(self, image_id: int, key: FingerprintKey) -> bool:
         return (
             self.conn.execute(
@@ -249,6 +253,16 @@ class Store:
             },
             replace=True,
         )
+        if item.preview is not None:
+            self.db[PREVIEWS].insert(
+                {
+                    "image_id": image_id,
+                    "jpeg": item.preview,
+                    "width": item.preview_width,
+                    "height": item.preview_height,
+                },
+                replace=True,
+            )
         self.write_fingerprint(image_id, key, vector)
         self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (item.path,))
         return image_id
@@ -292,11 +306,12 @@ class Store:
             (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.mtime, now(), image.id),
         )
         new_id = cursor.lastrowid
-        self.conn.execute(
-            f"insert into {THUMBNAILS} (image_id, jpeg, width, height) "
-            f"select ?, jpeg, width, height from {THUMBNAILS} where image_id = ?",
-            (new_id, image.id),
-        )
+        for table in (THUMBNAILS, PREVIEWS):
+            self.conn.execute(
+                f"insert into {table} (image_id, jpeg, width, height) "
+                f"select ?, jpeg, width, height from {table} where image_id = ?",
+                (new_id, image.id),
+            )
         self.conn.execute(
             f"insert into {FINGERPRINTS} (image_id, model, layer, weights, dims, vector, created_at) "
             f"select ?, model, layer, weights, dims, vector, created_at from {FINGERPRINTS} "
@@ -326,6 +341,7 @@ class Store:
             (ALBUMS, "image_id"),
             (FINGERPRINTS, "image_id"),
             (THUMBNAILS, "image_id"),
+            (PREVIEWS, "image_id"),
             (IMAGES, "id"),
         ):
             self.conn.executemany(f"delete from {table} where {column} = ?", [(i,) for i in image_ids])

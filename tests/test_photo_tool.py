@@ -188,3 +188,41 @@ async def test_the_home_and_database_pages_link_the_clusters(writable, path):
     html = (await writable.client.get(path)).text
     assert "Photo clusters</a> of photos: its 10 fingerprinted photos" in html.replace('\\"', '"')
     assert '<a href="/photos/-/cluster">' in html.replace('\\"', '"')
+
+
+@pytest.mark.asyncio
+async def test_previews_stored_at_import_serve_the_loupe_without_the_originals(library, db_path, tmp_path):
+    """``--previews 1000``: photos imported before get one on the next import (their fingerprints as good as
+    the same), and the loupe shows it where the originals are gone, as in a published catalog."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from .conftest import invoke
+
+    def vectors():
+        return {i: np.frombuffer(v, np.float32) for i, v in rows(db_path, "select image_id, vector from fingerprints")}
+
+    before = vectors()
+    photos = library[1]
+    invoke(CliRunner(), "import", db_path, photos, "--model", "vgg16", "--weights", "none", "--workers", "0", "-s",
+           "--previews", "1000")  # fmt: skip
+    stored = rows(db_path, "select image_id, width, height, length(jpeg) from previews order by image_id")
+    sizes = dict(rows(db_path, "select id, max(width, height) from images"))
+    assert [s[0] for s in stored] == sorted(sizes)  # every photo, those imported before too
+    assert all(max(w, h) == min(1000, sizes[i]) and n > 1000 for i, w, h, n in stored)
+    after = vectors()
+    assert after.keys() == before.keys()
+    for i, vector in before.items():
+        cosine = float(vector @ after[i] / np.linalg.norm(vector) / np.linalg.norm(after[i]))
+        assert cosine > 0.999  # the model's input resized from the larger decode: as good as the same
+
+    conn = sqlite3.connect(db_path)
+    conn.execute("update images set path = '/nowhere/' || id || '.jpg'")
+    conn.commit()
+    conn.close()
+    from datasette.app import Datasette
+
+    ds = Datasette([str(db_path)])
+    image_id, width, height, _ = stored[0]
+    response = await ds.client.get(f"/photos/-/cluster/preview/{image_id}.jpg")
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (width, height)

@@ -30,6 +30,7 @@ def test_ensure_schema_is_idempotent_and_versioned(tmp_path):
         "verdicts",
         "tuned_params",
         "content_scales",
+        "previews",
     }
     assert db["images"].columns_dict["timestamp"] is float
     assert db["fingerprints"].columns_dict["vector"] is bytes
@@ -64,7 +65,7 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
     db["clusterings"].insert({"id": 1, "name": "trips", "sim": 0.5, "alpha": 0.3, "n_clusters": 1})
     db["cluster_members"].insert({"clustering_id": 1, "cluster": 3, "image_id": 1})
     ensure_schema(db)
-    assert schema_version(db.conn) == SCHEMA_VERSION == 6
+    assert schema_version(db.conn) == SCHEMA_VERSION == 7
     # A clustering saved before v5 is its first version, its numbers counted as used; saved before v6, it was
     # made with imagecluster's distance, and says so.
     assert list(db.query("select name, version, last_number, distance, tau from clusterings")) == [

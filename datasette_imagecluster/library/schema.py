@@ -19,7 +19,7 @@ from ..errors import SchemaError
 if TYPE_CHECKING:  # only its type: the hooks import table names from here, and sqlite-utils takes 50 ms to load
     import sqlite_utils
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -32,6 +32,7 @@ ALBUMS = "albums"
 VERDICTS = "verdicts"
 TUNED_PARAMS = "tuned_params"
 CONTENT_SCALES = "content_scales"
+PREVIEWS = "previews"
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -260,6 +261,18 @@ def _add_absolute_distances_v6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_previews_v7(db: sqlite_utils.Database) -> None:
+    """Larger pictures than the thumbnails, for the page's loupe where the originals are not at hand (a
+    published catalog): written by ``imagecluster import --previews PX``."""
+    db[PREVIEWS].create(
+        {"image_id": int, "jpeg": bytes, "width": int, "height": int},
+        pk="image_id",
+        if_not_exists=True,
+        foreign_keys=[("image_id", IMAGES, "id")],
+        not_null={"jpeg", "width", "height"},
+    )
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
@@ -268,6 +281,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_verdicts_and_tuning_v4,
     _keep_clustering_history_v5,
     _add_absolute_distances_v6,
+    _add_previews_v7,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -1,7 +1,9 @@
-"""The loupe's large picture: a photo's original scaled down, where this server can read it.
+"""The loupe's large picture: the preview stored at import, else the original scaled down, else the thumbnail.
 
-The thumbnail the importer stores is 320 px, too small to judge a photo by. Where
-the original is on this machine (the usual ``datasette photos.db`` beside the
+The thumbnail the importer stores is 320 px, too small to judge a photo by.
+``imagecluster import --previews PX`` stores a larger one (table ``previews``)
+for a catalog published without its originals. Where there is none and the
+original is on this machine (the usual ``datasette photos.db`` beside the
 library) it is decoded in draft mode straight to about :data:`PREVIEW_SIZE`,
 turned as its EXIF orientation says and sent as a JPEG; a few recent ones are
 kept in memory, keyed by the file's size and time, so paging back and forth in
@@ -19,10 +21,18 @@ import sqlite3
 from functools import lru_cache
 
 from ..library.connections import has_tables
-from ..library.schema import IMAGES
+from ..library.schema import IMAGES, PREVIEWS
 
 PREVIEW_SIZE = 1600  # px, the longer side: a loupe fit to a laptop's screen (1440 x 900) at full sharpness
 QUALITY = 80
+
+
+def stored(conn: sqlite3.Connection, image_id: int) -> bytes | None:
+    """The preview ``imagecluster import --previews`` stored for the photo, if any."""
+    if not has_tables(conn, PREVIEWS):
+        return None
+    row = conn.execute(f"select jpeg from {PREVIEWS} where image_id = ?", (image_id,)).fetchone()
+    return row[0] if row is not None and isinstance(row[0], bytes) else None
 
 
 def source(conn: sqlite3.Connection, image_id: int) -> tuple[str, int, float] | None:

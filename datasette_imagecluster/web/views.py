@@ -434,8 +434,9 @@ async def count_view(datasette, request):
 
 
 async def preview_view(datasette, request):
-    """``/<database>/-/cluster/preview/<id>.jpg``: the photo larger than its thumbnail, for the loupe: its
-    original scaled down (:mod:`.previews`) where this server can read it, else its thumbnail."""
+    """``/<database>/-/cluster/preview/<id>.jpg``: the photo larger than its thumbnail, for the loupe: the
+    preview stored at import, else its original scaled down where this server can read it (:mod:`.previews`),
+    else its thumbnail."""
     db = _database(datasette, request)
     if not await can_view(datasette, request.actor, db.name, (IMAGES,)):
         raise Forbidden("You do not have permission to view this database's photos")
@@ -443,13 +444,16 @@ async def preview_view(datasette, request):
         image_id = whole_number("id", request.url_vars["id"], 0, 2**63 - 1)
     except BadRequest:
         raise NotFound("Photo not found")
-    row = await db.execute_fn(lambda conn: previews.source(conn, image_id))
+    row, kept = await db.execute_fn(lambda conn: (previews.source(conn, image_id), previews.stored(conn, image_id)))
     if row is None:
         raise NotFound("Photo not found")
-    found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, previews.scaled, row)
-    if found is None:  # no original here (a published catalog), or one Pillow can't read
-        return Response.redirect(thumbnail_url(datasette, db.name, image_id))
-    jpeg, etag = found
+    if kept is not None:
+        jpeg, etag = kept, '"' + hashlib.sha256(kept).hexdigest()[:32] + '"'
+    else:
+        found = await asyncio.get_running_loop().run_in_executor(EXECUTOR, previews.scaled, row)
+        if found is None:  # no original here (a published catalog), or one Pillow can't read
+            return Response.redirect(thumbnail_url(datasette, db.name, image_id))
+        jpeg, etag = found
     headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
     if request.headers.get("if-none-match") == etag:
         return Response("", status=304, headers=headers)
