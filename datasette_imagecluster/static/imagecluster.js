@@ -267,7 +267,7 @@
             button("‹", "previous photo (←)", () => show(move(current, -1))),
             button("›", "next photo (→)", () => show(move(current, 1))),
             el("span", { className: "imagecluster-loupe-caption" }, name, " ", details, " · ", place, path),
-            select,
+            verdictForm() ? select : null,
             verdictForm() ? button("Doesn't belong (X)", "this photo doesn't belong to its cluster (X)", () => notThisOne(current)) : null,
             button("?", "keys (?)", () => keys.toggle()),
             button("Close (Esc)", "close (Esc)", () => dialog.close()))));

@@ -18,7 +18,7 @@ from ..library.schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES, VERDICTS
 from .dendrogram import dendrogram_svg
 from .display import date_span, file_name, photo_date
 from .form import Form, short_duration
-from .permissions import can_execute_sql, can_view, can_write_rows
+from .permissions import WRITE_API, can_execute_sql, can_view, can_write_rows
 from .urls import cluster_url, preview_url, route, thumbnail_url
 
 # What a card shows of a photo, besides its image (its size and orientation give the image's shape before it loads).
@@ -177,10 +177,13 @@ def _why_read_only(db, can_verdict: bool, can_save: bool) -> str | None:
         )
     if can_verdict and can_save:
         return None
+    if WRITE_API:
+        how = "for yourself: 'datasette photos.db --root', then open the link it prints"
+    else:
+        how = "Datasette 0.65 has no write API, so a permission plugin must grant them: see the README, Permissions"
     return (
         "Verdicts and saving need permission to write to this database: sign in as an actor allowed insert-row "
-        "and delete-row on its verdicts and clusterings tables (for yourself: 'datasette photos.db --root', "
-        "then open the link it prints)."
+        f"and delete-row on its verdicts and clusterings tables ({how})."
     )
 
 

@@ -12,6 +12,7 @@ try:  # Datasette 1.0a20+
     from datasette.resources import DatabaseResource, TableResource
 except ImportError:  # Datasette 0.65
     DatabaseResource = TableResource = None
+WRITE_API = DatabaseResource is not None  # 1.0a: insert-row and delete-row are core's; 0.65 has no write API
 
 
 async def can_view(datasette, actor, database: str, tables: tuple[str, ...] = ()) -> bool:
