@@ -165,7 +165,7 @@ def test_the_cluster_page_as_a_photo_tool(server):
             page.locator(".imagecluster-save-form button").click()
         saved = _count(db, "select sim from clusterings where name = 'trips'")
         assert saved == float(sim)
-        assert "Saved as clustering 'trips', version 1" in page.locator(".message-info, .messages").first.inner_text()
+        assert page.locator(".imagecluster-saved-now").inner_text().startswith("Saved as clustering 'trips', version 1")
 
         # The loupe by click: the large picture, its place, the keys.
         page.goto(url + "/photos/-/cluster")

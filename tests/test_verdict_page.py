@@ -117,8 +117,8 @@ async def test_save_from_the_page_twice_then_see_what_changed(writable, db_path)
     ds = writable
     first = await post(ds, ROOT, [("name", "bursts")], which="save")
     assert first.status_code == 302 and first.headers["location"].startswith("/photos/-/cluster?")
-    _, soup, _ = await page(ds, ROOT, after=first)
-    assert "Saved as clustering 'bursts', version 1" in soup.text
+    _, soup, _ = await page(ds, ROOT, path=first.headers["location"], after=first)
+    assert "Saved as clustering 'bursts', version 1" in soup.select_one(".imagecluster-saved-now").text
     shown = await clusters(ds)
     saved = rows(db_path, "select m.cluster, m.image_id from cluster_members m")
     regrouped: dict[int, set[int]] = {}
@@ -128,8 +128,10 @@ async def test_save_from_the_page_twice_then_see_what_changed(writable, db_path)
     burst = sorted(max(shown, key=len))
     await post(ds, ROOT, [("not", f"{burst[-1]}:{','.join(map(str, burst))}")])
     second = await post(ds, ROOT, [("name", "bursts")], which="save")
-    _, soup, _ = await page(ds, ROOT, after=second)
-    assert "Saved as clustering 'bursts', version 2: " in soup.text and "at sim 0.95, alpha 1.0" in soup.text
+    _, soup, _ = await page(ds, ROOT, path=second.headers["location"], after=second)
+    notice = soup.select_one(".imagecluster-saved-now")
+    assert "Saved as clustering 'bursts', version 2: " in notice.text and "at sim 0.95, alpha 1.0" in notice.text
+    assert notice.select_one("a")["href"] == "/photos/-/cluster/changes/bursts"  # the message is a link
     assert soup.select_one(".imagecluster-saved a")["href"] == "/photos/-/cluster/changes/bursts"
     changes = (await ds.client.get("/photos/-/cluster/changes/bursts.json")).json()
     assert changes["counts"]["shrank"] + changes["counts"]["split"] + changes["counts"]["changed"] >= 1

@@ -12,6 +12,7 @@ import json
 from urllib.parse import parse_qsl, quote, urlencode
 
 from ..api import Clustering, Selection
+from ..errors import NotFoundError
 from ..library import saved
 from ..library.connections import has_tables
 from ..library.schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES, VERDICTS
@@ -113,6 +114,7 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
             }
         )
     agreement = clustering.agreement()
+    saved_list = await _saved_clusterings(datasette, request, db)
     base = datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster")
     p = form.params
     return {
@@ -132,7 +134,8 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
         "undo_url": base + "/undo" if can_verdict and db.is_mutable else None,
         "save_url": base + "/save" if can_save and db.is_mutable else None,
         "why_read_only": _why_read_only(db, can_verdict, can_save),
-        "saved": await _saved_clusterings(datasette, request, db),
+        "saved": saved_list,
+        "saved_now": await _saved_now(request, db, base) if saved_list else None,  # only for who may see them
         "save_fields": parse_qsl(form.query(page=None)),  # exactly what the page shows, tuned defaults resolved
         "page_url": request.full_path,
         "sets": sets if len(sets) > 1 else [],
@@ -166,6 +169,37 @@ def _shaping_verdicts(selection: Selection) -> list[tuple[str, tuple[int, ...]]]
     ids = selection.library.ids
     same = [("same", tuple(int(ids[p]) for p in g)) for g in selection.constraints.same]
     return same + [("different", (int(ids[a]), int(ids[b]))) for a, b in selection.constraints.different]
+
+
+def version_card(version: saved.Saved) -> dict:
+    """A saved version as the pages show it: its number, when, and with which settings."""
+    p = version.params
+    labels = (("sim", "sim"), ("alpha", "alpha"), ("method", "method"), ("smallest", "min_csize"))
+    return {
+        "version": version.version,
+        "date": photo_date(version.created_at) or version.created_at,
+        "settings": ", ".join(f"{label} {p[key]}" for label, key in labels if key in p),
+        "clusters": version.n_clusters,
+        "photos": version.n_images,
+    }
+
+
+async def _saved_now(request, db, base: str) -> dict | None:
+    """What the save just stored (named by the URL the save returned to, read from the database): its name,
+    version and settings, with a link to what changed since the version before."""
+    name, version = request.args.get("saved"), request.args.get("version") or ""
+    if not name or not version.isdigit():
+        return None
+    try:
+        found = await db.execute_fn(lambda conn: saved.load_version(conn, name, int(version)))
+    except NotFoundError:
+        return None
+    card = version_card(found)
+    return {
+        "text": f"Saved as clustering {name!r}, version {card['version']}: {card['clusters']} clusters of "
+        f"{card['photos']} photos at {card['settings']}.",
+        "changes_url": f"{base}/changes/{quote(name)}" if card["version"] > 1 else None,
+    }
 
 
 def _why_read_only(db, can_verdict: bool, can_save: bool) -> str | None:

@@ -41,10 +41,9 @@ from ..library.verdicts import DESCRIBED, KINDS
 from . import previews
 from .builds import BUILDS, Busy, Progress, build_key, tree_of
 from .config import config
-from .display import photo_date
 from .effects import describe_effect
-from .form import Form, parse_form, short_duration, whole_number
-from .gallery import gallery_context, photo_card, read_photos
+from .form import Form, parse_form, whole_number
+from .gallery import gallery_context, photo_card, read_photos, version_card
 from .permissions import can_execute_sql, can_view, can_write_rows
 from .subsets import run_subset
 from .urls import route, thumbnail_url
@@ -356,14 +355,9 @@ async def save_view(datasette, request):
     except (ClusterError, SubsetError) as e:
         raise BadRequest(str(e))
     version = (await db.execute_write_fn(lambda conn: Photos(conn).save_clustering(name, clustering))).version
-    p = clustering.params
-    what = (
-        f"{len(clustering.clusters)} clusters at sim {p.sim}, alpha {p.alpha}, {p.method}/{p.metric}, "
-        f"smallest {p.min_csize}, unrelated after {short_duration(p.tau)}"
-    )
-    changes = "; what changed is linked under Saved clusterings" if version > 1 else ""
-    datasette.add_message(request, f"Saved as clustering {name!r}, version {version}: {what}{changes}.", datasette.INFO)
-    return Response.redirect(back)
+    # Said on the page it returns to, with links (Datasette's messages are plain text).
+    saved_as = urlencode({"saved": name, "version": version})
+    return Response.redirect(f"{back}&{saved_as}")
 
 
 def _local_path(value: str, default: str) -> str:
@@ -550,6 +544,7 @@ async def similar_view(datasette, request):
     context = {
         "database": db.name,
         "image_id": image_id,
+        "photo": this,
         "thumbnail": thumbnail_url(datasette, db.name, image_id),
         "row_url": datasette.urls.row(db.name, IMAGES, str(image_id)),
         "cluster_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster"),
@@ -589,29 +584,12 @@ async def changes_view(datasette, request):
     context = {
         "database": db.name,
         "report": report,
-        "versions": [_version(v) for v in versions],
+        "versions": [version_card(v) for v in versions],
         "json_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster/changes/{quote(name)}.json"),
         "cluster_url": datasette.urls.path(f"/{route(datasette, db.name)}/-/cluster"),
     }
     html = await datasette.render_template("imagecluster_changes.html", context, request=request)
     return Response.html(html)
-
-
-def _version(saved) -> dict:
-    """A saved version as the changes page shows it: its number, when, and with which settings."""
-    p = saved.params
-    settings = ", ".join(
-        f"{label} {p[key]}"
-        for label, key in (("sim", "sim"), ("alpha", "alpha"), ("method", "method"), ("smallest", "min_csize"))
-        if key in p
-    )
-    return {
-        "version": saved.version,
-        "date": photo_date(saved.created_at) or saved.created_at,
-        "settings": settings,
-        "clusters": saved.n_clusters,
-        "photos": saved.n_images,
-    }
 
 
 async def not_found_view(datasette, request):
