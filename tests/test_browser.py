@@ -159,6 +159,23 @@ def test_the_cluster_page_as_a_photo_tool(server):
         assert live.split()[1] == page.locator(".imagecluster-summary-line strong").first.inner_text()
         shot(page, "3-released")
 
+        # Advanced: a menu changes the gallery in place and stays open; a bad value is a message that keeps
+        # the other settings, and a good one clears it.
+        page.locator(".imagecluster-advanced summary").click()
+        page.select_option("select[name=method]", "average")
+        page.wait_for_function("location.search.includes('method=average')")
+        page.fill("input[name=tau]", "soon")
+        page.keyboard.press("Enter")
+        error = page.locator(".imagecluster-error")
+        error.wait_for()
+        assert "tau must be a duration" in error.inner_text()
+        assert page.locator("select[name=method]").input_value() == "average"
+        page.fill("input[name=tau]", "6h")
+        page.keyboard.press("Enter")
+        page.wait_for_function("!document.querySelector('.imagecluster-error') && location.search.includes('tau=6h')")
+        assert page.locator(".imagecluster-advanced").get_attribute("open") is not None
+        assert page.evaluate("window.notReloaded") is True
+
         # Saving after the slider moved stores what the sliders say.
         page.locator(".imagecluster-save-form input[name=name]").fill("trips")
         with page.expect_navigation():

@@ -23,6 +23,16 @@
   const typing = (event) => /^(INPUT|SELECT|TEXTAREA)$/.test(event.target.tagName) && event.target.type !== "checkbox"
     && event.target.type !== "range";
 
+  // Datasette closes every open <details> on a click outside it (its menus); the page's disclosures
+  // (Advanced, cluster sizes, the dendrogram) stay as the user left them.
+  const keepOpen = (details) => {
+    if (details.dataset.kept) return;
+    details.dataset.kept = "1";
+    let wanted = details.open;
+    details.querySelector("summary")?.addEventListener("click", () => { wanted = !details.open; });
+    details.addEventListener("toggle", () => { if (details.open !== wanted) details.open = wanted; });
+  };
+
   function clusterPage(page) {
     document.body.classList.add("imagecluster-js");
     const form = page.querySelector(".imagecluster-form");
@@ -152,6 +162,7 @@
     };
 
     function wire() {
+      page.querySelectorAll("details").forEach(keepOpen);
       for (const cell of cells()) {
         cell.querySelector("input[type=checkbox]")?.setAttribute("tabindex", "-1");
         cell.querySelector(".imagecluster-not")?.setAttribute("tabindex", "-1");
