@@ -222,6 +222,8 @@ def test_no_5xx_during_concurrent_imports_and_prunes(library, tmp_path):
         "/photos/-/cluster.json?sim={sim}&sql=select+id+from+images+where+id+%25+2+%3D+0",
         "/photos/-/cluster/similar/{id}.json?k=5",
         "/photos/-/cluster/thumbnail/{id}.jpg",
+        "/photos/-/cluster/preview/{id}.jpg",
+        "/photos/-/cluster/count.json?sim={sim}&alpha={alpha}&method={method}",
         "/photos.json?sql=select+imagecluster_label(id,+{sim},+{alpha})+from+images",
         "/photos.json?sql=select+imagecluster_clusters({sim},+{alpha})",
     ]
@@ -329,6 +331,10 @@ PATHS = [
     "/photos/-/cluster/{id}",
     "/-/cluster/{id}",
     "/photos/-/cluster/thumbnail/{id}",
+    "/photos/-/cluster/count.json",
+    "/photos/-/cluster/preview/{id}.jpg",
+    "/photos/-/cluster/changes/{id}",
+    "/photos/-/cluster/undo",
 ]
 IDS = st.one_of(
     st.integers(-5, 50).map(str),
