@@ -233,6 +233,11 @@ def test_the_cluster_page_as_a_photo_tool(server):
         small.locator(".imagecluster-photo-cell img").first.wait_for()
         small.locator(".imagecluster-advanced summary").click()
         assert small.evaluate("document.documentElement.scrollWidth") <= 390
+        # No label wrapped a word a line beside its box: each Advanced field is one line high.
+        heights = small.evaluate(
+            "[...document.querySelectorAll('.imagecluster-advanced-fields label')].map(l => l.offsetHeight)"
+        )
+        assert heights and max(heights) <= 48, heights
         assert small.evaluate(SMALL_CONTROLS, small.locator(".imagecluster-page").element_handle()) == []
         shot(small, "6-phone", full_page=False)
 
