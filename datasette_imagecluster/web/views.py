@@ -57,13 +57,13 @@ class Computing(Exception):
     """A tree is still being built, or waits for room on the build queue: answered with 202 and a page that
     refreshes itself."""
 
-    def __init__(self, photos: int, busy: str | None = None, progress: Progress | None = None):
+    def __init__(self, photos: int, busy: str | None = None, progress: Progress | None = None, finished: bool = False):
         first = (
             f"The server is busy: {busy}."
             if busy
             else f"Clustering {photos:,} photos: this takes a while the first time."
         )
-        stage = f" {progress.describe()}" if progress is not None else ""
+        stage = f" {progress.describe()}" if progress is not None else " It has just finished." if finished else ""
         super().__init__(f"{first}{stage} This page reloads itself until the clusters are ready.")
 
 
@@ -80,7 +80,8 @@ async def _tree_for(selection: Selection, wait: float):
     try:
         return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout=wait)
     except asyncio.TimeoutError:
-        raise Computing(len(selection.library.ids), progress=BUILDS.progress(build_key(selection)))
+        progress = BUILDS.progress(build_key(selection))  # None: it finished since the wait ended
+        raise Computing(len(selection.library.ids), progress=progress, finished=progress is None)
     except asyncio.CancelledError:
         if not future.cancelled():
             raise  # this request itself was cancelled
