@@ -22,6 +22,7 @@ from .catalogs.base import Preview
 from .catalogs.lightroom_previews import PreviewError, preview_jpeg
 from .exif import CaptureInfo, capture_from_pillow, read_capture_info
 from .folders import Problem, display_path, file_sha256, sniff_file
+from .photo_quality import Signals, jpeg_pixels_sha256, measure
 from .raw import RawError, is_raw, open_raw
 
 THUMBNAIL_SIZE = 320
@@ -67,6 +68,7 @@ class DecodeRequest:
     # A catalog's orientation, which wins over the file's: users rotate photos there.
     orientation: int | None = None
     preview_size: int = 0  # the longer side of a preview to store for the page's loupe (0: none)
+    fingerprint: bool = True  # False: it has its fingerprint, only the rest is wanted (signals, a preview)
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Decoded:
     preview: bytes | None = None  # a JPEG of at most preview_size px, when asked for
     preview_width: int = 0
     preview_height: int = 0
+    signals: Signals | None = None  # None where they could not be measured
+    fingerprint: bool = True  # the request's: whether the model still has to run on it
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -150,6 +154,8 @@ class _Opened:
     capture: CaptureInfo
     pixels_from: str = "file"
     pixels_path: str | None = None
+    quantization: dict | None = None  # a JPEG's tables, for its compression signal
+    pixels_sha256: str | None = None  # a JPEG's image data's hash
 
 
 def _upright(img: Image.Image, orientation: int) -> Image.Image:
@@ -169,6 +175,7 @@ def _open_and_orient(
     path: str, capture: CaptureInfo, mtime: float, catalog_orientation: int | None, largest: int = THUMBNAIL_SIZE
 ) -> _Opened:
     """The photo upright, drafted (JPEG) or reduced (RAW) to no less than ``largest`` px, what it is made into."""
+    quantization = pixels_sha256 = None
     if is_raw(path):
         img, fmt, width, height, source = open_raw(path, largest)
         orientation = capture.orientation
@@ -184,6 +191,7 @@ def _open_and_orient(
             width, height = img.size
             capture = _second_reading(img, capture, mtime)
             orientation = capture.orientation = _pillow_orientation(img) or capture.orientation
+            quantization = getattr(img, "quantization", None) if fmt == "JPEG" else None
             if fmt == "JPEG":  # scaled in the DCT domain, to no less than the thumbnail's box and the preview
                 box = _covering(img.size, largest)
                 img.draft("RGB", (max(box[0], THUMBNAIL_SIZE), max(box[1], THUMBNAIL_SIZE)))
@@ -192,7 +200,10 @@ def _open_and_orient(
         orientation = capture.orientation = catalog_orientation
     if orientation >= 5:
         width, height = height, width
-    return _Opened(_upright(img, orientation), fmt, width, height, capture, source)
+    if fmt == "JPEG":
+        pixels_sha256 = jpeg_pixels_sha256(path)
+    upright = _upright(img, orientation)
+    return _Opened(upright, fmt, width, height, capture, source, None, quantization, pixels_sha256)
 
 
 def _open_original(request: DecodeRequest) -> _Opened | Problem:
@@ -259,6 +270,10 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
     img = opened.image
     preview = None
     try:
+        signals = measure(img, opened.quantization, opened.pixels_sha256)
+    except (OSError, ValueError, MemoryError):  # the photo still imports; its keeper is chosen without it
+        signals = None
+    try:
         if request.preview_size:  # first, and the rest made from it: smaller, so quicker to resize
             preview = img.copy()
             preview.thumbnail((request.preview_size,) * 2, Image.Resampling.BICUBIC, reducing_gap=2.0)
@@ -290,6 +305,8 @@ def decode(request: DecodeRequest) -> Decoded | Problem:
         preview=preview_out.getvalue() if preview is not None else None,
         preview_width=preview.width if preview is not None else 0,
         preview_height=preview.height if preview is not None else 0,
+        signals=signals,
+        fingerprint=request.fingerprint,
     )
 
 

@@ -93,6 +93,7 @@ class ImportSummary:
     not_photos: int = 0
     exif_warnings: int = 0
     from_previews: int = 0  # fingerprinted from a catalog's preview, not the original
+    refreshed: int = 0  # of those imported, decoded again for what they lacked (signals, a preview), not fingerprinted
     vanished: list[str] = field(default_factory=list)
     pruned: int = 0
     model_loaded: bool = False
@@ -269,7 +270,13 @@ class Import:
                 summary.unchanged += 1
                 return None
             return DecodeRequest(
-                entry.path, entry.size, entry.mtime, input_size, known.sha256, preview_size=self.options.previews
+                entry.path,
+                entry.size,
+                entry.mtime,
+                input_size,
+                known.sha256,
+                preview_size=self.options.previews,
+                fingerprint=not self.fingerprinted(known, orientation),
             )
         if not self.options.retry_errors and store.failed_unchanged(entry):
             summary.still_failing += 1
@@ -310,8 +317,15 @@ class Import:
                 reused = self.reuse_twin(entry, sha256, twins)
                 if reused is not None and store.has_fingerprint(reused, self.key):
                     return None
+        same = known is not None and known.sha256 == sha256  # same content: a stale mtime
         return DecodeRequest(
-            entry.path, entry.size, entry.mtime, input_size, sha256, preview_size=self.options.previews
+            entry.path,
+            entry.size,
+            entry.mtime,
+            input_size,
+            sha256,
+            preview_size=self.options.previews,
+            fingerprint=not (same and self.fingerprinted(known, orientation)),
         )
 
     def classify_stand_in(self, entry: MissingOriginal) -> DecodeRequest | None:
@@ -331,12 +345,18 @@ class Import:
         )
 
     def done(self, image: KnownImage, orientation: int | None = None) -> bool:
-        """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says, and the preview
-        asked for (``--previews``: photos imported before get one)."""
+        """Nothing to decode: it has the fingerprint asked for, turned the way the catalog says, its quality
+        signals and the preview asked for (``--previews``): photos imported before get those two."""
         return (
-            self.store.has_fingerprint(image.id, self.key)
-            and not (orientation and image.needs_rotation(orientation))
+            self.fingerprinted(image, orientation)
+            and self.store.has_signals(image.id)
             and not (self.options.previews and not self.store.has_preview(image.id))
+        )
+
+    def fingerprinted(self, image: KnownImage, orientation: int | None = None) -> bool:
+        """Its fingerprint stands: decoded again for what else it lacks, it is not fingerprinted again."""
+        return self.store.has_fingerprint(image.id, self.key) and not (
+            orientation and image.needs_rotation(orientation)
         )
 
     def reuse_twin(self, entry: FileEntry, sha256: str, twins: list[KnownImage]) -> int | None:
@@ -378,7 +398,8 @@ class Import:
         """Decoded in this machine's worker processes, fingerprinted in this process, a batch at a time."""
         batch: list[Decoded] = []
         problems: list[Problem] = []
-        size = self.options.batch_size or self.model().device.batch_size
+        fingerprinting = any(request.fingerprint for request in todo)  # else no model is loaded
+        size = self.options.batch_size or (self.model().device if fingerprinting else devices.CPU).batch_size
         for result in decode_all(todo, self.options.workers, ahead=2 * size):
             if isinstance(result, Problem):
                 problems.append(result)
@@ -425,7 +446,17 @@ class Import:
         return fingerprinter
 
     def vectors(self, batch: list[Decoded]) -> np.ndarray:
-        return self.model()(np.stack([item.pixels for item in batch])) if batch else np.zeros((0, 0), np.float32)
+        """The batch's fingerprints; rows of photos whose fingerprint stands are zeros (not stored), and a batch
+        of those alone loads no model."""
+        wanted = [i for i, item in enumerate(batch) if item.fingerprint]
+        if not wanted:
+            return np.zeros((len(batch), 0), np.float32)
+        computed = self.model()(np.stack([batch[i].pixels for i in wanted]))
+        if len(wanted) == len(batch):
+            return computed
+        vectors = np.zeros((len(batch), computed.shape[1]), computed.dtype)
+        vectors[wanted] = computed
+        return vectors
 
     def store_batch(self, batch: list[Decoded], vectors: np.ndarray, problems: list[Problem]) -> None:
         """Store a fingerprinted batch with its problems, in one transaction.
@@ -444,10 +475,12 @@ class Import:
         store, summary = self.store, self.summary
         with store.transaction():
             for item, vector in zip(batch, vectors):
-                self.metadata.decoded(item.path, store.write_decoded(item, self.key, encode(vector)))
+                fingerprint = encode(vector) if item.fingerprint else None
+                self.metadata.decoded(item.path, store.write_decoded(item, self.key, fingerprint))
             for problem in problems:
                 store.record_problem(problem)
         summary.imported += len(batch)
+        summary.refreshed += sum(1 for item in batch if not item.fingerprint)
         summary.exif_warnings += sum(1 for item in batch if item.capture.error)
         summary.from_previews += sum(1 for item in batch if item.pixels_from == "lightroom-preview")
         summary.failed += len(problems)

@@ -1,4 +1,4 @@
-"""Where a decoded photo becomes rows: images, thumbnails, fingerprints, import_errors.
+"""Where a decoded photo becomes rows: images, thumbnails, previews, quality signals, fingerprints, import_errors.
 
 Every write happens inside :meth:`Store.transaction`, and the pipeline writes
 one batch per transaction: an image row, its thumbnail and its fingerprint
@@ -12,7 +12,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import sqlite_utils
@@ -26,6 +26,7 @@ from datasette_imagecluster.library.schema import (
     FINGERPRINTS,
     IMAGES,
     IMPORT_ERRORS,
+    PHOTO_QUALITY,
     PREVIEWS,
     TAGS,
     THUMBNAILS,
@@ -165,6 +166,11 @@ class Store:
             )
         ]
 
+    def has_signals(self, image_id: int) -> bool:
+        return (
+            self.conn.execute(f"select 1 from {PHOTO_QUALITY} where image_id = ?", (image_id,)).fetchone() is not None
+        )
+
     def has_preview(self, image_id: int) -> bool:
         return self.conn.execute(f"select 1 from {PREVIEWS} where image_id = ?", (image_id,)).fetchone() is not None
 
@@ -207,8 +213,8 @@ class Store:
             replace=True,
         )
 
-    def write_decoded(self, item: Decoded, key: FingerprintKey, vector: bytes) -> int:
-        """Insert or update the photo's row, thumbnail and fingerprint; returns its id."""
+    def write_decoded(self, item: Decoded, key: FingerprintKey, vector: bytes | None) -> int:
+        """Insert or update the photo's row, thumbnail, signals and fingerprint (None: it has it); its id."""
         self._writing()
         capture = item.capture
         values = {
@@ -263,7 +269,12 @@ class Store:
                 },
                 replace=True,
             )
-        self.write_fingerprint(image_id, key, vector)
+        if item.signals is not None:
+            self.db[PHOTO_QUALITY].insert({"image_id": image_id, **asdict(item.signals)}, replace=True)
+        else:  # none measured this time: an older content's would mislead
+            self.conn.execute(f"delete from {PHOTO_QUALITY} where image_id = ?", (image_id,))
+        if vector is not None:
+            self.write_fingerprint(image_id, key, vector)
         self.conn.execute(f"delete from {IMPORT_ERRORS} where path = ?", (item.path,))
         return image_id
 
@@ -306,10 +317,10 @@ class Store:
             (entry.path, os.path.dirname(entry.path), os.path.basename(entry.path), entry.mtime, now(), image.id),
         )
         new_id = cursor.lastrowid
-        for table in (THUMBNAILS, PREVIEWS):
+        for table in (THUMBNAILS, PREVIEWS, PHOTO_QUALITY):
+            columns = ", ".join(c for c in self.db[table].columns_dict if c != "image_id")
             self.conn.execute(
-                f"insert into {table} (image_id, jpeg, width, height) "
-                f"select ?, jpeg, width, height from {table} where image_id = ?",
+                f"insert into {table} (image_id, {columns}) select ?, {columns} from {table} where image_id = ?",
                 (new_id, image.id),
             )
         self.conn.execute(
@@ -342,6 +353,7 @@ class Store:
             (FINGERPRINTS, "image_id"),
             (THUMBNAILS, "image_id"),
             (PREVIEWS, "image_id"),
+            (PHOTO_QUALITY, "image_id"),
             (IMAGES, "id"),
         ):
             self.conn.executemany(f"delete from {table} where {column} = ?", [(i,) for i in image_ids])

@@ -31,6 +31,8 @@ def test_ensure_schema_is_idempotent_and_versioned(tmp_path):
         "tuned_params",
         "content_scales",
         "previews",
+        "photo_quality",
+        "keepers",
     }
     assert db["images"].columns_dict["timestamp"] is float
     assert db["fingerprints"].columns_dict["vector"] is bytes
@@ -65,7 +67,7 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
     db["clusterings"].insert({"id": 1, "name": "trips", "sim": 0.5, "alpha": 0.3, "n_clusters": 1})
     db["cluster_members"].insert({"clustering_id": 1, "cluster": 3, "image_id": 1})
     ensure_schema(db)
-    assert schema_version(db.conn) == SCHEMA_VERSION == 7
+    assert schema_version(db.conn) == SCHEMA_VERSION == 8
     # A clustering saved before v5 is its first version, its numbers counted as used; saved before v6, it was
     # made with imagecluster's distance, and says so.
     assert list(db.query("select name, version, last_number, distance, tau from clusterings")) == [
@@ -83,5 +85,9 @@ def test_a_version_1_database_is_migrated_forward(tmp_path):
         "pixels_from",
         "pixels_path",
     } <= set(db["images"].columns_dict)
-    assert {"tags", "albums"} <= set(db.table_names())
+    assert {"tags", "albums", "photo_quality", "keepers"} <= set(db.table_names())
+    # Saved before v8, a member has no role in its cluster: the next save gives one.
+    assert list(db.query("select cluster, role, tier from cluster_members")) == [
+        {"cluster": 3, "role": None, "tier": None}
+    ]
     assert db.execute("select path, pixels_from from images").fetchall() == [("/a.jpg", None)]

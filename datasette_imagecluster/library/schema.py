@@ -19,7 +19,7 @@ from ..errors import SchemaError
 if TYPE_CHECKING:  # only its type: the hooks import table names from here, and sqlite-utils takes 50 ms to load
     import sqlite_utils
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 IMAGES = "images"
 THUMBNAILS = "thumbnails"
@@ -33,6 +33,8 @@ VERDICTS = "verdicts"
 TUNED_PARAMS = "tuned_params"
 CONTENT_SCALES = "content_scales"
 PREVIEWS = "previews"
+PHOTO_QUALITY = "photo_quality"
+KEEPERS = "keepers"
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -273,6 +275,37 @@ def _add_previews_v7(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_quality_and_keepers_v8(db: sqlite_utils.Database) -> None:
+    """Each photo's quality signals, measured at import (what suggests a burst's keeper), and the keepers users
+    chose, by content like the verdicts (they survive moves, renames and re-imports)."""
+    db[PHOTO_QUALITY].create(
+        {
+            "image_id": int,
+            "sharpness": float,
+            "noise": float,
+            "highlights": float,
+            "shadows": float,
+            "brightness": float,
+            "compression": float,
+            "pixels_sha256": str,
+        },
+        pk="image_id",
+        if_not_exists=True,
+        foreign_keys=[("image_id", IMAGES, "id")],
+        not_null={"sharpness", "noise", "highlights", "shadows", "brightness", "pixels_sha256"},
+    )
+    db[PHOTO_QUALITY].create_index(["pixels_sha256"], if_not_exists=True)
+    db[KEEPERS].create(
+        {"sha256": str, "created_at": str},
+        pk="sha256",
+        if_not_exists=True,
+    )
+    existing = db[CLUSTER_MEMBERS].columns_dict
+    for column in ("role", "tier"):  # a saved member's part in its cluster (docs/schema.md)
+        if column not in existing:
+            db[CLUSTER_MEMBERS].add_column(column, str)
+
+
 # MIGRATIONS[n] takes a database at version n to version n + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
@@ -282,6 +315,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _keep_clustering_history_v5,
     _add_absolute_distances_v6,
     _add_previews_v7,
+    _add_quality_and_keepers_v8,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
