@@ -8,6 +8,7 @@ As llm's ``Collection`` serves both llm's CLI and its Python users::
     photos.similar(42, k=8)                          # [(image id, distance), ...]
     photos.save_clustering("trips", clustering)      # needs Photos.open(path, write=True)
     photos.record_verdict("different", [12, 13])     # every later clustering keeps them apart
+    photos.keepers(clustering)                       # each cluster's duplicates, bursts and keeper, and why
     photos.save_tuned(photos.tune())                 # parameters fitted to the labels it finds
 
 Reading is split from computing so the plugin can build trees off its event
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .engine.quality import Score, Tuning
     from .library.changes import Diff
     from .library.fingerprints import FingerprintSet, Library
+    from .library.keepers import ClusterKeepers
     from .library.saved import Saved
 
 SET_NAMES = ("model", "layer", "weights")  # what names a fingerprint set
@@ -335,10 +337,14 @@ class Photos:
     def save_clustering(self, name: str, clustering: Clustering) -> Saved:
         """Store a clustering as the next version of ``name``; clusters that persist keep their numbers
         (:mod:`.library.saved`). Needs ``open(write=True)``."""
-        from .library import saved
+        from .library import keepers, saved
 
         result = clustering.result
-        return saved.save(self.conn, name, clustering.params_json(), result.n_images, clustering.clusters)
+        # Read where the write will be (1.0a's execute_write_fn holds a transaction open: it is joined).
+        selection, numbered = self._numbered(clustering)
+        found = keepers.analyse(self.conn, selection.library, selection.params, selection.scale, numbered)
+        roles = keepers.roles(found)
+        return saved.save(self.conn, name, clustering.params_json(), result.n_images, clustering.clusters, roles)
 
     def clusterings(self) -> list[str]:
         """The names of the saved clusterings."""
@@ -394,6 +400,46 @@ class Photos:
         from .library import verdicts
 
         verdicts.restore(self.conn, previous)
+
+    # -- keepers ----------------------------------------------------------------------------------------------
+
+    def keepers(self, clustering: Clustering | str) -> list[ClusterKeepers]:
+        """Each cluster's duplicate tiers, the keeper of each of its groups and of the cluster with the reason in
+        words, and what holds it together (:mod:`.library.keepers`); of a clustering, or of the latest version of
+        one saved under this name (its photos still imported)."""
+        from .library import keepers
+
+        selection, numbered = self._numbered(clustering)
+        with self._transaction(self.conn):
+            return keepers.analyse(self.conn, selection.library, selection.params, selection.scale, numbered)
+
+    def _numbered(self, clustering: Clustering | str) -> tuple[Selection, list[tuple[int, list[int]]]]:
+        """The selection and (number, image ids) of each cluster: a clustering's, numbered from 1, or a saved
+        one's, with its numbers, on the fingerprint set and parameters it was saved with."""
+        if not isinstance(clustering, str):
+            return clustering.selection, list(enumerate(clustering.clusters, 1))
+        saved = self.clustering(clustering)
+        selection = self.choose(**{k: v for k, v in saved.params.items() if v is not None})
+        known = set(selection.library.ids.tolist())
+        numbered: dict[int, list[int]] = {}
+        for member in saved.members:  # by cluster, then time
+            if member.image_id in known:
+                numbered.setdefault(member.cluster, []).append(member.image_id)
+        return selection, list(numbered.items())
+
+    def choose_keepers(self, clustering: Clustering | str, image_ids: Iterable[int], also: bool = False) -> None:
+        """Keep these photos of a clustering's clusters (or a saved one's), by content: each replaces the keeper
+        chosen before in its cluster unless ``also``. LabelError for a choice that can't stand; needs
+        ``open(write=True)``."""
+        from .library import keepers
+
+        keepers.choose(self.conn, self._numbered(clustering)[1], list(image_ids), also=also)
+
+    def forget_keepers(self, image_ids: Iterable[int]) -> int:
+        """Drop the choice of these photos as keepers (the suggestion stands again); how many there were."""
+        from .library import keepers
+
+        return keepers.forget(self.conn, list(image_ids))
 
     # -- tuning ---------------------------------------------------------------------------------------------
 

@@ -18,7 +18,17 @@ from datasette_imagecluster.api import BUILT_IN, DISTANCES, METHODS, METRICS, SH
 from datasette_imagecluster.errors import ImageclusterError
 
 from .devices import DEVICES, PRECISIONS
-from .output import Bar, notes, print_diff, print_plugins, print_stats, print_tuning, report_import, tune_json
+from .output import (
+    Bar,
+    notes,
+    print_diff,
+    print_keepers,
+    print_plugins,
+    print_stats,
+    print_tuning,
+    report_import,
+    tune_json,
+)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 DEFAULT = SHIPPED
@@ -335,53 +345,71 @@ def _fingerprint_set_options(command):
     return command
 
 
+def _clustering_options(command):
+    """The parameters of one clustering, with the fingerprint set: for cluster, keepers and keep."""
+    command = _fingerprint_set_options(command)
+    for option in reversed(CLUSTERING_OPTIONS):
+        command = option(command)
+    return command
+
+
+CLUSTERING_OPTIONS = [
+    click.option(
+        "--sim",
+        default=None,
+        metavar="FLOAT",
+        help=f"similarity 0..1: higher makes smaller, tighter clusters [default: tuned, else {DEFAULT.sim}]",
+    ),
+    click.option(
+        "--alpha",
+        default=None,
+        metavar="FLOAT",
+        help=f"time weight 0..1: 0 content only, 1 capture time only [default: tuned, else {DEFAULT.alpha}]",
+    ),
+    click.option(
+        "--method",
+        type=click.Choice(METHODS),
+        default=None,
+        help=f"linkage method [default: tuned, else {DEFAULT.method}]",
+    ),
+    click.option(
+        "--metric",
+        type=click.Choice(METRICS),
+        default=None,
+        help=f"distance metric [default: tuned, else {DEFAULT.metric}]",
+    ),
+    click.option(
+        "--min-csize",
+        default=None,
+        metavar="INTEGER",
+        help=f"smallest cluster reported [default: tuned, else {DEFAULT.min_csize}]",
+    ),
+    click.option(
+        "--pca",
+        default=None,
+        metavar="N|FRACTION",
+        help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)",
+    ),
+    click.option(
+        "--tau",
+        default=None,
+        metavar="DURATION",
+        help="photos this far apart or more count as unrelated in time, e.g. 15min, 1h, 2d "
+        f"[default: tuned, else {format_duration(DEFAULT.tau)}]",
+    ),
+    click.option(
+        "--distance",
+        type=click.Choice(DISTANCES),
+        default=None,
+        help="absolute: content over its typical distance, time saturating at --tau, cut at 1 - sim; "
+        f"imagecluster: each over its library-wide maximum [default: tuned, else {DEFAULT.distance}]",
+    ),
+]
+
+
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
-@click.option(
-    "--sim",
-    default=None,
-    metavar="FLOAT",
-    help=f"similarity 0..1: higher makes smaller, tighter clusters [default: tuned, else {DEFAULT.sim}]",
-)
-@click.option(
-    "--alpha",
-    default=None,
-    metavar="FLOAT",
-    help=f"time weight 0..1: 0 content only, 1 capture time only [default: tuned, else {DEFAULT.alpha}]",
-)
-@click.option(
-    "--method", type=click.Choice(METHODS), default=None, help=f"linkage method [default: tuned, else {DEFAULT.method}]"
-)
-@click.option(
-    "--metric",
-    type=click.Choice(METRICS),
-    default=None,
-    help=f"distance metric [default: tuned, else {DEFAULT.metric}]",
-)
-@click.option(
-    "--min-csize",
-    default=None,
-    metavar="INTEGER",
-    help=f"smallest cluster reported [default: tuned, else {DEFAULT.min_csize}]",
-)
-@click.option(
-    "--pca", default=None, metavar="N|FRACTION", help="PCA first: components (e.g. 50) or variance fraction (e.g. 0.95)"
-)
-@click.option(
-    "--tau",
-    default=None,
-    metavar="DURATION",
-    help="photos this far apart or more count as unrelated in time, e.g. 15min, 1h, 2d "
-    f"[default: tuned, else {format_duration(DEFAULT.tau)}]",
-)
-@click.option(
-    "--distance",
-    type=click.Choice(DISTANCES),
-    default=None,
-    help="absolute: content over its typical distance, time saturating at --tau, cut at 1 - sim; "
-    f"imagecluster: each over its library-wide maximum [default: tuned, else {DEFAULT.distance}]",
-)
-@_fingerprint_set_options
+@_clustering_options
 @click.option("--json", "as_json", is_flag=True, help="print the clusters as JSON")
 @click.option(
     "--links",
@@ -389,6 +417,11 @@ def _fingerprint_set_options(command):
     default=None,
     metavar="DIR",
     help="make DIR/cluster_with_N/cluster_M/ folders of links to the photos",
+)
+@click.option(
+    "--keepers-apart",
+    is_flag=True,
+    help="with --links, the shots that are not their burst's or duplicates' keeper in cluster_M/rest/",
 )
 @click.option(
     "--save",
@@ -420,6 +453,7 @@ def cluster(
     weights,
     as_json,
     links,
+    keepers_apart,
     save,
     dask,
 ):
@@ -457,11 +491,16 @@ def cluster(
             stack.enter_context(on_dask(stack.enter_context(client(dask, threads=True))))
         with Photos.open(db_path, reuse=False) as photos:  # one clustering: no screening kept for another
             clustering = photos.cluster(model=model, layer=layer, weights=weights, **given)
+            found = photos.keepers(clustering) if links and keepers_apart else []
     report = clustering.json()
     click.echo(json.dumps(report, indent=2)) if as_json else print_stats(report)
     notes(clustering.selection)
+    if keepers_apart and not links:
+        raise click.UsageError("--keepers-apart lays out the folders of --links: give --links DIR too")
     if links:
-        _link(links, [[image["path"] for image in c["images"]] for c in report["clusters"]])
+        paths = {image["id"]: image["path"] for c in report["clusters"] for image in c["images"]}
+        rest = frozenset(paths[i] for cluster in found for group in cluster.groups for i in group.rest)
+        _link(links, [[image["path"] for image in c["images"]] for c in report["clusters"]], rest)
     if save:
         with Photos.open(db_path, write=True) as photos:
             saved = photos.save_clustering(save, clustering)
@@ -469,11 +508,11 @@ def cluster(
         click.echo(f"Saved as clustering {save!r}{again}", err=True)
 
 
-def _link(folder: str, paths: list[list[str]]) -> None:
+def _link(folder: str, paths: list[list[str]], rest: frozenset[str] = frozenset()) -> None:
     from .links import make_links
 
     try:
-        count = make_links(folder, paths)
+        count = make_links(folder, paths, rest)
     except OSError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"Linked {count} photos into {folder}", err=True)
@@ -628,6 +667,74 @@ def verdict(db_path, verdict, image_ids):
     click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {DESCRIBED[verdict]}.", err=True)
 
 
+def _given(options: dict) -> dict:
+    """The clustering options given (the others come from tuning, then the shipped defaults)."""
+    names = ("sim", "alpha", "method", "metric", "min_csize", "pca", "tau", "distance", "model", "layer", "weights")
+    return {name: options[name] for name in names}
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@_clustering_options
+@click.option("--clustering", "name", default=None, help="a saved clustering instead (its latest version)")
+@click.option("--json", "as_json", is_flag=True, help="print the keepers as JSON")
+def keepers(db_path, name, as_json, **options):
+    """List each cluster's keeper, its duplicates and bursts with their keepers and the rest, and why.
+
+    Inside each cluster, photos are grouped by the strictest likeness that
+    joins them: the same file (SHA-256), the same pixels with other
+    metadata, near duplicates (a resize, a re-encode, a flip), a burst
+    (shots seconds apart). Each group's keeper is the sharpest shot that
+    is no worse in exposure, compression or size, with the reason in words;
+    a keeper chosen with 'imagecluster keep' wins. Each cluster also says
+    how much of what joined it was content and how much capture time, and
+    its weakest link.
+
+    \b
+    Example:
+        imagecluster keepers photos.db
+        imagecluster keepers photos.db --clustering trips --json
+    """
+    from datasette_imagecluster.api import Photos
+
+    with Photos.open(db_path, reuse=False) as photos:
+        target = name or photos.cluster(**_given(options))
+        found = photos.keepers(target)
+        paths = dict(photos.conn.execute("select id, path from images"))
+    if as_json:
+        click.echo(json.dumps({"clusters": [cluster.json() for cluster in found]}, indent=2))
+    else:
+        print_keepers(found, paths)
+
+
+@cli.command()
+@click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.argument("image_ids", nargs=-1, required=True, type=click.IntRange(0, 2**63 - 1))
+@_clustering_options
+@click.option("--clustering", "name", default=None, help="a saved clustering instead (its latest version)")
+@click.option("--also", is_flag=True, help="keep these as well as the keeper chosen before in their clusters")
+@click.option("--forget", is_flag=True, help="drop these photos' choice: the suggestion stands again")
+def keep(db_path, image_ids, name, also, forget, **options):
+    """Choose the photos to keep in their clusters, by content: the choice wins over the suggestion, and stays
+    across moves, renames and re-imports.
+
+    \b
+    Example:
+        imagecluster keep photos.db 42
+        imagecluster keep photos.db 42 57 --also
+        imagecluster keep photos.db 42 --forget
+    """
+    from datasette_imagecluster.api import Photos
+
+    with Photos.open(db_path, write=True, reuse=False) as photos:
+        if forget:
+            count = photos.forget_keepers(image_ids)
+            click.echo(f"Forgot {count} chosen keeper(s).", err=True)
+            return
+        photos.choose_keepers(name or photos.cluster(**_given(options)), image_ids, also=also)
+    click.echo(f"Keeping {', '.join(map(str, image_ids))}.", err=True)
+
+
 @cli.command(name="export-xmp")
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
 @click.option("--clustering", "name", required=True, help="a clustering saved with 'imagecluster cluster --save'")
@@ -639,13 +746,27 @@ def verdict(db_path, verdict, image_ids):
     "default: an existing sidecar, else by the program the photo came from",
 )
 @click.option("--dry-run", is_flag=True, help="list what would change, write nothing")
-def export_xmp_command(db_path, name, sidecar, dry_run):
+@click.option(
+    "--keepers/--no-keepers",
+    default=True,
+    show_default=True,
+    help="mark each cluster's, burst's and duplicates' keeper with imagecluster|NAME|keeper",
+)
+@click.option(
+    "--keeper-rating",
+    type=click.IntRange(1, 5),
+    default=None,
+    help="also give keepers this star rating, where the photo has none (in its sidecar or its catalog)",
+)
+def export_xmp_command(db_path, name, sidecar, dry_run, keepers, keeper_rating):
     """Write each photo's cluster into its XMP sidecar as a keyword digiKam and Lightroom read.
 
     The keyword is imagecluster|NAME|cluster-0042 (lr:hierarchicalSubject,
-    digiKam:TagsList) with its leaf in dc:subject. Existing sidecars are
-    merged: every other field and keyword stays. Running it again replaces
-    this clustering's keywords only. Photos are never touched.
+    digiKam:TagsList) with its leaf in dc:subject; keepers (see 'imagecluster
+    keepers') also get imagecluster|NAME|keeper, and with --keeper-rating a
+    rating where they have none. Existing sidecars are merged: every other
+    field and keyword stays, and a rating is never replaced. Running it
+    again replaces this clustering's keywords only. Photos are never touched.
 
     \b
     Example:
@@ -654,7 +775,9 @@ def export_xmp_command(db_path, name, sidecar, dry_run):
     """
     from .export import export_xmp
 
-    changes, skipped = export_xmp(db_path, name, sidecar, dry_run)
+    if keeper_rating is not None and not keepers:
+        raise click.UsageError("--keeper-rating rates the keepers: it needs --keepers")
+    changes, skipped = export_xmp(db_path, name, sidecar, dry_run, keepers, keeper_rating)
     for change in changes:
         what = ", ".join([f"+{k}" for k in change.added] + [f"-{k}" for k in change.removed])
         click.echo(f"{'would update' if dry_run else 'updated'} {change.sidecar}: {what}")

@@ -42,8 +42,13 @@ def report_import(summary, paths, prune: bool) -> None:
     click.echo(
         f"Imported {s.imported}, unchanged {s.unchanged}, moved {s.moved}, copied {s.copied}, "
         f"failed {failed}, not photos {s.not_photos}; {s.elapsed:.{2 if s.elapsed < 10 else 1}f} s"
-        + (f", {s.rate:.1f} photos/s on the {s.device}" if s.imported else "")
+        + (f", {s.rate:.1f} photos/s on the {s.device}" if s.imported and s.device else "")
     )
+    if s.refreshed:
+        click.echo(
+            f"{s.refreshed} of them imported before: decoded again for their quality signals or previews, "
+            "not fingerprinted again."
+        )
     if failed:
         click.echo(f"Warning: {failed} file(s) could not be imported: see the import_errors table.", err=True)
     if s.exif_warnings:
@@ -180,3 +185,26 @@ def print_plugins(listed: list[dict]) -> None:
             click.echo(f"  sources: {', '.join(plugin['sources'])}")
         if plugin["models"]:
             click.echo(f"  models: {', '.join(plugin['models'])}")
+
+
+def print_keepers(found, paths: dict[int, str]) -> None:
+    """Each cluster's keeper and reason, its groups' keepers and rest, and what holds it together."""
+    for cluster in found:
+        tiers = (
+            ", ".join(tier for tier, groups in cluster.tiers.items() if groups)
+            or "the same scene, no duplicates or bursts"
+        )
+        mark = " (your choice)" if cluster.chosen else f": {cluster.reason}"
+        click.echo(f"cluster {cluster.number} ({len(cluster.images)} photos; {tiers})")
+        click.echo(f"  keep {cluster.keeper} {paths.get(cluster.keeper, '')}{mark}")
+        for group in cluster.groups:
+            rest = ", ".join(map(str, group.rest))
+            why = "your choice" if group.chosen else group.reason
+            click.echo(f"  {len(group.images)} photos, {group.tier}: keep {group.keeper}, the rest {rest} ({why})")
+        if cluster.why is not None:
+            why, (a, b) = cluster.why, cluster.why_pair
+            apart = f", {format_duration(why.seconds)} apart" if why.seconds is not None else ""
+            click.echo(
+                f"  holds by content {why.content_share:.0%}, capture time {1 - why.content_share:.0%}; "
+                f"weakest link {a}-{b} (distance {why.distance:.3f}{apart})"
+            )

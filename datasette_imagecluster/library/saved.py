@@ -110,9 +110,18 @@ def check_name(name: str) -> None:
         raise ClusterError(f"a clustering's name can't hold a slash or end in .json: {name!r}")
 
 
-def save(conn: sqlite3.Connection, name: str, params: dict, n_images: int, clusters: list[list[int]]) -> Saved:
+def save(
+    conn: sqlite3.Connection,
+    name: str,
+    params: dict,
+    n_images: int,
+    clusters: list[list[int]],
+    roles: dict[int, tuple[str, str | None]] | None = None,
+) -> Saved:
     """Store a new version of the clustering ``name``; clusters keep the numbers of the last version's
-    clusters they continue (:func:`stable_numbers`), the first version numbers them 1, 2, ... in order."""
+    clusters they continue (:func:`stable_numbers`), the first version numbers them 1, 2, ... in order.
+    ``roles``: each photo's (role, tier) in its cluster (:func:`.keepers.roles`)."""
+    roles = roles or {}
     check_name(name)
     db = sqlite_utils.Database(conn)
     created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -138,7 +147,13 @@ def save(conn: sqlite3.Connection, name: str, params: dict, n_images: int, clust
         )
         clustering_id = table.last_pk
         db[CLUSTER_MEMBERS].insert_all(
-            {"clustering_id": clustering_id, "cluster": number, "image_id": image_id}
+            {
+                "clustering_id": clustering_id,
+                "cluster": number,
+                "image_id": image_id,
+                "role": roles.get(image_id, (None, None))[0],
+                "tier": roles.get(image_id, (None, None))[1],
+            }
             for number, members in zip(numbers, clusters)
             for image_id in members
         )
