@@ -17,7 +17,7 @@ from datasette_imagecluster.errors import ClusterError, ImageclusterError
 from datasette_imagecluster.library.saved import Saved
 from datasette_imagecluster.library.schema import IMAGES
 
-from .xmp import SidecarError, keyword, merge, sidecar_path
+from .xmp import SidecarError, keeper_keyword, keyword, merge, sidecar_path
 
 
 class ExportError(ImageclusterError):
@@ -73,6 +73,12 @@ def export_table(db_path: str, name: str, fmt: str) -> str:
     )
 
 
+def _rated(db_path: str) -> set[int]:
+    """Photos whose catalog gives them a rating: the user's, never replaced."""
+    with Photos.open(db_path) as photos:
+        return {row[0] for row in photos.conn.execute(f"select id from {IMAGES} where rating is not null")}
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` at once, keeping its mode; a new sidecar gets the mode the umask gives a new
     file, as an editor's would (mkstemp's 0600 would hide it from digiKam under another account or a share)."""
@@ -96,17 +102,37 @@ def _read_sidecar(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
+def _keepers(db_path: str, name: str) -> set[int]:
+    """The photos of a saved clustering that are a keeper: of their cluster, or of a group of duplicates or a
+    burst inside it."""
+    try:
+        with Photos.open(db_path, reuse=False) as photos:
+            found = photos.keepers(name)
+    except ClusterError as e:
+        raise ExportError(str(e))
+    return {c.keeper for c in found} | {g.keeper for c in found for g in c.groups}
+
+
 def export_xmp(
-    db_path: str, name: str, style: str | None = None, dry_run: bool = False
+    db_path: str,
+    name: str,
+    style: str | None = None,
+    dry_run: bool = False,
+    keepers: bool = True,
+    keeper_rating: int | None = None,
 ) -> tuple[list[SidecarChange], list[SidecarSkipped]]:
-    """Write each clustered photo's cluster keyword into its sidecar; remove this clustering's
-    old keywords from every other sidecar. ``style``: appended, replaced, or None to follow
-    an existing sidecar, else the photo's program (Lightroom: replaced; others: appended).
+    """Write each clustered photo's cluster keyword into its sidecar, and ``imagecluster|NAME|keeper`` into its
+    keepers' (``keepers``; with ``keeper_rating``, that rating too where the photo has none, in its sidecar or
+    its catalog); remove this clustering's old keywords from every other sidecar. ``style``: appended,
+    replaced, or None to follow an existing sidecar, else the photo's program (Lightroom: replaced; others:
+    appended).
 
     A sidecar that can't be read, parsed or written is skipped with its reason and the rest are written:
     returns what changed and what was skipped."""
     saved, photos = _saved(db_path, name)
     wanted = {m.image_id: m.cluster for m in saved.members}
+    kept = _keepers(db_path, name) if keepers else set()
+    rated = _rated(db_path) if keeper_rating is not None else set()
     changes, skipped = [], []
     for image_id, photo, source in photos:
         candidates = [sidecar_path(photo, s) for s in (("appended", "replaced") if style is None else (style,))]
@@ -117,8 +143,12 @@ def export_xmp(
         target = existing or sidecar_path(photo, style or default)
         try:
             data = _read_sidecar(target) if existing else None
-            path = keyword(name, wanted[image_id]) if image_id in wanted else None
-            new, added, removed = merge(data, name, path)
+            paths = [keyword(name, wanted[image_id])] if image_id in wanted else []
+            rating = None
+            if image_id in kept:
+                paths.append(keeper_keyword(name))
+                rating = keeper_rating if image_id not in rated else None
+            new, added, removed = merge(data, name, paths, rating)
         except OSError as e:
             skipped.append(SidecarSkipped(target, f"cannot read it: {e.strerror or e}"))
             continue

@@ -1,4 +1,6 @@
-"""imagecluster's folder layout of clusters: ``DIR/cluster_with_N/cluster_M/<name>``.
+"""imagecluster's folder layout of clusters: ``DIR/cluster_with_N/cluster_M/<name>``, keepers apart on request.
+
+With ``--keepers-apart``, the shots that are not their group's keeper go in ``cluster_M/rest/``.
 
 Each link points at the original photo. A marker file records that this
 command made the folder, so a re-run replaces its own output but never a
@@ -44,8 +46,9 @@ def _unique_name(folder: str, name: str, taken: set[str]) -> str:
     return os.path.join(folder, candidate)
 
 
-def make_links(directory: str, clusters: list[list[str]]) -> int:
-    """Link every photo of every cluster (lists of paths, in order); returns the link count."""
+def make_links(directory: str, clusters: list[list[str]], rest: frozenset[str] = frozenset()) -> int:
+    """Link every photo of every cluster (lists of paths, in order), those in ``rest`` in the cluster's
+    ``rest/`` folder; returns the link count."""
     _prepare(directory)
     per_size: dict[int, int] = {}
     count = 0
@@ -54,8 +57,10 @@ def make_links(directory: str, clusters: list[list[str]]) -> int:
         per_size[len(paths)] = index + 1
         folder = os.path.join(directory, f"cluster_with_{len(paths)}", f"cluster_{index}")
         os.makedirs(folder)
-        taken: set[str] = set()
+        taken: dict[str, set[str]] = {folder: set(), os.path.join(folder, "rest"): set()}
         for path in paths:
-            os.symlink(path, _unique_name(folder, os.path.basename(path), taken))
+            where = os.path.join(folder, "rest") if path in rest else folder
+            os.makedirs(where, exist_ok=True)
+            os.symlink(path, _unique_name(where, os.path.basename(path), taken[where]))
             count += 1
     return count

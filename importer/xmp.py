@@ -23,7 +23,8 @@ X = "adobe:ns:meta/"
 DC = "http://purl.org/dc/elements/1.1/"
 LR = "http://ns.adobe.com/lightroom/1.0/"
 DIGIKAM = "http://www.digikam.org/ns/1.0/"
-PREFIXES = {"x": X, "rdf": RDF, "dc": DC, "lr": LR, "digiKam": DIGIKAM}
+XMP = "http://ns.adobe.com/xap/1.0/"
+PREFIXES = {"x": X, "rdf": RDF, "dc": DC, "lr": LR, "digiKam": DIGIKAM, "xmp": XMP}
 # (property, container, separator) of each keyword field.
 FIELDS = (
     (f"{{{LR}}}hierarchicalSubject", "Bag", "|"),
@@ -40,6 +41,12 @@ class SidecarError(ImageclusterError):
 
 def keyword(clustering: str, cluster: int) -> list[str]:
     return ["imagecluster", clustering, f"cluster-{cluster:04d}"]
+
+
+def keeper_keyword(clustering: str) -> list[str]:
+    """What marks a photo its cluster's or its burst's keeper: ``imagecluster|NAME|keeper``, a keyword digiKam
+    and Lightroom filter on."""
+    return ["imagecluster", clustering, "keeper"]
 
 
 # Entities declared inside the sidecar are expanded (the DOCTYPE is not written back, so a reference kept as such
@@ -78,8 +85,11 @@ def _items(description: etree._Element, prop: str, container: str) -> tuple[etre
     return box, [li.text or "" for li in box.findall(f"{{{RDF}}}li")]
 
 
-def merge(data: bytes | None, clustering: str, path: list[str] | None) -> tuple[bytes, list[str], list[str]]:
-    """The sidecar with this clustering's keyword set to ``path`` (None: removed).
+def merge(
+    data: bytes | None, clustering: str, paths: list[list[str]], rating: int | None = None
+) -> tuple[bytes, list[str], list[str]]:
+    """The sidecar with this clustering's keywords set to ``paths`` (none: removed): its cluster, and
+    ``keeper`` where the photo is one; ``rating`` written as xmp:Rating only where the sidecar has none.
 
     Returns (new bytes, keywords added, keywords removed), hierarchical keywords
     written with '|'.
@@ -100,29 +110,39 @@ def merge(data: bytes | None, clustering: str, path: list[str] | None) -> tuple[
         box, values = _items(description, prop, container)
         if separator is None:  # dc:subject: leaves
             keep = [v for v in values if v not in old_leaves]
-            wanted = [path[-1]] if path else []
+            wanted = [path[-1] for path in paths]
         else:
             prefix = ours.replace("|", separator)
             mine = [v for v in values if v.startswith(prefix)]
+            wanted = [separator.join(path) for path in paths]
             if separator == "|":
-                removed += [v for v in mine if path is None or v != "|".join(path)]
+                removed += [v for v in mine if v not in wanted]
+                added += [w for w in wanted if w not in values]
             old_leaves |= {v.rsplit(separator, 1)[-1] for v in mine}
             keep = [v for v in values if not v.startswith(prefix)]
-            wanted = [separator.join(path)] if path else []
-            if separator == "|" and path and "|".join(path) not in values:
-                added.append("|".join(path))
         for li in box.findall(f"{{{RDF}}}li"):
             box.remove(li)
         for value in keep + [w for w in wanted if w not in keep]:
             etree.SubElement(box, f"{{{RDF}}}li").text = value
         if not len(box):
             description.remove(description.find(prop))
+    if rating is not None and not _rated(root):
+        _element(description, f"{{{XMP}}}Rating").text = str(rating)
+        added.append(f"xmp:Rating {rating}")
     body = etree.tostring(root, encoding="unicode")
     had_packet = bool(data) and b"<?xpacket" in data
     text = (PACKET_HEAD + body + PACKET_TAIL) if (had_packet or not data) else body + "\n"
     if data and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml"):  # kept: readers need it
         text = '<?xml version="1.0" encoding="UTF-8"?>\n' + text
     return text.encode("utf-8"), added, removed
+
+
+def _rated(root: etree._Element) -> bool:
+    """Whether any description already gives a rating (an attribute or an element): the user's, never replaced."""
+    for description in root.iter(f"{{{RDF}}}Description"):
+        if f"{{{XMP}}}Rating" in description.attrib or description.find(f"{{{XMP}}}Rating") is not None:
+            return True
+    return False
 
 
 def sidecar_path(photo: str, style: str) -> str:

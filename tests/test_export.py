@@ -69,7 +69,7 @@ def clustered(runner, tmp_path, photo_folder):
 def test_sidecars_carry_cluster_keywords_that_exiftool_reads(runner, clustered):
     db, photos = clustered
     originals = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in photos.rglob("*.jpg")}
-    result = invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    result = invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers")
     assert "5 sidecar(s) written" in result.output
     tags = exiftool(photos / "trip" / "a2.jpg.xmp")
     assert as_list(tags["XMP-lr:HierarchicalSubject"]) == ["imagecluster|bursts|cluster-0001"]
@@ -101,7 +101,7 @@ def test_a_sidecar_with_ns0_prefixes_is_merged_keeping_every_field(runner, clust
     sidecar.write_text(ELEMENTTREE_STYLE, encoding="utf-8")
     before = exiftool(sidecar)
     registry = dict(ET._namespace_map)
-    result = invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    result = invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers")
     assert "Traceback" not in result.output
     after = exiftool(sidecar)
     assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == {
@@ -120,7 +120,7 @@ def test_an_existing_sidecar_keeps_every_field_and_other_keywords(runner, cluste
     sidecar = photos / "trip" / "a1.jpg.xmp"
     sidecar.write_text(EXISTING, encoding="utf-8")
     before = exiftool(sidecar)
-    invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers")
     after = exiftool(sidecar)
     assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == {
         k: v for k, v in before.items() if k not in KEYWORD_TAGS
@@ -140,11 +140,11 @@ def test_an_existing_sidecar_keeps_every_field_and_other_keywords(runner, cluste
 
 def test_reexport_replaces_only_this_clusterings_keywords(runner, clustered):
     db, photos = clustered
-    invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers")
     invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.99", "--min-csize", "3", "--save", "bursts")
     invoke(runner, "cluster", db, "--alpha", "1", "--sim", "0.5", "--save", "coarse")
-    invoke(runner, "export-xmp", db, "--clustering", "coarse")
-    result = invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    invoke(runner, "export-xmp", db, "--clustering", "coarse", "--no-keepers")
+    result = invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers")
     for sidecar in photos.rglob("*.xmp"):
         keywords = as_list(exiftool(sidecar).get("XMP-lr:HierarchicalSubject", []))
         assert len([k for k in keywords if k.startswith("imagecluster|bursts|")]) <= 1
@@ -159,9 +159,9 @@ def test_reexport_replaces_only_this_clusterings_keywords(runner, clustered):
 
 def test_dry_run_writes_nothing_and_replaced_names(runner, clustered):
     db, photos = clustered
-    result = invoke(runner, "export-xmp", db, "--clustering", "bursts", "--dry-run")
+    result = invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers", "--dry-run")
     assert "would update" in result.output and not list(photos.rglob("*.xmp"))
-    invoke(runner, "export-xmp", db, "--clustering", "bursts", "--sidecar", "replaced")
+    invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers", "--sidecar", "replaced")
     assert (photos / "trip" / "a1.xmp").exists() and not (photos / "trip" / "a1.jpg.xmp").exists()
 
 
@@ -177,7 +177,7 @@ def test_real_sidecars_keep_all_their_fields(runner, clustered):
     for name, source in real.items():
         shutil.copy(source, photos / name)
         before[name] = exiftool(photos / name)
-    invoke(runner, "export-xmp", db, "--clustering", "bursts")
+    invoke(runner, "export-xmp", db, "--clustering", "bursts", "--no-keepers")
     for name in real:
         after = exiftool(photos / name)
         assert {k: v for k, v in after.items() if k not in KEYWORD_TAGS} == {
