@@ -282,7 +282,7 @@ WRITE = {"insert-row": ROOT_ACTOR, "delete-row": ROOT_ACTOR}
 @hookimpl
 def _grant_verdicts_to_root(actor, action, resource):
     """0.65: what a permission plugin would say: root may write the verdicts table."""
-    if action in WRITE and resource in (("photos", "verdicts"), ("photos", "clusterings")):
+    if action in WRITE and resource in (("photos", "verdicts"), ("photos", "clusterings"), ("photos", "keepers")):
         return bool(actor) and actor.get("id") == "root"
     return None
 
@@ -296,9 +296,9 @@ def grant_plugin() -> types.ModuleType:
 
 @pytest.fixture
 def writable(db_path):
-    """A Datasette where root may record verdicts and save clusterings."""
+    """A Datasette where root may record verdicts, save clusterings and choose keepers."""
     if IS_1_0:
-        tables = {"verdicts": {"permissions": WRITE}, "clusterings": {"permissions": WRITE}}
+        tables = {name: {"permissions": WRITE} for name in ("verdicts", "clusterings", "keepers")}
         yield Datasette([str(db_path)], config={"databases": {"photos": {"tables": tables}}})
         return
     pm.register(grant_plugin(), name="grant-verdicts-to-root")

@@ -8,6 +8,7 @@
     ["Enter", "open the photo large (the loupe)"],
     ["Space", "select or unselect the photo"],
     ["X", "this photo doesn't belong to its cluster"],
+    ["K", "keep this photo: your choice for its cluster"],
     ["S", "the selected photos belong together"],
     ["D", "the two selected photos differ"],
     ["U", "undo the last verdict"],
@@ -166,6 +167,7 @@
       for (const cell of cells()) {
         cell.querySelector("input[type=checkbox]")?.setAttribute("tabindex", "-1");
         cell.querySelector(".imagecluster-not")?.setAttribute("tabindex", "-1");
+        cell.querySelector(".imagecluster-keep")?.setAttribute("tabindex", "-1");
       }
       showSelection();
     }
@@ -186,7 +188,7 @@
       const button = event.submitter;
       const fields = new FormData(event.target);
       if (button?.name) fields.set(button.name, button.value);
-      post(event.target.action, fields);
+      post(button?.getAttribute("formaction") || event.target.action, fields);
     });
 
     const move = (cell, step) => {
@@ -206,6 +208,14 @@
       fields.set("not", button.value);
       post(verdictForm().action, fields);
     };
+    const keepThis = (cell) => {
+      const button = cell?.querySelector(".imagecluster-keep");
+      if (!button || !verdictForm()) return;
+      const fields = new FormData(verdictForm());
+      fields.delete("id");
+      fields.set("keep", button.value);
+      post(button.getAttribute("formaction"), fields);
+    };
     const onSelected = (verdict) => {
       if (!verdictForm()) return;
       const fields = new FormData(verdictForm());
@@ -219,6 +229,7 @@
       else if (key === "ArrowDown" || key === "ArrowUp") go(moveCluster(cell, key === "ArrowDown" ? 1 : -1));
       else if (key === " ") toggle(cell);
       else if (key === "x" || key === "X") notThisOne(cell);
+      else if (key === "k" || key === "K") keepThis(cell);
       else if (key === "s" || key === "S") onSelected("same");
       else if (key === "d" || key === "D") onSelected("different");
       else if (key === "u" || key === "U") undo();
@@ -264,7 +275,9 @@
         image.alt = cell.querySelector("img")?.alt || d.name;
         image.onerror = () => { image.onerror = null; image.src = cell.querySelector("img").src; };
         name.textContent = d.name;
-        details.textContent = [d.date, d.camera].filter(Boolean).join(" · ");
+        const kept = cell.querySelector(".imagecluster-keeper")?.title;
+        details.textContent = [d.date, d.camera, kept ? `kept: ${kept}` : d.role === "rest" ? "another shot is kept" : ""]
+          .filter(Boolean).join(" · ");
         path.textContent = d.path;
         const card = cell.closest(".imagecluster-card");
         place.textContent = `${d.place} in cluster ${card.dataset.number}`;
@@ -280,6 +293,7 @@
             el("span", { className: "imagecluster-loupe-caption" }, name, " ", details, " · ", place, path),
             verdictForm() ? select : null,
             verdictForm() ? button("Doesn't belong (X)", "this photo doesn't belong to its cluster (X)", () => notThisOne(current)) : null,
+            page.querySelector(".imagecluster-keep") ? button("Keep this one (K)", "keep this photo: your choice for its cluster (K)", () => keepThis(current)) : null,
             button("?", "keys (?)", () => keys.toggle()),
             button("Close (Esc)", "close (Esc)", () => dialog.close()))));
       dialog.addEventListener("keydown", (event) => {

@@ -12,10 +12,11 @@ import json
 from urllib.parse import parse_qsl, quote, urlencode
 
 from ..api import Clustering, Selection
+from ..engine.parameters import format_duration
 from ..errors import NotFoundError
-from ..library import saved
+from ..library import keepers, saved
 from ..library.connections import has_tables
-from ..library.schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES, VERDICTS
+from ..library.schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES, KEEPERS, VERDICTS
 from .dendrogram import dendrogram_svg
 from .display import date_span, file_name, photo_date
 from .form import Form, short_duration
@@ -42,6 +43,25 @@ def _camera(make: str | None, model: str | None) -> str | None:
     if not model:
         return make or None
     return model if not make or model.lower().startswith(make.lower().split()[0]) else f"{make} {model}"
+
+
+def _keeper_reason(kept: keepers.ClusterKeepers, image_id: int) -> str | None:
+    """Why a photo is kept, where it is the cluster's or a group's keeper."""
+    if image_id == kept.keeper:
+        return "your choice" if kept.chosen else kept.reason
+    return next((g.reason for g in kept.groups if g.keeper == image_id), None)
+
+
+def _why(kept: keepers.ClusterKeepers, photos: dict[int, dict]) -> str | None:
+    """What holds a cluster together, in a line: content against capture time, and its weakest link."""
+    if kept.why is None:
+        return None
+    a, b = (file_name(photos.get(i, {}).get("path"), i) for i in kept.why_pair)
+    apart = f", {format_duration(kept.why.seconds)} apart" if kept.why.seconds is not None else ""
+    return (
+        f"Held together by content {kept.why.content_share:.0%}, capture time {1 - kept.why.content_share:.0%}; "
+        f"its weakest link: {a} and {b}{apart}."
+    )
 
 
 def photo_card(datasette, database: str, image_id: int, row: dict, cluster: int | None = None) -> dict:
@@ -82,19 +102,33 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
     named = {i for members in shown for _, photos in _shaping_on(shaping, members) for i in photos} - set(photos)
     if named:  # the other photo of a "these two differ" that shaped a card on this page
         photos.update(await db.execute_fn(lambda conn: read_photos(conn, sorted(named))))
+    first = (page - 1) * form.page_size + 1
+    found = await db.execute_fn(
+        lambda conn: keepers.analyse(
+            conn, selection.library, selection.params, selection.scale, list(enumerate(shown, first))
+        )
+    )
     can_verdict = await can_write_rows(datasette, request.actor, db.name, VERDICTS)
+    can_keep = await can_write_rows(datasette, request.actor, db.name, KEEPERS)
     can_save = await can_write_rows(datasette, request.actor, db.name, CLUSTERINGS)
     cards = []
-    for number, members in enumerate(shown, start=(page - 1) * form.page_size + 1):
+    for (number, members), kept in zip(enumerate(shown, start=first), found):
         taken = [photos[i]["taken"] for i in members if photos.get(i, {}).get("taken")]
         id_list = ",".join(map(str, members))
+        roles = keepers.roles([kept])
+        images = [photo_card(datasette, db.name, i, photos.get(i, {}), number) for i in members[:per_card]]
+        for image in images:
+            image["role"], image["tier"] = roles[image["id"]]
+            image["reason"] = _keeper_reason(kept, image["id"])
         cards.append(
             {
                 "number": number,
                 "size": len(members),
                 "span": date_span(min(taken), max(taken)) if taken else None,
-                "images": [photo_card(datasette, db.name, i, photos.get(i, {}), number) for i in members[:per_card]],
+                "images": images,
                 "more": max(0, len(members) - per_card),
+                "tiers": [tier for tier, groups in kept.tiers.items() if groups],
+                "why": _why(kept, photos),
                 "verdicts": [
                     {
                         "text": DESCRIBED_ON_CARD[kind],
@@ -132,6 +166,7 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
         "can_sql": can_sql,
         "verdict_url": base + "/verdict" if can_verdict and db.is_mutable else None,
         "undo_url": base + "/undo" if can_verdict and db.is_mutable else None,
+        "keep_url": base + "/keep" if can_keep and can_verdict and db.is_mutable else None,
         "save_url": base + "/save" if can_save and db.is_mutable else None,
         "why_read_only": _why_read_only(db, can_verdict, can_save),
         "saved": saved_list,

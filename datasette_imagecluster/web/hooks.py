@@ -41,6 +41,7 @@ def register_routes():
         (r"^/(?P<database>[^/]+)/-/cluster/count\.json$", views.count_view),
         (r"^/(?P<database>[^/]+)/-/cluster/verdict$", views.verdict_view),
         (r"^/(?P<database>[^/]+)/-/cluster/undo$", views.undo_view),
+        (r"^/(?P<database>[^/]+)/-/cluster/keep$", views.keep_view),
         (r"^/(?P<database>[^/]+)/-/cluster/save$", views.save_view),
         (r"^/(?P<database>[^/]+)/-/cluster/changes/(?P<name>[^/]+?)(\.(?P<format>json))?$", views.changes_view),
         (r"^/(?P<database>[^/]+)/-/cluster/.*$", views.not_found_view),

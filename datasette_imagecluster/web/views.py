@@ -25,6 +25,7 @@ from ..api import Clustering, Photos, Selection
 from ..engine.parameters import DISTANCES, METHODS, METRICS
 from ..engine.parameters import NAMES as PARAMETER_NAMES
 from ..errors import ClusterError, LabelError, NotFoundError, SubsetError
+from ..library import keepers
 from ..library.connections import has_tables
 from ..library.saved import check_name
 from ..library.schema import (
@@ -32,6 +33,7 @@ from ..library.schema import (
     CLUSTERINGS,
     FINGERPRINTS,
     IMAGES,
+    KEEPERS,
     SCHEMA_VERSION,
     THUMBNAILS,
     VERDICTS,
@@ -305,6 +307,45 @@ async def verdict_view(datasette, request):
         changes = describe_effect(before, after, around, rows_all)
     undo = datasette.sign({"database": db.name, "previous": previous, "names": names}, UNDO_NAMESPACE)
     return Response.json({"ok": True, "message": message, "photos": named, "changes": changes, "undo": undo})
+
+
+@_json_errors
+async def keep_view(datasette, request):
+    """POST ``/<database>/-/cluster/keep``: keep this photo (``keep``: its id) in its cluster at the page's
+    settings (``next``), by content, as ``imagecluster keep`` does; the keeper chosen before there gives way.
+    ``forget`` (1): drop the photo's choice instead. JSON for the page's script, else back to the page."""
+    db, base, fields = await _form_post(datasette, request)
+    back = _local_path((fields.get("next") or [base])[-1], base)
+    try:
+        photo = _photo_id((fields.get("keep") or [""])[-1])
+    except ValueError:
+        raise BadRequest("keep must be a photo's id, a whole number")
+    forget = (fields.get("forget") or [""])[-1] == "1"
+    await _may_write(datasette, request, db, KEEPERS, "delete-row" if forget else "insert-row")
+    if not await db.execute_fn(lambda conn: has_tables(conn, KEEPERS)):
+        raise BadRequest("this database predates keepers: run any imagecluster import on it once to upgrade it")
+    settings = config(datasette, db.name)
+    clusters = await _clusters_or_none(datasette, db, _page_form(back, settings), settings)
+    _, named = await _named(datasette, db, [photo])
+    try:
+        if forget:
+            await db.execute_write_fn(lambda conn: keepers.forget(conn, [photo]))
+            message = f"{named[0]['name']} is no longer your choice: the suggestion stands again."
+        elif clusters is None:
+            raise LabelError("the clusters at these settings are not ready yet: try again once the page shows them")
+        else:
+            numbered = list(enumerate(clusters, 1))
+            await db.execute_write_fn(lambda conn: keepers.choose(conn, numbered, [photo]))
+            message = f"Keeping {named[0]['name']}: your choice, over the suggestion."
+    except LabelError as e:
+        if _wants_json(request):
+            return Response.json({"ok": False, "message": f"Not recorded: {e}", "photos": named}, status=400)
+        datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
+        return Response.redirect(back)
+    if _wants_json(request):
+        return Response.json({"ok": True, "message": message, "photos": named, "changes": []})
+    datasette.add_message(request, message, datasette.INFO)
+    return Response.redirect(back)
 
 
 @_json_errors
