@@ -3,9 +3,10 @@ on the 69 INRIA Holidays photos imported with the pretrained model, signed in as
 
 It drags a slider and sees the count change with no navigation, releases it and sees the gallery change;
 saves and finds the sliders' settings stored; opens the loupe by click and by keyboard, moves with the keys,
-records a verdict from the loupe and undoes it; checks the phone layout (no sideways scrolling, controls of
-at least 24 x 24 px) and runs axe-core on the plugin's markup; and opens a photo's row page. Screenshots of
-each step go to test-artifacts/. In CI a missing browser is a failure; elsewhere the test skips and says why.
+records a verdict from the loupe and undoes it; drags the dendrogram's cut and opens a photo from a leaf;
+checks the phone layout (no sideways scrolling, controls of at least 24 x 24 px) and runs axe-core on the
+plugin's markup; and opens a photo's row page. Screenshots of each step go to test-artifacts/. In CI a
+missing browser is a failure; elsewhere the test skips and says why.
 """
 
 from __future__ import annotations
@@ -217,7 +218,45 @@ def test_the_cluster_page_as_a_photo_tool(server):
         page.wait_for_function("document.querySelector('.imagecluster-report').innerText.startsWith('Undone')")
         assert _count(db, "select count(*) from verdicts") == 0
 
-        # axe-core on the plugin's markup: no serious or critical violation.
+        # The dendrogram: dragging the cut moves the sim slider (the live count while dragging, the gallery on
+        # release, the dendrogram still open); an arrow key moves it a step; a leaf opens its photo in the loupe.
+        page.wait_for_function("!document.querySelector('.imagecluster-page.imagecluster-stale')")  # undo's refresh
+        page.locator(".imagecluster-tree summary").click()
+        page.evaluate("window.notReloaded = true")
+        before = float(page.locator("#imagecluster-sim").input_value())
+        summary = page.locator(".imagecluster-summary-line").inner_text()
+        page.locator(".imagecluster-dendrogram").scroll_into_view_if_needed()
+        box = page.locator(".imagecluster-cut-target").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 - 25, steps=8)
+        page.wait_for_function("document.querySelector('.imagecluster-count').textContent.includes('clusters')")
+        dragged = float(page.locator("#imagecluster-sim").input_value())
+        assert 0 < dragged < before  # higher cut: a lower sim
+        page.mouse.up()
+        page.wait_for_function(f"location.search.includes('sim={dragged:g}')")
+        page.wait_for_function(f"document.querySelector('.imagecluster-summary-line').innerText !== {summary!r}")
+        assert page.locator(".imagecluster-tree").get_attribute("open") is not None
+        assert page.locator(".imagecluster-cut").get_attribute("aria-valuetext") == f"sim {dragged:g}"
+        assert page.evaluate("window.notReloaded") is True
+        page.locator(".imagecluster-cut").focus()
+        page.keyboard.press("ArrowDown")
+        stepped = round(dragged + 0.01, 2)
+        page.wait_for_function(f"location.search.includes('sim={stepped:g}')")
+        page.wait_for_function("document.activeElement.closest('.imagecluster-cut') !== null")
+        shot(page, "8-dendrogram")
+        on_page = page.evaluate(
+            "[...document.querySelectorAll('.imagecluster-leaf')].map(l => l.dataset.id)"
+            ".find(id => document.querySelector(`.imagecluster-photo-cell[data-id='${id}']`))"
+        )
+        assert on_page is not None
+        page.locator(f".imagecluster-leaf[data-id='{on_page}']").click()
+        assert loupe.evaluate("d => d.open")
+        shown = page.evaluate("document.querySelector('dialog.imagecluster-loupe figure img').src")
+        assert shown.endswith(f"/{on_page}.jpg"), shown
+        page.keyboard.press("Escape")
+
+        # axe-core on the plugin's markup (the dendrogram open): no serious or critical violation.
         page.add_script_tag(content=axe)
         found = page.evaluate(
             "async () => (await axe.run('.imagecluster-page')).violations"
@@ -232,6 +271,8 @@ def test_the_cluster_page_as_a_photo_tool(server):
         small.goto(url + "/photos/-/cluster")
         small.locator(".imagecluster-photo-cell img").first.wait_for()
         small.locator(".imagecluster-advanced summary").click()
+        small.locator(".imagecluster-tree summary").click()  # the dendrogram scrolls in a box of its own
+        assert small.locator(".imagecluster-dendrogram").bounding_box()["width"] >= 800
         assert small.evaluate("document.documentElement.scrollWidth") <= 390
         # No label wrapped a word a line beside its box: each Advanced field is one line high.
         heights = small.evaluate(

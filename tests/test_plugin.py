@@ -129,7 +129,19 @@ async def test_page_shows_summary_dendrogram_and_cards(db_path):
     table_link = first.select_one(".imagecluster-links a")["href"]
     assert table_link.startswith("/photos/images?id__in=")
     assert "random weights" in soup.select_one(".message-warning").text
-    assert soup.select_one("svg.imagecluster-dendrogram line.cut") is not None
+    svg = soup.select_one("svg.imagecluster-dendrogram")
+    assert svg.select_one("line.cut") is not None
+    # Each leaf links to the first photo of its branch; the branches hold every photo once.
+    leaves = svg.select("a.imagecluster-leaf")
+    assert 0 < len(leaves) <= 60
+    assert all(leaf["href"] == f"/photos/images/{leaf['data-id']}" for leaf in leaves)
+    counts = [int(leaf.select_one("text").text) if leaf.select_one("text") else 1 for leaf in leaves]
+    assert sum(counts) == report["n_images"]
+    # The cut is a slider at the page's sim, placed on the axis the script reads back.
+    cut = svg.select_one(".imagecluster-cut")
+    assert cut["role"] == "slider" and cut["aria-valuetext"] == "sim 0.9"
+    share = ((float(svg["data-dmax"]) * (1 - 0.9)) / float(svg["data-top"])) ** 0.5
+    assert float(svg["data-cut"]) == pytest.approx(float(svg["data-base"]) - share * float(svg["data-span"]), abs=0.1)
     stats = [[int(td.text) for td in tr.select("td")] for tr in soup.select(".imagecluster-stats tbody tr")]
     assert stats == [[s["size"], s["clusters"]] for s in report["stats"]]
     assert soup.select_one("input[name=sim]")["value"] == "0.9"

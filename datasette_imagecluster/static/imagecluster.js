@@ -76,6 +76,7 @@
     form.addEventListener("input", (event) => {
       if (event.target.type !== "range") return;
       showValues();
+      if (event.target.name === "sim") placeCut(Number(event.target.value));
       page.classList.add("imagecluster-stale");
       clearTimeout(countTimer);
       countTimer = setTimeout(liveCount, 80);
@@ -109,6 +110,9 @@
       const next = new DOMParser().parseFromString(html, "text/html").querySelector(".imagecluster-page");
       if (!next) { location.href = url; return; }
       const focused = keep || document.activeElement?.closest?.(".imagecluster-photo-cell")?.dataset.id;
+      const onCut = !!document.activeElement?.closest?.(".imagecluster-cut");
+      // The sizes and the dendrogram come back as the server makes them (closed): as the user left them instead.
+      const open = [...page.querySelectorAll(".imagecluster-results details")].map((d) => [d.classList[0], d.open]);
       const report = page.querySelector(".imagecluster-report");
       for (const part of [".imagecluster-summary-line", ".imagecluster-results", ".imagecluster-error"]) {
         const mine = page.querySelector(part);
@@ -135,7 +139,12 @@
       page.classList.remove("imagecluster-stale");
       count.textContent = "";
       if (report && keep !== null) page.querySelector(".imagecluster-report")?.replaceWith(report);
+      for (const [name, isOpen] of open) {
+        const details = page.querySelector(`.imagecluster-results details.${name}`);
+        if (details) details.open = isOpen;
+      }
       wire();
+      if (onCut) page.querySelector(".imagecluster-cut")?.focus({ preventScroll: true });
       if (focused) {
         const cell = page.querySelector(`.imagecluster-photo-cell[data-id="${focused}"] .imagecluster-photo-link`);
         if (cell) cell.focus({ preventScroll: true });
@@ -311,6 +320,77 @@
         },
       };
     })();
+
+    // -- the dendrogram: the cut follows the sim slider and moves it (drag, click, arrow keys); a leaf whose
+    // photo is on the page opens it in the loupe ------------------------------------------------------
+    const tree = () => page.querySelector(".imagecluster-dendrogram");
+    // Heights on the server's square-root axis (web/dendrogram.py, Axis): y from a sim's cut, a sim from y.
+    const yOf = (d, sim) => {
+      const height = Math.min(Math.max(Number(d.dmax) * (1 - sim), 0), Number(d.top));
+      return Number(d.base) - Math.sqrt(height / Number(d.top)) * Number(d.span);
+    };
+    const placeCut = (sim) => {
+      const svg = tree();
+      if (!svg) return;
+      const cut = svg.querySelector(".imagecluster-cut");
+      cut.setAttribute("transform", `translate(0 ${(yOf(svg.dataset, sim) - Number(svg.dataset.cut)).toFixed(1)})`);
+      cut.setAttribute("aria-valuenow", (1 - sim).toFixed(2));
+      cut.setAttribute("aria-valuetext", `sim ${sim}`);
+      cut.querySelector("text").textContent = `cut at sim ${sim}`;
+    };
+    const simAt = (svg, clientY) => {
+      const d = svg.dataset;
+      const y = new DOMPoint(0, clientY).matrixTransform(svg.getScreenCTM().inverse()).y;
+      const share = Math.min(1, Math.max(0, (Number(d.base) - y) / Number(d.span)));
+      const height = Number(d.top) * share * share;
+      return Math.round(Math.min(1, Math.max(0, 1 - height / Number(d.dmax))) * 100) / 100;
+    };
+    const setSim = (sim, done) => {
+      const input = form.elements.sim;
+      input.value = String(sim); // the range snaps it to its step
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+      if (done) input.dispatchEvent(new Event("change", { bubbles: true }));
+    };
+    page.addEventListener("pointerdown", (event) => {
+      const svg = event.target.closest?.(".imagecluster-dendrogram");
+      if (!svg || event.button !== 0 || event.target.closest(".imagecluster-leaf")) return;
+      // A finger away from the cut scrolls the page, as elsewhere; the mouse moves the cut from anywhere.
+      if (event.pointerType === "touch" && !event.target.closest(".imagecluster-cut")) return;
+      event.preventDefault();
+      const cut = svg.querySelector(".imagecluster-cut");
+      cut.focus({ preventScroll: true });
+      svg.setPointerCapture(event.pointerId);
+      const follow = (e) => setSim(simAt(svg, e.clientY), false);
+      const end = (e) => {
+        svg.removeEventListener("pointermove", follow);
+        svg.removeEventListener("pointerup", end);
+        svg.removeEventListener("pointercancel", end);
+        setSim(e.type === "pointerup" ? simAt(svg, e.clientY) : Number(form.elements.sim.value), true);
+      };
+      svg.addEventListener("pointermove", follow);
+      svg.addEventListener("pointerup", end);
+      svg.addEventListener("pointercancel", end);
+      follow(event);
+    });
+    page.addEventListener("keydown", (event) => {
+      if (!event.target.closest?.(".imagecluster-cut") || event.altKey || event.ctrlKey || event.metaKey) return;
+      const input = form.elements.sim;
+      const step = { ArrowUp: -1, ArrowRight: -1, ArrowDown: 1, ArrowLeft: 1, PageUp: -10, PageDown: 10 }[event.key];
+      const sim = event.key === "Home" ? 1 : event.key === "End" ? 0
+        : step ? Number(input.value) + step * Number(input.step || 0.01) : null;
+      if (sim === null) return;
+      event.preventDefault();
+      setSim(Math.round(Math.min(1, Math.max(0, sim)) * 100) / 100, true);
+    });
+    page.addEventListener("click", (event) => {
+      const leaf = event.target.closest?.(".imagecluster-leaf");
+      if (!leaf || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+      const cell = page.querySelector(`.imagecluster-photo-cell[data-id="${leaf.dataset.id}"]`);
+      if (!cell) return; // not on this page: its row page
+      event.preventDefault();
+      cell.scrollIntoView({ block: "center" });
+      loupe.open(cell);
+    });
 
     // -- verdicts in place: what was recorded, what it changed, undo ------------------------------------
     const report = (data) => {

@@ -17,7 +17,7 @@ from ..errors import NotFoundError
 from ..library import keepers, saved
 from ..library.connections import has_tables
 from ..library.schema import CLUSTER_MEMBERS, CLUSTERINGS, IMAGES, KEEPERS, VERDICTS
-from .dendrogram import dendrogram_svg
+from .dendrogram import Dendrogram
 from .display import date_span, file_name, photo_date
 from .form import Form, short_duration
 from .permissions import WRITE_API, can_execute_sql, can_view, can_write_rows
@@ -99,8 +99,10 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
     can_sql = await can_execute_sql(datasette, request.actor, db.name)
     table_url = datasette.urls.table(db.name, IMAGES)
     shaping = _shaping_verdicts(selection)
-    named = {i for members in shown for _, photos in _shaping_on(shaping, members) for i in photos} - set(photos)
-    if named:  # the other photo of a "these two differ" that shaped a card on this page
+    dendrogram = Dendrogram.of(clustering.tree, library.ids)
+    named = {i for members in shown for _, photos in _shaping_on(shaping, members) for i in photos}
+    named = (named | {leaf.image_id for leaf in dendrogram.leaves}) - set(photos)
+    if named:  # the other photo of a "these two differ" that shaped a card on this page, the dendrogram's leaves
         photos.update(await db.execute_fn(lambda conn: read_photos(conn, sorted(named))))
     first = (page - 1) * form.page_size + 1
     found = await db.execute_fn(
@@ -185,7 +187,17 @@ async def gallery_context(datasette, request, db, form: Form, clustering: Cluste
         "prev_url": f"{base}?{form.query(page=page - 1)}" if page > 1 else None,
         "next_url": f"{base}?{form.query(page=page + 1)}" if page < pages else None,
         "json_url": f"{base}.json?{form.query(page=None)}",
-        "dendrogram": dendrogram_svg(clustering.tree, p.sim),
+        "dendrogram": dendrogram.svg(
+            clustering.tree,
+            p.sim,
+            {
+                leaf.image_id: (
+                    file_name(photos.get(leaf.image_id, {}).get("path"), leaf.image_id),
+                    datasette.urls.row(db.name, IMAGES, str(leaf.image_id)),
+                )
+                for leaf in dendrogram.leaves
+            },
+        ),
         "random_weights": library.fingerprint_set.weights.startswith("random-"),
         "params_from": selection.chosen.describe(),
         "agreement": None
