@@ -1,5 +1,5 @@
 """The README's screenshots, taken again: the sample library (``imagecluster sample``) on a real Datasette
-server in chromium, at 1440 x 900 and on a 390 x 844 phone, and the loupe.
+server in chromium, at 1440 x 900 and on a 390 x 844 phone, the loupe and the dendrogram.
 
     python docs/screenshots/take.py
 """
@@ -44,6 +44,9 @@ def main() -> None:
                         " return i && i.complete && i.naturalWidth > 320; })()"
                     )
                     page.screenshot(path=str(HERE / "loupe.png"))
+                    page.keyboard.press("Escape")
+                    page.locator(".imagecluster-tree summary").click()
+                    page.locator(".imagecluster-tree").screenshot(path=str(HERE / "dendrogram.png"))
             browser.close()
 
 
