@@ -756,7 +756,8 @@ def keep(db_path, image_ids, name, also, forget, **options):
     "--keeper-rating",
     type=click.IntRange(1, 5),
     default=None,
-    help="also give keepers this star rating, where the photo has none (in its sidecar or its catalog)",
+    help="also give keepers this star rating, where the photo has none (in its sidecar or its catalog); a photo "
+    "no longer a keeper later loses it, unless you changed it",
 )
 def export_xmp_command(db_path, name, sidecar, dry_run, keepers, keeper_rating):
     """Write each photo's cluster into its XMP sidecar as a keyword digiKam and Lightroom read.

@@ -148,7 +148,7 @@ def export_xmp(
             if image_id in kept:
                 paths.append(keeper_keyword(name))
                 rating = keeper_rating if image_id not in rated else None
-            new, added, removed = merge(data, name, paths, rating)
+            new, added, removed = merge(data, name, paths, rating, keeper=image_id in kept)
         except OSError as e:
             skipped.append(SidecarSkipped(target, f"cannot read it: {e.strerror or e}"))
             continue

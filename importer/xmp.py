@@ -24,7 +24,11 @@ DC = "http://purl.org/dc/elements/1.1/"
 LR = "http://ns.adobe.com/lightroom/1.0/"
 DIGIKAM = "http://www.digikam.org/ns/1.0/"
 XMP = "http://ns.adobe.com/xap/1.0/"
-PREFIXES = {"x": X, "rdf": RDF, "dc": DC, "lr": LR, "digiKam": DIGIKAM, "xmp": XMP}
+# Ours: which clustering wrote a keeper's rating, and the value it wrote, so a later export takes back a rating
+# it wrote (and only one the user has not changed since) when the photo is no longer a keeper.
+IMAGECLUSTER = "http://ns.datasette-imagecluster.org/1.0/"
+RATED_BY, RATED = f"{{{IMAGECLUSTER}}}keeperRatingBy", f"{{{IMAGECLUSTER}}}keeperRating"
+PREFIXES = {"x": X, "rdf": RDF, "dc": DC, "lr": LR, "digiKam": DIGIKAM, "xmp": XMP, "imagecluster": IMAGECLUSTER}
 # (property, container, separator) of each keyword field.
 FIELDS = (
     (f"{{{LR}}}hierarchicalSubject", "Bag", "|"),
@@ -86,10 +90,11 @@ def _items(description: etree._Element, prop: str, container: str) -> tuple[etre
 
 
 def merge(
-    data: bytes | None, clustering: str, paths: list[list[str]], rating: int | None = None
+    data: bytes | None, clustering: str, paths: list[list[str]], rating: int | None = None, keeper: bool = False
 ) -> tuple[bytes, list[str], list[str]]:
     """The sidecar with this clustering's keywords set to ``paths`` (none: removed): its cluster, and
-    ``keeper`` where the photo is one; ``rating`` written as xmp:Rating only where the sidecar has none.
+    ``keeper`` where the photo is one; for a keeper, ``rating`` written as xmp:Rating only where the sidecar has
+    none. A photo no longer a keeper loses the rating this clustering wrote, unless the user changed it since.
 
     Returns (new bytes, keywords added, keywords removed), hierarchical keywords
     written with '|'.
@@ -126,8 +131,12 @@ def merge(
             etree.SubElement(box, f"{{{RDF}}}li").text = value
         if not len(box):
             description.remove(description.find(prop))
-    if rating is not None and not _rated(root):
+    if not keeper:
+        removed += _take_back_rating(root, clustering)
+    elif rating is not None and not _rated(root):
         _element(description, f"{{{XMP}}}Rating").text = str(rating)
+        _element(description, RATED_BY).text = clustering
+        _element(description, RATED).text = str(rating)
         added.append(f"xmp:Rating {rating}")
     body = etree.tostring(root, encoding="unicode")
     had_packet = bool(data) and b"<?xpacket" in data
@@ -139,10 +148,42 @@ def merge(
 
 def _rated(root: etree._Element) -> bool:
     """Whether any description already gives a rating (an attribute or an element): the user's, never replaced."""
+    return any(True for _ in _ratings(root))
+
+
+def _ratings(root: etree._Element):
+    """(description, value, element or None where it is an attribute) of each xmp:Rating."""
     for description in root.iter(f"{{{RDF}}}Description"):
-        if f"{{{XMP}}}Rating" in description.attrib or description.find(f"{{{XMP}}}Rating") is not None:
-            return True
-    return False
+        if f"{{{XMP}}}Rating" in description.attrib:
+            yield description, description.get(f"{{{XMP}}}Rating"), None
+        for element in description.findall(f"{{{XMP}}}Rating"):
+            yield description, element.text, element
+
+
+def _take_back_rating(root: etree._Element, clustering: str) -> list[str]:
+    """Remove the keeper rating ``clustering`` wrote (and its record), where the rating is still the one it wrote;
+    a rating the user changed since stays, without the record. What was removed, in words."""
+    records = [
+        (description, by, description.find(RATED))
+        for description in root.iter(f"{{{RDF}}}Description")
+        if (by := description.find(RATED_BY)) is not None and (by.text or "") == clustering
+    ]
+    removed = []
+    for description, by, value in records:
+        written = (value.text or "").strip() if value is not None else None
+        for holder, current, element in list(_ratings(root)):
+            if written is not None and (current or "").strip() == written:
+                if element is None:
+                    del holder.attrib[f"{{{XMP}}}Rating"]
+                else:
+                    holder.remove(element)
+                removed.append(f"xmp:Rating {written}")
+        description.remove(by)
+        if value is not None:
+            description.remove(value)
+        if not removed:  # the user's rating now: only the record goes
+            removed.append("the record of a keeper rating")
+    return removed
 
 
 def sidecar_path(photo: str, style: str) -> str:

@@ -231,6 +231,28 @@ def test_keepers_go_into_xmp_keeping_every_field_and_the_users_rating(runner, ma
     # The saved clustering keeps each photo's part in its cluster, for SQL.
     roles = dict(rows(db, "select image_id, role from cluster_members"))
     assert {roles[i] for i in kept} <= {"keeper", "cluster keeper"} and all(roles[i] == "rest" for i in rest)
+    # Another shot chosen: the keeper no more loses the rating the export wrote; chosen back, the shot that was
+    # kept in between keeps the rating the user changed it to, and loses only the export's record of it.
+    group = next(g for c in found for g in c["groups"] if g["keeper"] != rated and g["rest"])
+    old, new = group["keeper"], group["rest"][0]
+
+    def choose_and_export(image_id: int) -> None:
+        invoke(runner, "keep", db, str(image_id), "--clustering", "trip")
+        invoke(runner, "cluster", db, "--save", "trip")
+        invoke(runner, "export-xmp", db, "--clustering", "trip", "--keeper-rating", "4")
+
+    choose_and_export(new)
+    dropped = exiftool(photos / f"{names[old]}.xmp")
+    assert "XMP-xmp:Rating" not in dropped
+    assert "imagecluster|trip|keeper" not in as_list(dropped["XMP-lr:HierarchicalSubject"])
+    assert exiftool(photos / f"{names[new]}.xmp")["XMP-xmp:Rating"] == 4
+    subprocess.run(
+        [_exiftool(), "-q", "-overwrite_original", "-XMP-xmp:Rating=5", str(photos / f"{names[new]}.xmp")], check=True
+    )
+    choose_and_export(old)
+    changed = exiftool(photos / f"{names[new]}.xmp")
+    assert changed["XMP-xmp:Rating"] == 5 and not any(k.startswith("XMP-imagecluster") for k in changed)
+    assert exiftool(photos / f"{names[old]}.xmp")["XMP-xmp:Rating"] == 4
 
 
 @pytest.mark.asyncio
