@@ -476,6 +476,8 @@ def cluster(
 
     from .workers import client
 
+    if keepers_apart and not links:
+        raise click.UsageError("--keepers-apart lays out the folders of --links: give --links DIR too")
     given = {
         "sim": sim,
         "alpha": alpha,
@@ -495,8 +497,6 @@ def cluster(
     report = clustering.json()
     click.echo(json.dumps(report, indent=2)) if as_json else print_stats(report)
     notes(clustering.selection)
-    if keepers_apart and not links:
-        raise click.UsageError("--keepers-apart lays out the folders of --links: give --links DIR too")
     if links:
         paths = {image["id"]: image["path"] for c in report["clusters"] for image in c["images"]}
         rest = frozenset(paths[i] for cluster in found for group in cluster.groups for i in group.rest)
@@ -667,12 +667,6 @@ def verdict(db_path, verdict, image_ids):
     click.echo(f"Recorded: photos {', '.join(map(str, dict.fromkeys(image_ids)))} {DESCRIBED[verdict]}.", err=True)
 
 
-def _given(options: dict) -> dict:
-    """The clustering options given (the others come from tuning, then the shipped defaults)."""
-    names = ("sim", "alpha", "method", "metric", "min_csize", "pca", "tau", "distance", "model", "layer", "weights")
-    return {name: options[name] for name in names}
-
-
 @cli.command()
 @click.argument("db_path", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
 @_clustering_options
@@ -698,9 +692,11 @@ def keepers(db_path, name, as_json, **options):
     from datasette_imagecluster.api import Photos
 
     with Photos.open(db_path, reuse=False) as photos:
-        target = name or photos.cluster(**_given(options))
-        found = photos.keepers(target)
-        paths = dict(photos.conn.execute("select id, path from images"))
+        found = photos.keepers(name or photos.cluster(**options))
+        shown = json.dumps([i for cluster in found for i in cluster.images])
+        paths = dict(
+            photos.conn.execute("select id, path from images where id in (select value from json_each(?))", (shown,))
+        )
     if as_json:
         click.echo(json.dumps({"clusters": [cluster.json() for cluster in found]}, indent=2))
     else:
@@ -731,7 +727,7 @@ def keep(db_path, image_ids, name, also, forget, **options):
             count = photos.forget_keepers(image_ids)
             click.echo(f"Forgot {count} chosen keeper(s).", err=True)
             return
-        photos.choose_keepers(name or photos.cluster(**_given(options)), image_ids, also=also)
+        photos.choose_keepers(name or photos.cluster(**options), image_ids, also=also)
     click.echo(f"Keeping {', '.join(map(str, image_ids))}.", err=True)
 
 

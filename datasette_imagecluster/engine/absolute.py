@@ -89,6 +89,14 @@ class Mix:
             d[untimed] = alone
         return d
 
+    def terms(self, dc: np.ndarray, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """d's content and time terms apart (their sum is d), for weighing one against the other
+        (:mod:`.cohesion`); ``dc`` and ``dt`` as for the call, left as they are."""
+        alone = dc / self.scale  # a pair without a capture time: content alone
+        timed = np.isfinite(dt)
+        time = np.where(timed, np.minimum(np.nan_to_num(dt) / self.tau, 1.0) * self.alpha, 0.0)
+        return np.where(timed, alone * (1 - self.alpha), alone), time
+
 
 def distances(vectors: np.ndarray, times: np.ndarray, mix: Mix, metric: str) -> np.ndarray:
     """The condensed matrix of the absolute distance; ``times`` from :func:`clock`."""

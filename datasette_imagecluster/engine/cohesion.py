@@ -40,11 +40,8 @@ def cohesion(vectors: np.ndarray, times: np.ndarray, mix: Mix, metric: str) -> C
         return None
     vectors, times = np.asarray(vectors[:n], dtype=np.float64), np.asarray(times[:n], dtype=np.float64)
     i, j = np.triu_indices(n, 1)
-    alone = pairwise.pdist(vectors, metric) / mix.scale  # a pair without a capture time: content alone
     dt = np.abs(times[i] - times[j])
-    timed = np.isfinite(dt)
-    time = np.where(timed, np.minimum(np.nan_to_num(dt) / mix.tau, 1.0) * mix.alpha, 0.0)
-    content = np.where(timed, alone * (1 - mix.alpha), alone)
+    content, time = mix.terms(pairwise.pdist(vectors, metric), dt)
     total = content + time
     edges = _spanning_tree(squareform(total), n)
     weakest = int(edges[np.argmax(total[edges])])
@@ -54,7 +51,7 @@ def cohesion(vectors: np.ndarray, times: np.ndarray, mix: Mix, metric: str) -> C
         weakest=(int(i[weakest]), int(j[weakest])),
         distance=float(total[weakest]),
         content=float(content[weakest]),
-        seconds=float(dt[weakest]) if timed[weakest] else None,
+        seconds=float(dt[weakest]) if np.isfinite(dt[weakest]) else None,
     )
 
 

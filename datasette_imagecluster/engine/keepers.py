@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 CLIPPING_MARGIN = 0.02  # share of the frame
 BRIGHTNESS = (0.75, 1.33)  # times the group's median brightness
@@ -132,36 +134,49 @@ BURST_GAP = 5.0  # seconds between shots of one burst (cameras shoot 3-30 a seco
 
 
 def components(count: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    """A label per position: positions joined by ``pairs`` share one (union-find)."""
-    parent = np.arange(count)
+    """A label per position: positions joined by ``pairs`` share one, labels in the order of their first position."""
+    a, b = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(count, count))
+    return connected_components(graph, directed=False)[1]
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([root(i) for i in range(count)])
+def _same(values: list[str | None]) -> list[tuple[int, int]]:
+    """Pairs that join the positions sharing a value (None shares nothing): each to the next, enough for
+    :func:`components`, and linear in the cluster's size."""
+    last: dict[str, int] = {}
+    pairs = []
+    for position, value in enumerate(values):
+        if value is None:
+            continue
+        if value in last:
+            pairs.append((last[value], position))
+        last[value] = position
+    return pairs
+
+
+def _near(unit_vectors: np.ndarray, rows: int = 512) -> list[tuple[int, int]]:
+    """Pairs of fingerprints (norm 1) at most ``NEAR`` apart in cosine distance, a block of rows of their Gram
+    matrix at a time: memory ``rows`` x n, where the pairs' own vectors would take n^2 / 2 x the dimension."""
+    n = len(unit_vectors)
+    pairs = []
+    for start in range(0, n, rows):
+        block = 1.0 - unit_vectors[start : start + rows] @ unit_vectors.T <= NEAR
+        a, b = np.nonzero(block)
+        a += start
+        above = a < b
+        pairs.extend(zip(a[above].tolist(), b[above].tolist()))
+    return pairs
 
 
 def tier_links(
     file_hashes: list[str], pixel_hashes: list[str | None], unit_vectors: np.ndarray, times: np.ndarray
 ) -> dict[str, list[tuple[int, int]]]:
-    """The pairs of one cluster's photos (positions) each tier joins; ``unit_vectors``: fingerprints of norm 1,
-    ``times``: capture times (NaN: none)."""
-    n = len(file_hashes)
-    i, j = np.triu_indices(n, 1)
-    near = 1.0 - np.einsum("ij,ij->i", unit_vectors[i], unit_vectors[j]) <= NEAR
+    """Pairs of one cluster's photos (positions) that join what each tier joins; ``unit_vectors``: fingerprints
+    of norm 1, ``times``: capture times (NaN: none)."""
     links: dict[str, list[tuple[int, int]]] = {
-        "same file": [(a, b) for a, b in zip(i, j) if file_hashes[a] == file_hashes[b]],
-        "same pixels": [
-            (a, b) for a, b in zip(i, j) if pixel_hashes[a] is not None and pixel_hashes[a] == pixel_hashes[b]
-        ],
-        "near duplicate": [(int(a), int(b)) for a, b in zip(i[near], j[near])],
+        "same file": _same(list(file_hashes)),
+        "same pixels": _same(list(pixel_hashes)),
+        "near duplicate": _near(unit_vectors),
         "burst": [],
     }
     for run in bursts(times, BURST_GAP):

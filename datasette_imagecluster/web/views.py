@@ -288,10 +288,7 @@ async def verdict_view(datasette, request):
             lambda conn: Photos(conn).record_verdict(verdict, photos, apart_from=others)
         )
     except LabelError as e:
-        if as_json:
-            return Response.json({"ok": False, "message": f"Not recorded: {e}", "photos": named}, status=400)
-        datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
-        return Response.redirect(back)
+        return _not_recorded(datasette, request, e, named, back)
     shown = f"{names[0]} and the rest of its cluster" if others is not None else _sentence(names)
     message = f"Recorded: {shown} {DESCRIBED[verdict]}."
     if not as_json:
@@ -309,6 +306,14 @@ async def verdict_view(datasette, request):
     return Response.json({"ok": True, "message": message, "photos": named, "changes": changes, "undo": undo})
 
 
+def _not_recorded(datasette, request, error: Exception, named: list[dict], back: str) -> Response:
+    """A verdict or a keeper refused: JSON with the reason for the page's script, else the reason as a message."""
+    if _wants_json(request):
+        return Response.json({"ok": False, "message": f"Not recorded: {error}", "photos": named}, status=400)
+    datasette.add_message(request, f"Not recorded: {error}", datasette.ERROR)
+    return Response.redirect(back)
+
+
 @_json_errors
 async def keep_view(datasette, request):
     """POST ``/<database>/-/cluster/keep``: keep this photo (``keep``: its id) in its cluster at the page's
@@ -324,24 +329,21 @@ async def keep_view(datasette, request):
     await _may_write(datasette, request, db, KEEPERS, "delete-row" if forget else "insert-row")
     if not await db.execute_fn(lambda conn: has_tables(conn, KEEPERS)):
         raise BadRequest("this database predates keepers: run any imagecluster import on it once to upgrade it")
-    settings = config(datasette, db.name)
-    clusters = await _clusters_or_none(datasette, db, _page_form(back, settings), settings)
     _, named = await _named(datasette, db, [photo])
     try:
         if forget:
             await db.execute_write_fn(lambda conn: keepers.forget(conn, [photo]))
             message = f"{named[0]['name']} is no longer your choice: the suggestion stands again."
-        elif clusters is None:
-            raise LabelError("the clusters at these settings are not ready yet: try again once the page shows them")
         else:
+            settings = config(datasette, db.name)
+            clusters = await _clusters_or_none(datasette, db, _page_form(back, settings), settings)
+            if clusters is None:
+                raise LabelError("the clusters at these settings are not ready yet: try again once the page shows them")
             numbered = list(enumerate(clusters, 1))
             await db.execute_write_fn(lambda conn: keepers.choose(conn, numbered, [photo]))
             message = f"Keeping {named[0]['name']}: your choice, over the suggestion."
     except LabelError as e:
-        if _wants_json(request):
-            return Response.json({"ok": False, "message": f"Not recorded: {e}", "photos": named}, status=400)
-        datasette.add_message(request, f"Not recorded: {e}", datasette.ERROR)
-        return Response.redirect(back)
+        return _not_recorded(datasette, request, e, named, back)
     if _wants_json(request):
         return Response.json({"ok": True, "message": message, "photos": named, "changes": []})
     datasette.add_message(request, message, datasette.INFO)
